@@ -1,0 +1,1 @@
+"""Everything that talks to models: roster, backends, judge prompts, verdict parsing, caches."""

@@ -1,0 +1,1 @@
+"""Chat backends behind one interface (see base.ChatBackend)."""

@@ -1,0 +1,1 @@
+"""Stages of the Arena Learning pipeline: Parquet folder in, Parquet folder out."""

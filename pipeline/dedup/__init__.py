@@ -1,0 +1,1 @@
+"""Deduplication: exact (normalised text hash), near (MinHash LSH), semantic (FAISS)."""

@@ -1,0 +1,1 @@
+"""Ingest: instruction pools of many shapes -> canonical conversation rows + quarantine."""

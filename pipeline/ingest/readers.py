@@ -1,0 +1,127 @@
+"""Pool file readers: split a file into tasks, then read one task's raw records.
+
+JSONL is split into byte ranges that end on a newline, so a huge file is read
+by many workers at once and a record's line number is known without parsing.
+JSON arrays are read whole (one task per file); Parquet one task per row group.
+A file that cannot be read at all raises UserError with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+POOL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+
+
+def expand_inputs(paths: list[str]) -> list[Path]:
+    """Files as given, folders expanded to the pool files inside them; duplicates once."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in POOL_SUFFIXES and p.is_file())
+            if not found:
+                raise UserError(f"{path}: folder holds no .jsonl, .json or .parquet files")
+            files.extend(found)
+        elif not path.exists():
+            raise UserError(f"{path}: no such file")
+        else:
+            files.append(path)
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    for path in unique:
+        if not os.access(path, os.R_OK):
+            raise UserError(f"{path}: permission denied")
+    return unique
+
+
+def file_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return "parquet"
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix == ".json":
+        with open(path, "rb") as f:
+            head = f.read(4096).lstrip()
+        return "json_array" if head.startswith(b"[") else "jsonl"
+    raise UserError(f"{path}: unknown format {suffix or '(no suffix)'}; use .jsonl, .json or .parquet")
+
+
+def plan_file(path: Path, chunk_bytes: int) -> list[dict]:
+    """Task specs for one file: {"path", "format", ...range...}."""
+    fmt = file_format(path)
+    if fmt == "jsonl":
+        return [{"path": str(path), "format": fmt, **c} for c in _jsonl_chunks(path, chunk_bytes)]
+    if fmt == "json_array":
+        _load_array(path)  # fail now, with one line, rather than inside a worker
+        return [{"path": str(path), "format": fmt}]
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as exc:  # noqa: BLE001 - any Arrow error means "unreadable"
+        raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
+    specs, first = [], 1
+    for group in range(meta.num_row_groups):
+        specs.append({"path": str(path), "format": fmt, "row_group": group, "first_line": first})
+        first += meta.row_group(group).num_rows
+    return specs
+
+
+def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[dict]:
+    size = path.stat().st_size
+    start, line = 0, 1
+    with open(path, "rb") as f:
+        while start < size:
+            f.seek(start)
+            data = f.read(chunk_bytes)
+            while not data.endswith(b"\n"):  # extend to the end of the line
+                more = f.read(1 << 16)
+                if not more:
+                    break
+                cut = more.find(b"\n")
+                data += more if cut < 0 else more[: cut + 1]
+                if cut >= 0:
+                    break
+            yield {"offset": start, "length": len(data), "first_line": line}
+            line += data.count(b"\n")
+            start += len(data)
+
+
+def _load_array(path: Path) -> list:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: malformed JSON array (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: JSON file holds a {type(data).__name__}, expected an array")
+    return data
+
+
+def read_records(spec: dict) -> Iterator[tuple[int, object, bytes | None]]:
+    """(record number, decoded value or None, raw bytes when decoding failed)."""
+    fmt = spec["format"]
+    if fmt == "jsonl":
+        with open(spec["path"], "rb") as f:
+            f.seek(spec["offset"])
+            data = f.read(spec["length"])
+        for i, raw in enumerate(data.split(b"\n")):
+            if raw.strip():
+                yield spec["first_line"] + i, None, raw
+    elif fmt == "json_array":
+        for i, value in enumerate(_load_array(Path(spec["path"]))):
+            yield 1 + i, value, None
+    else:
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(spec["path"]).read_row_group(spec["row_group"])
+        for i, value in enumerate(table.to_pylist()):
+            yield spec["first_line"] + i, value, None
