@@ -55,6 +55,7 @@ def _prepare_worker_environment(threads: int) -> None:
             "distributed.nanny.pre-spawn-environ": {
                 "OMP_NUM_THREADS": str(threads),
                 "MKL_NUM_THREADS": str(threads),
+                "OPENBLAS_NUM_THREADS": str(threads),
                 "TOKENIZERS_PARALLELISM": "false",
             },
         }

@@ -18,14 +18,13 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def ingest(args: argparse.Namespace, client, paths, out) -> dict:
-    from pipeline.ingest.readers import expand_inputs
+def ingest(args: argparse.Namespace, client, files, out) -> dict:
+    """Run the ingest stage on `files` (already expanded by expand_inputs)."""
     from pipeline.ingest.stage import IngestConfig, IngestPools
     from pipeline.runner import run_stage
 
     config = IngestConfig(max_chars=args.max_chars, chunk_mb=args.chunk_mb)
-    stage = IngestPools(expand_inputs(paths), out, config)
-    return run_stage(stage, client, overwrite=args.overwrite)
+    return run_stage(IngestPools(files, out, config), client, overwrite=args.overwrite)
 
 
 def report(manifest: dict, out) -> str:
@@ -40,8 +39,10 @@ def report(manifest: dict, out) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from jobs.cluster import connect
+    from pipeline.ingest.readers import expand_inputs
 
+    files = expand_inputs(args.paths)  # a missing file fails before any cluster starts
     with connect(args) as client:
-        manifest = ingest(args, client, args.paths, args.out)
+        manifest = ingest(args, client, files, args.out)
     print(report(manifest, args.out))
     return 0

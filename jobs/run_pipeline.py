@@ -31,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from jobs import dedup, ingest
     from jobs.cluster import connect
 
+    from pipeline.ingest.readers import expand_inputs
+
     out = Path(args.out)
-    paths = args.pool or [str(p) for p in sample_pool_files()]
+    files = expand_inputs(args.pool or [str(p) for p in sample_pool_files()])
     with connect(args) as client:
-        pooled = ingest.ingest(args, client, paths, out / "pool")
+        pooled = ingest.ingest(args, client, files, out / "pool")
         print(ingest.report(pooled, out / "pool"))
         deduped = dedup.exact_dedup(client, out / "pool", out / "dedup", overwrite=args.overwrite)
         print(dedup.report(deduped, out / "dedup"))
