@@ -1,0 +1,133 @@
+"""Ingest + exact dedup of a generated pool on the embedded cluster, with a crash in the middle.
+
+    python -m bench.ingest_dedup [--rows 2000000]
+
+Measures wall time and peak RSS (the job's whole process tree: client,
+scheduler, workers) of an uninterrupted run, then a run killed with SIGKILL
+mid-ingest and mid-dedup and resumed, and checks that both give the same rows
+and content hash. The baseline beside it: the plain single-process way,
+pandas.read_json(lines=True) + drop_duplicates on the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from bench.pools import write_pool
+
+ARENA = [sys.executable, "-m", "jobs.cli"]
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run(args: list[str], kill_when: Path | None = None, at_least: int = 0) -> tuple[float, int, bool]:
+    """(seconds, peak tree RSS bytes, killed?) of one CLI run."""
+    start = time.time()
+    proc = subprocess.Popen([*ARENA, *args], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ps, peak, killed = psutil.Process(proc.pid), 0, False
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(ps))
+        if kill_when is not None and kill_when.is_dir() and len(list(kill_when.glob("*.json"))) >= at_least:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.1)
+    proc.wait()
+    if not killed and proc.returncode != 0:
+        raise SystemExit(f"arena {' '.join(args)} failed with {proc.returncode}")
+    return time.time() - start, peak, killed
+
+
+def baseline_child(pool: str) -> None:
+    """Plain pandas in one process: read everything, normalise the text, drop duplicates."""
+    import resource
+
+    import pandas as pd
+
+    t = time.time()
+    df = pd.read_json(pool, lines=True)
+    fields = [c for c in ("prompt", "instruction", "input", "turns", "messages", "conversations") if c in df]
+    text = df[fields].fillna("").astype(str).fillna("").agg("\x1f".join, axis=1)
+    key = text.str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
+    kept = int((~key.duplicated()).sum())
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"s": time.time() - t, "rows": kept, "rss": rss}))
+
+
+def baseline(pool: Path) -> tuple[float, int, int]:
+    """Run baseline_child in a fresh process so its peak RSS is its own."""
+    code = f"from bench.ingest_dedup import baseline_child; baseline_child({str(pool)!r})"
+    out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                    text=True).stdout)
+    return out["s"], out["rss"], out["rows"]
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((folder / "_manifest.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--chunk-mb", type=int, default=16)
+    opts = parser.parse_args()
+    gib = 1 << 30
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        tmp = Path(tmp)
+        t = time.time()
+        pool = write_pool(tmp / "pool.jsonl", opts.rows, duplicate_share=0.2)
+        print(f"pool: {opts.rows:,} rows, {pool.stat().st_size / 2**20:.0f} MiB, generated in {time.time() - t:.0f}s")
+        cluster = ["--workers", str(opts.workers)]
+        ingest = ["ingest", str(pool), "--chunk-mb", str(opts.chunk_mb), *cluster]
+
+        s_ing, rss_ing, _ = run([*ingest, "--out", str(tmp / "clean")])
+        s_dd, rss_dd, _ = run(["dedup", "--exact", str(tmp / "clean"), "--out", str(tmp / "clean-dd"), *cluster])
+        clean, clean_dd = manifest(tmp / "clean"), manifest(tmp / "clean-dd")
+
+        crashed, crashed_dd = tmp / "crashed", tmp / "crashed-dd"
+        _, _, killed1 = run([*ingest, "--out", str(crashed)], crashed / "_done", at_least=3)
+        s_res, _, _ = run([*ingest, "--out", str(crashed)])
+        dd = ["dedup", "--exact", str(crashed), "--out", str(crashed_dd), *cluster]
+        _, _, killed2 = run(dd, crashed_dd / "_shuffle" / "_done", at_least=2)
+        run(dd)
+        same = (manifest(crashed)["content_hash"] == clean["content_hash"]
+                and manifest(crashed_dd)["content_hash"] == clean_dd["content_hash"])
+
+        s_base, rss_base, base_rows = baseline(pool)
+
+    rows = clean["rows_out"]
+    print(f"{'':28}{'seconds':>10}{'rows/s':>12}{'peak RSS GiB':>14}")
+    print(f"{'arena ingest':28}{s_ing:>10.1f}{rows / s_ing:>12,.0f}{rss_ing / gib:>14.2f}")
+    print(f"{'arena dedup --exact':28}{s_dd:>10.1f}{rows / s_dd:>12,.0f}{rss_dd / gib:>14.2f}")
+    total = s_ing + s_dd
+    print(f"{'arena ingest + dedup':28}{total:>10.1f}{rows / total:>12,.0f}{max(rss_ing, rss_dd) / gib:>14.2f}")
+    print(f"{'baseline pandas (1 process)':28}{s_base:>10.1f}{rows / s_base:>12,.0f}{rss_base / gib:>14.2f}")
+    print(f"ratio time arena/baseline: {total / s_base:.2f}x; "
+          f"peak RSS arena/baseline: {max(rss_ing, rss_dd) / rss_base:.2f}x")
+    print(f"kept after exact dedup: arena {clean_dd['rows_out']:,}; baseline {base_rows:,}")
+    print(f"crash test: killed mid-ingest={killed1}, mid-dedup={killed2}; resumed ingest took {s_res:.1f}s; "
+          f"same content hash as the uninterrupted run: {same}")
+
+
+if __name__ == "__main__":
+    main()
