@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # (subcommand module, in the order shown by --help)
-JOBS = ("jobs.run_pipeline", "jobs.ingest", "jobs.dedup")
+JOBS = ("jobs.run_pipeline", "jobs.ingest", "jobs.dedup", "jobs.elo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Ratings: battle files -> pair counts -> Bradley-Terry (+ bootstrap, style control) -> leaderboard."""

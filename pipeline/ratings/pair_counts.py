@@ -1,0 +1,62 @@
+"""Outcome counts per ordered model pair, as dense matrices indexed by model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TIE_MODES = ("half", "ignore")
+
+
+@dataclass
+class PairCounts:
+    """wins[i, j]: battles i won against j; ties[i, j] = ties[j, i]: ties between them."""
+
+    models: list[str]
+    wins: np.ndarray
+    ties: np.ndarray
+
+    @classmethod
+    def from_counts(cls, counts: pd.DataFrame, bothbad_as_tie: bool = True) -> PairCounts:
+        models = sorted(set(counts.model_a) | set(counts.model_b))
+        index = {m: i for i, m in enumerate(models)}
+        n = len(models)
+        wins, ties = np.zeros((n, n)), np.zeros((n, n))
+        a = counts.model_a.map(index).to_numpy()
+        b = counts.model_b.map(index).to_numpy()
+        k = counts.n.to_numpy(dtype=float)
+        outcome = counts.outcome.to_numpy()
+        for mask, target, rows, cols in (
+            (outcome == "model_a", wins, a, b),
+            (outcome == "model_b", wins, b, a),
+            (outcome == "tie", ties, a, b),
+            ((outcome == "tie (bothbad)") & bothbad_as_tie, ties, a, b),
+        ):
+            np.add.at(target, (rows[mask], cols[mask]), k[mask])
+        return cls(models, wins, ties + ties.T)
+
+    def comparison_matrix(self, tie_mode: str = "half") -> np.ndarray:
+        """comp[i, j]: (fractional) wins of i over j, the input of a Bradley-Terry fit."""
+        if tie_mode == "half":
+            return self.wins + 0.5 * self.ties
+        if tie_mode == "ignore":
+            return self.wins.copy()
+        raise ValueError(f"tie mode {tie_mode!r}: expected one of {', '.join(TIE_MODES)}")
+
+    @property
+    def battles_per_model(self) -> np.ndarray:
+        return self.wins.sum(1) + self.wins.sum(0) + self.ties.sum(1)
+
+    def win_rate(self) -> np.ndarray:
+        """(wins + ties / 2) / battles, per model."""
+        played = self.battles_per_model
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(played > 0, (self.wins.sum(1) + 0.5 * self.ties.sum(1)) / played, np.nan)
+
+    def pairwise_win_rate(self) -> np.ndarray:
+        """rate[i, j]: share of i's battles against j that i won (ties half)."""
+        total = self.wins + self.wins.T + self.ties
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, (self.wins + 0.5 * self.ties) / total, np.nan)
