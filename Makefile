@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # torch, or pip resolves a multi-GB CUDA build. Override on a GPU machine.
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= runs/demo
+# Converted model folders (SmolLM2 from its GGUF) live in the checkout, so a fresh
+# clone proves the conversion works.
+export ARENA_CACHE ?= $(CURDIR)/.cache/arena-learning
 
 .PHONY: setup demo test lint bench clean
 

@@ -38,15 +38,25 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run(args: list[str], kill_when: Path | None = None, at_least: int = 0) -> tuple[float, int, bool]:
+def run(
+    args: list[str], kill_when: Path | None = None, at_least: int = 0
+) -> tuple[float, int, bool]:
     """(seconds, peak tree RSS bytes, killed?) of one CLI run."""
     start = time.time()
-    proc = subprocess.Popen([*ARENA, *args], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*ARENA, *args],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ps, peak, killed = psutil.Process(proc.pid), 0, False
     while proc.poll() is None:
         peak = max(peak, tree_rss(ps))
-        if kill_when is not None and kill_when.is_dir() and len(list(kill_when.glob("*.json"))) >= at_least:
+        if (
+            kill_when is not None
+            and kill_when.is_dir()
+            and len(list(kill_when.glob("*.json"))) >= at_least
+        ):
             os.killpg(proc.pid, signal.SIGKILL)
             killed = True
             break
@@ -65,7 +75,11 @@ def baseline_child(pool: str) -> None:
 
     t = time.time()
     df = pd.read_json(pool, lines=True)
-    fields = [c for c in ("prompt", "instruction", "input", "turns", "messages", "conversations") if c in df]
+    fields = [
+        c
+        for c in ("prompt", "instruction", "input", "turns", "messages", "conversations")
+        if c in df
+    ]
     text = df[fields].fillna("").astype(str).fillna("").agg("\x1f".join, axis=1)
     key = text.str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
     kept = int((~key.duplicated()).sum())
@@ -76,8 +90,11 @@ def baseline_child(pool: str) -> None:
 def baseline(pool: Path) -> tuple[float, int, int]:
     """Run baseline_child in a fresh process so its peak RSS is its own."""
     code = f"from bench.ingest_dedup import baseline_child; baseline_child({str(pool)!r})"
-    out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                                    text=True).stdout)
+    out = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout
+    )
     return out["s"], out["rss"], out["rows"]
 
 
@@ -96,12 +113,16 @@ def main() -> None:
         tmp = Path(tmp)
         t = time.time()
         pool = write_pool(tmp / "pool.jsonl", opts.rows, duplicate_share=0.2)
-        print(f"pool: {opts.rows:,} rows, {pool.stat().st_size / 2**20:.0f} MiB, generated in {time.time() - t:.0f}s")
+        print(
+            f"pool: {opts.rows:,} rows, {pool.stat().st_size / 2**20:.0f} MiB, generated in {time.time() - t:.0f}s"
+        )
         cluster = ["--workers", str(opts.workers)]
         ingest = ["ingest", str(pool), "--chunk-mb", str(opts.chunk_mb), *cluster]
 
         s_ing, rss_ing, _ = run([*ingest, "--out", str(tmp / "clean")])
-        s_dd, rss_dd, _ = run(["dedup", "--exact", str(tmp / "clean"), "--out", str(tmp / "clean-dd"), *cluster])
+        s_dd, rss_dd, _ = run(
+            ["dedup", "--exact", str(tmp / "clean"), "--out", str(tmp / "clean-dd"), *cluster]
+        )
         clean, clean_dd = manifest(tmp / "clean"), manifest(tmp / "clean-dd")
 
         crashed, crashed_dd = tmp / "crashed", tmp / "crashed-dd"
@@ -110,8 +131,10 @@ def main() -> None:
         dd = ["dedup", "--exact", str(crashed), "--out", str(crashed_dd), *cluster]
         _, _, killed2 = run(dd, crashed_dd / "_shuffle" / "_done", at_least=2)
         run(dd)
-        same = (manifest(crashed)["content_hash"] == clean["content_hash"]
-                and manifest(crashed_dd)["content_hash"] == clean_dd["content_hash"])
+        same = (
+            manifest(crashed)["content_hash"] == clean["content_hash"]
+            and manifest(crashed_dd)["content_hash"] == clean_dd["content_hash"]
+        )
 
         s_base, rss_base, base_rows = baseline(pool)
 
@@ -120,13 +143,21 @@ def main() -> None:
     print(f"{'arena ingest':28}{s_ing:>10.1f}{rows / s_ing:>12,.0f}{rss_ing / gib:>14.2f}")
     print(f"{'arena dedup --exact':28}{s_dd:>10.1f}{rows / s_dd:>12,.0f}{rss_dd / gib:>14.2f}")
     total = s_ing + s_dd
-    print(f"{'arena ingest + dedup':28}{total:>10.1f}{rows / total:>12,.0f}{max(rss_ing, rss_dd) / gib:>14.2f}")
-    print(f"{'baseline pandas (1 process)':28}{s_base:>10.1f}{rows / s_base:>12,.0f}{rss_base / gib:>14.2f}")
-    print(f"ratio time arena/baseline: {total / s_base:.2f}x; "
-          f"peak RSS arena/baseline: {max(rss_ing, rss_dd) / rss_base:.2f}x")
+    print(
+        f"{'arena ingest + dedup':28}{total:>10.1f}{rows / total:>12,.0f}{max(rss_ing, rss_dd) / gib:>14.2f}"
+    )
+    print(
+        f"{'baseline pandas (1 process)':28}{s_base:>10.1f}{rows / s_base:>12,.0f}{rss_base / gib:>14.2f}"
+    )
+    print(
+        f"ratio time arena/baseline: {total / s_base:.2f}x; "
+        f"peak RSS arena/baseline: {max(rss_ing, rss_dd) / rss_base:.2f}x"
+    )
     print(f"kept after exact dedup: arena {clean_dd['rows_out']:,}; baseline {base_rows:,}")
-    print(f"crash test: killed mid-ingest={killed1}, mid-dedup={killed2}; resumed ingest took {s_res:.1f}s; "
-          f"same content hash as the uninterrupted run: {same}")
+    print(
+        f"crash test: killed mid-ingest={killed1}, mid-dedup={killed2}; resumed ingest took {s_res:.1f}s; "
+        f"same content hash as the uninterrupted run: {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,18 +11,46 @@ import json
 import random
 from pathlib import Path
 
-VERBS = ["Explain", "Write", "Summarize", "Compare", "Describe", "List", "Translate", "Prove", "Design", "Debug"]
-TOPICS = [
-    "the causes of the French Revolution", "a binary search tree in Rust", "photosynthesis for a child",
-    "the pros and cons of remote work", "a haiku about autumn rain", "how vaccines train the immune system",
-    "a SQL query for monthly revenue", "the Monty Hall problem", "a REST API for a todo app",
-    "the history of the printing press", "gradient descent with momentum", "a cover letter for a nurse",
+VERBS = [
+    "Explain",
+    "Write",
+    "Summarize",
+    "Compare",
+    "Describe",
+    "List",
+    "Translate",
+    "Prove",
+    "Design",
+    "Debug",
 ]
-STYLES = ["in three sentences", "step by step", "with an example", "for an expert", "in a table", ""]
+TOPICS = [
+    "the causes of the French Revolution",
+    "a binary search tree in Rust",
+    "photosynthesis for a child",
+    "the pros and cons of remote work",
+    "a haiku about autumn rain",
+    "how vaccines train the immune system",
+    "a SQL query for monthly revenue",
+    "the Monty Hall problem",
+    "a REST API for a todo app",
+    "the history of the printing press",
+    "gradient descent with momentum",
+    "a cover letter for a nurse",
+]
+STYLES = [
+    "in three sentences",
+    "step by step",
+    "with an example",
+    "for an expert",
+    "in a table",
+    "",
+]
 
 
 def _instruction(rng: random.Random, i: int) -> str:
-    return f"{rng.choice(VERBS)} {rng.choice(TOPICS)} {rng.choice(STYLES)} (case {i})".replace("  ", " ")
+    return f"{rng.choice(VERBS)} {rng.choice(TOPICS)} {rng.choice(STYLES)} (case {i})".replace(
+        "  ", " "
+    )
 
 
 def _row(rng: random.Random, text: str, i: int) -> dict:
@@ -35,7 +63,10 @@ def _row(rng: random.Random, text: str, i: int) -> dict:
         return {"question_id": i, "turns": [text, "Now make it shorter."]}
     if shape == 3:
         return {"id": i, "messages": [{"role": "user", "content": text}]}
-    return {"id": i, "conversations": [{"from": "human", "value": text}, {"from": "gpt", "value": "Sure."}]}
+    return {
+        "id": i,
+        "conversations": [{"from": "human", "value": text}, {"from": "gpt", "value": "Sure."}],
+    }
 
 
 def write_pool(path: Path, rows: int, duplicate_share: float = 0.1, seed: int = 0) -> Path:

@@ -38,7 +38,9 @@ def simulate(battles: int, models: int, seed: int = 0) -> pd.DataFrame:
     b = ((a + rng.integers(1, models, battles, dtype=np.int32)) % models).astype(np.int32)
     p = 1 / (1 + 10 ** ((strength[b] - strength[a]) / 400))
     u = rng.random(battles)
-    outcome = np.where(u < 0.1, 2, np.where(rng.random(battles) < p, 0, 1)).astype(np.int8)  # 0 a, 1 b, 2 tie
+    outcome = np.where(u < 0.1, 2, np.where(rng.random(battles) < p, 0, 1)).astype(
+        np.int8
+    )  # 0 a, 1 b, 2 tie
     return pd.DataFrame({"a": a, "b": b, "outcome": outcome})
 
 
@@ -51,13 +53,9 @@ def ours(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
     from pipeline.ratings.bootstrap import bootstrap_ratings
     from pipeline.ratings.pair_counts import PairCounts
 
-    cells = df.groupby(["a", "b", "outcome"], observed=True).size().reset_index(name="k")
-    wins, ties = np.zeros((n, n)), np.zeros((n, n))
-    a, b, o, k = (cells[c].to_numpy() for c in ("a", "b", "outcome", "k"))
-    np.add.at(wins, (a[o == 0], b[o == 0]), k[o == 0])
-    np.add.at(wins, (b[o == 1], a[o == 1]), k[o == 1])
-    np.add.at(ties, (a[o == 2], b[o == 2]), k[o == 2])
-    counts = PairCounts([str(i) for i in range(n)], wins, ties + ties.T)
+    counts = PairCounts.from_codes(
+        [str(i) for i in range(n)], df.a.to_numpy(), df.b.to_numpy(), df.outcome.to_numpy()
+    )
     return centred(bootstrap_ratings(counts, rounds=rounds).point)
 
 
@@ -80,9 +78,13 @@ def fastchat_method(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
             z = theta[rows_a] - theta[rows_b]
             nll = (weights * (np.logaddexp(0, -z) * y + np.logaddexp(0, z) * (1 - y))).sum()
             g = weights * (1 / (1 + np.exp(-z)) - y)
-            return nll / weights.sum(), (np.bincount(rows_a, g, n) - np.bincount(rows_b, g, n)) / weights.sum()
+            return nll / weights.sum(), (
+                np.bincount(rows_a, g, n) - np.bincount(rows_b, g, n)
+            ) / weights.sum()
 
-        return minimize(loss, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-9, "maxiter": 1000}).x
+        return minimize(
+            loss, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-9, "maxiter": 1000}
+        ).x
 
     k = unique.k.to_numpy().astype(float)
     point = fit(np.concatenate([k, k[ties]]) * half, np.zeros(n))
@@ -103,8 +105,16 @@ def evalica_bt(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
     index = pd.Index(range(n))
     result = evalica.bradley_terry(xs, ys, winners, index=index)
     if rounds:
-        evalica.bootstrap(evalica.bradley_terry, xs, ys, winners, index=index, n_resamples=rounds,
-                          bootstrap_method="percentile", random_state=0)
+        evalica.bootstrap(
+            evalica.bradley_terry,
+            xs,
+            ys,
+            winners,
+            index=index,
+            n_resamples=rounds,
+            bootstrap_method="percentile",
+            random_state=0,
+        )
     scores = result.scores.reindex(index).to_numpy()
     return centred(np.log(scores) * ELO)
 
@@ -113,14 +123,21 @@ def arena_rank_bt(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
     from arena_rank.models.bradley_terry import BradleyTerry
     from arena_rank.utils.data_utils import PairDataset
 
-    frame = pd.DataFrame({
-        "model_a": df.a.astype(str), "model_b": df.b.astype(str),
-        "winner": np.array(["model_a", "model_b", "tie"])[df.outcome.to_numpy()],
-    })
+    frame = pd.DataFrame(
+        {
+            "model_a": df.a.astype(str),
+            "model_b": df.b.astype(str),
+            "winner": np.array(["model_a", "model_b", "tie"])[df.outcome.to_numpy()],
+        }
+    )
     dataset = PairDataset.from_pandas(frame)
     model = BradleyTerry(n_competitors=len(dataset.competitors))
-    result = model.compute_ratings_and_cis(dataset, ci_method="bootstrap" if rounds else "sandwich",
-                                           num_bootstrap=max(rounds, 1), n_jobs=2)
+    result = model.compute_ratings_and_cis(
+        dataset,
+        ci_method="bootstrap" if rounds else "sandwich",
+        num_bootstrap=max(rounds, 1),
+        n_jobs=2,
+    )
     ratings = pd.Series(np.asarray(result["ratings"]), index=[int(c) for c in dataset.competitors])
     return centred(ratings.reindex(range(n)).to_numpy())
 
@@ -143,8 +160,12 @@ def sklearn_lr(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
     return centred(lr.coef_[0] * ELO)
 
 
-PEERS = {"FastChat method": fastchat_method, "evalica": evalica_bt, "arena-rank": arena_rank_bt,
-         "sklearn LR (point only)": sklearn_lr}
+PEERS = {
+    "FastChat method": fastchat_method,
+    "evalica": evalica_bt,
+    "arena-rank": arena_rank_bt,
+    "sklearn LR (point only)": sklearn_lr,
+}
 
 
 def timed(fn, *args) -> tuple[float, np.ndarray | None, str]:
@@ -158,7 +179,9 @@ def timed(fn, *args) -> tuple[float, np.ndarray | None, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000000x100,10000000x200", help="BATTLESxMODELS, comma separated")
+    parser.add_argument(
+        "--sizes", default="1000000x100,10000000x200", help="BATTLESxMODELS, comma separated"
+    )
     parser.add_argument("--rounds", type=int, default=100, help="bootstrap rounds")
     parser.add_argument("--skip", default="", help="comma-separated peers to skip")
     opts = parser.parse_args()
@@ -184,7 +207,11 @@ def main() -> None:
         print(f"{'method':26}{'seconds':>10}{'ours faster':>13}{'max |Δ| Elo vs FastChat':>26}")
         rows = [("ours", (t_ours, r_ours, ""))] + list(results.items())
         for name, (secs, ratings, note) in rows:
-            delta = "" if ratings is None or reference is None else f"{np.abs(ratings - reference).max():.3f}"
+            delta = (
+                ""
+                if ratings is None or reference is None
+                else f"{np.abs(ratings - reference).max():.3f}"
+            )
             speed = "" if name == "ours" else f"{secs / t_ours:.1f}x"
             print(f"{name:26}{secs:>10.2f}{speed:>13}{delta:>26}  {note}")
         fastest = min((s for n, (s, r, _) in results.items() if r is not None), default=None)

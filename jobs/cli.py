@@ -8,7 +8,14 @@ import importlib
 import sys
 
 # (subcommand module, in the order shown by --help)
-JOBS = ("jobs.run_pipeline", "jobs.ingest", "jobs.dedup", "jobs.elo")
+JOBS = (
+    "jobs.run_pipeline",
+    "jobs.ingest",
+    "jobs.dedup",
+    "jobs.build_evalset",
+    "jobs.decontaminate",
+    "jobs.elo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"arena {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"arena {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(
+            f"arena {args.command}: interrupted; rerun the same command to resume", file=sys.stderr
+        )
         return 130
 
 

@@ -17,11 +17,21 @@ import sys
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster")
-    group.add_argument("--scheduler-address", help="connect to this Dask scheduler (tcp://host:8786)")
-    group.add_argument("--scheduler-file", help="connect using a scheduler file written by `dask scheduler`")
-    group.add_argument("--workers", type=int, default=None, help="embedded cluster: worker processes")
-    group.add_argument("--threads-per-worker", type=int, default=1, help="embedded cluster: threads each")
-    group.add_argument("--memory-limit", default="auto", help="embedded cluster: per worker, e.g. 4GiB")
+    group.add_argument(
+        "--scheduler-address", help="connect to this Dask scheduler (tcp://host:8786)"
+    )
+    group.add_argument(
+        "--scheduler-file", help="connect using a scheduler file written by `dask scheduler`"
+    )
+    group.add_argument(
+        "--workers", type=int, default=None, help="embedded cluster: worker processes"
+    )
+    group.add_argument(
+        "--threads-per-worker", type=int, default=1, help="embedded cluster: threads each"
+    )
+    group.add_argument(
+        "--memory-limit", default="auto", help="embedded cluster: per worker, e.g. 4GiB"
+    )
     group.add_argument(
         "--worker-resources",
         default="",
@@ -78,7 +88,10 @@ def connect(args: argparse.Namespace, *, quiet: bool = False):
         client = None
     if client is not None:
         if not quiet:
-            print(f"connected to {where} ({len(client.scheduler_info()['workers'])} workers)", file=sys.stderr)
+            print(
+                f"connected to {where} ({len(client.scheduler_info()['workers'])} workers)",
+                file=sys.stderr,
+            )
         with client:
             yield client
         return

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from jobs.cluster import connect
 
     with connect(args) as client:
-        manifest = exact_dedup(client, args.pool, args.out, buckets=args.buckets, overwrite=args.overwrite)
+        manifest = exact_dedup(
+            client, args.pool, args.out, buckets=args.buckets, overwrite=args.overwrite
+        )
     print(report(manifest, args.out))
     return 0

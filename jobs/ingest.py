@@ -11,7 +11,9 @@ def register(sub) -> None:
     p = sub.add_parser("ingest", help="read instruction pools into canonical conversation rows")
     p.add_argument("paths", nargs="+", help="JSONL / JSON / Parquet files or folders of them")
     p.add_argument("--out", required=True, help="output folder (Parquet parts + _quarantine/)")
-    p.add_argument("--max-chars", type=int, default=200_000, help="longer conversations are quarantined")
+    p.add_argument(
+        "--max-chars", type=int, default=200_000, help="longer conversations are quarantined"
+    )
     p.add_argument("--chunk-mb", type=int, default=32, help="JSONL bytes per task")
     p.add_argument("--overwrite", action="store_true", help="replace an output of another config")
     add_cluster_arguments(p)

@@ -39,5 +39,11 @@ def folder_fingerprint(folder: Path) -> dict:
     """A stage output is fingerprinted by its manifest's content hash when it has one."""
     manifest = folder / "_manifest.json"
     if manifest.exists():
-        return {"path": str(folder), "content_hash": json.loads(manifest.read_text())["content_hash"]}
-    return {"path": str(folder), "files": [file_fingerprint(p) for p in sorted(folder.glob("*.parquet"))]}
+        return {
+            "path": str(folder),
+            "content_hash": json.loads(manifest.read_text())["content_hash"],
+        }
+    return {
+        "path": str(folder),
+        "files": [file_fingerprint(p) for p in sorted(folder.glob("*.parquet"))],
+    }

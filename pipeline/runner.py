@@ -10,7 +10,7 @@ import json
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pipeline.errors import UserError
 from pipeline.hashing import combine_hashes
@@ -35,7 +35,9 @@ def claim_output(stage: Stage, overwrite: bool) -> None:
             shutil.rmtree(stage.out)
     elif stage.out.exists() and any(p for p in stage.out.iterdir() if not p.name.startswith("_")):
         if not overwrite:
-            raise UserError(f"{stage.out} exists and is not a {stage.name} output; pass --overwrite")
+            raise UserError(
+                f"{stage.out} exists and is not a {stage.name} output; pass --overwrite"
+            )
         shutil.rmtree(stage.out)
     stage.out.mkdir(parents=True, exist_ok=True)
     remove_temporaries(stage.out)
@@ -45,7 +47,9 @@ def claim_output(stage: Stage, overwrite: bool) -> None:
 def is_complete(stage: Stage) -> bool:
     """True when the folder holds a finished run of exactly this configuration."""
     manifest = stage.out / MANIFEST_FILE
-    return manifest.exists() and json.loads(manifest.read_text())["config_hash"] == stage.config_hash
+    return (
+        manifest.exists() and json.loads(manifest.read_text())["config_hash"] == stage.config_hash
+    )
 
 
 def _finished(stage: Stage, names: set[str]) -> dict[str, PartResult]:
@@ -108,7 +112,7 @@ def run_stage(stage: Stage, client, *, overwrite: bool = False, progress: bool =
         "content_hash": combine_hashes({r.name: r.content_hash for r in ordered}),
         "summary": stage.summary(ordered),
         "part_results": [dataclasses.asdict(r) for r in ordered],
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(time.time() - started, 3),
     }
     write_json_atomic(manifest, stage.out / MANIFEST_FILE)

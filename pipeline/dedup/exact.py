@@ -53,7 +53,9 @@ class ExactDedupConfig:
 
 def text_key(messages: list[dict]) -> str:
     """Rows with the same normalised turns (roles included) share a key."""
-    return short_hash("\x1e".join(f"{m['role']}\x1f{normalize_text(m['content'])}" for m in messages))
+    return short_hash(
+        "\x1e".join(f"{m['role']}\x1f{normalize_text(m['content'])}" for m in messages)
+    )
 
 
 class ShuffleByKey(Stage):

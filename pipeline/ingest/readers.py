@@ -49,7 +49,9 @@ def file_format(path: Path) -> str:
         with open(path, "rb") as f:
             head = f.read(4096).lstrip()
         return "json_array" if head.startswith(b"[") else "jsonl"
-    raise UserError(f"{path}: unknown format {suffix or '(no suffix)'}; use .jsonl, .json or .parquet")
+    raise UserError(
+        f"{path}: unknown format {suffix or '(no suffix)'}; use .jsonl, .json or .parquet"
+    )
 
 
 def plan_file(path: Path, chunk_bytes: int) -> list[dict]:

@@ -51,8 +51,9 @@ def _reader(path: Path, blocksize: str):
     if suffix == ".parquet" or path.is_dir():
         return dd.read_parquet(str(path))
     if suffix == ".csv":
-        return dd.read_csv(str(path), blocksize=blocksize, dtype=str, keep_default_na=False,
-                           na_values=[""])
+        return dd.read_csv(
+            str(path), blocksize=blocksize, dtype=str, keep_default_na=False, na_values=[""]
+        )
     if suffix in (".jsonl", ".ndjson", ".json"):
         return dd.read_json(str(path), lines=True, blocksize=blocksize, dtype=False)
     raise UserError(f"{path}: unknown battle file format {suffix!r}; use .parquet, .csv or .jsonl")
@@ -112,7 +113,9 @@ def normalize_partition(part: pd.DataFrame, filt: BattleFilter) -> tuple[pd.Data
     keep = pd.Series(True, index=part.index)
     for mask in (
         part["judge"].isin(filt.judges) if filt.judges else None,
-        (battles.model_a.isin(filt.models) & battles.model_b.isin(filt.models)) if filt.models else None,
+        (battles.model_a.isin(filt.models) & battles.model_b.isin(filt.models))
+        if filt.models
+        else None,
         _date_mask(part, filt),
     ):
         if mask is not None:
@@ -136,7 +139,10 @@ def count_partition(part: pd.DataFrame, filt: BattleFilter) -> pd.DataFrame:
     battles, dropped, filtered = normalize_partition(part, filt)
     counts = battles.groupby(["model_a", "model_b", "outcome"], observed=True).size()
     counts = counts.rename("n").reset_index()
-    extra = [{"model_a": "", "model_b": "", "outcome": f"dropped: {r}", "n": n} for r, n in dropped.items()]
+    extra = [
+        {"model_a": "", "model_b": "", "outcome": f"dropped: {r}", "n": n}
+        for r, n in dropped.items()
+    ]
     if filtered:
         extra.append({"model_a": "", "model_b": "", "outcome": "filtered", "n": filtered})
     return pd.concat([counts, pd.DataFrame(extra, columns=counts.columns)], ignore_index=True)

@@ -43,7 +43,9 @@ class Anchor:
         return elo - offset + self.value
 
 
-def fit_bradley_terry(comp: np.ndarray, alpha: float = 1e-4, initial: np.ndarray | None = None) -> np.ndarray:
+def fit_bradley_terry(
+    comp: np.ndarray, alpha: float = 1e-4, initial: np.ndarray | None = None
+) -> np.ndarray:
     """Log-strengths (natural scale, mean zero) maximising the BT likelihood of `comp`."""
     import choix
 
@@ -51,9 +53,13 @@ def fit_bradley_terry(comp: np.ndarray, alpha: float = 1e-4, initial: np.ndarray
     if n < 2:
         return np.zeros(n)
     try:
-        return choix.ilsr_pairwise_dense(comp, alpha=alpha, initial_params=initial, max_iter=1000, tol=1e-10)
+        return choix.ilsr_pairwise_dense(
+            comp, alpha=alpha, initial_params=initial, max_iter=1000, tol=1e-10
+        )
     except RuntimeError:  # slow convergence on near-degenerate data: a looser tolerance still lands
-        return choix.ilsr_pairwise_dense(comp, alpha=alpha, initial_params=initial, max_iter=5000, tol=1e-7)
+        return choix.ilsr_pairwise_dense(
+            comp, alpha=alpha, initial_params=initial, max_iter=5000, tol=1e-7
+        )
 
 
 def data_warnings(comp: np.ndarray, models: list[str]) -> list[str]:

@@ -26,9 +26,13 @@ def read_reference(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such reference file")
-    table = (pd.read_parquet(path) if path.suffix == ".parquet"
-             else pd.read_json(path, lines=True) if path.suffix in (".jsonl", ".json")
-             else pd.read_csv(path))
+    table = (
+        pd.read_parquet(path)
+        if path.suffix == ".parquet"
+        else pd.read_json(path, lines=True)
+        if path.suffix in (".jsonl", ".json")
+        else pd.read_csv(path)
+    )
     rating = next((c for c in ("rating", "elo", "score", "arena_score") if c in table), None)
     if "model" not in table or rating is None:
         raise UserError(f"{path}: a reference board needs columns model and rating")

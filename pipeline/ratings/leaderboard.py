@@ -39,18 +39,25 @@ def build_leaderboard(counts: PairCounts, options: RatingOptions, progress=None)
 
         raise UserError(f"anchor model {options.anchor.model!r} has no battles")
     dist = bootstrap_ratings(
-        counts, rounds=options.bootstrap_rounds, tie_mode=options.tie_mode,
-        anchor=options.anchor, alpha=options.alpha, seed=options.seed, progress=progress,
+        counts,
+        rounds=options.bootstrap_rounds,
+        tie_mode=options.tie_mode,
+        anchor=options.anchor,
+        alpha=options.alpha,
+        seed=options.seed,
+        progress=progress,
     )
     stats = dist.summary()
-    table = pd.DataFrame({
-        "model": counts.models,
-        "rating": stats["rating"],
-        "lower": stats["lower"],
-        "upper": stats["upper"],
-        "battles": counts.battles_per_model.astype(int),
-        "win_rate": counts.win_rate(),
-    })
+    table = pd.DataFrame(
+        {
+            "model": counts.models,
+            "rating": stats["rating"],
+            "lower": stats["lower"],
+            "upper": stats["upper"],
+            "battles": counts.battles_per_model.astype(int),
+            "win_rate": counts.win_rate(),
+        }
+    )
     table["rank"] = ci_ranks(table.lower.to_numpy(), table.upper.to_numpy())
     table = table.sort_values(["rating"], ascending=False)[COLUMNS].reset_index(drop=True)
     warnings = data_warnings(counts.comparison_matrix(options.tie_mode), counts.models)
@@ -58,10 +65,15 @@ def build_leaderboard(counts: PairCounts, options: RatingOptions, progress=None)
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    lines = ["| rank | model | rating | 95% CI | battles | win rate |", "|---:|---|---:|---:|---:|---:|"]
+    lines = [
+        "| rank | model | rating | 95% CI | battles | win rate |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
     for r in table.itertuples():
         ci = f"{r.lower - r.rating:+.1f} / {r.upper - r.rating:+.1f}"
-        lines.append(f"| {r.rank} | {r.model} | {r.rating:.1f} | {ci} | {r.battles} | {r.win_rate:.3f} |")
+        lines.append(
+            f"| {r.rank} | {r.model} | {r.rating:.1f} | {ci} | {r.battles} | {r.win_rate:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -81,5 +93,14 @@ def write_leaderboard(board: Leaderboard, out: Path, extra: dict) -> list[Path]:
     plot_win_rates(order, rates, out / "win_rates.png")
     summary = {"warnings": board.warnings, **extra}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return [out / n for n in ("leaderboard.csv", "leaderboard.md", "leaderboard.parquet",
-                              "ratings.png", "win_rates.png", "summary.json")]
+    return [
+        out / n
+        for n in (
+            "leaderboard.csv",
+            "leaderboard.md",
+            "leaderboard.parquet",
+            "ratings.png",
+            "win_rates.png",
+            "summary.json",
+        )
+    ]

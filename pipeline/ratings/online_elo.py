@@ -12,8 +12,14 @@ SCORE_A = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
 
 
 def online_elo(
-    model_a: np.ndarray, model_b: np.ndarray, outcome: np.ndarray, models: list[str],
-    k: float = 4.0, scale: float = 400.0, base: float = 10.0, initial: float = 1000.0,
+    model_a: np.ndarray,
+    model_b: np.ndarray,
+    outcome: np.ndarray,
+    models: list[str],
+    k: float = 4.0,
+    scale: float = 400.0,
+    base: float = 10.0,
+    initial: float = 1000.0,
 ) -> np.ndarray:
     """Ratings after replaying the battles in order; a, b are indices into `models`."""
     rating = np.full(len(models), initial)

@@ -37,6 +37,18 @@ class PairCounts:
             np.add.at(target, (rows[mask], cols[mask]), k[mask])
         return cls(models, wins, ties + ties.T)
 
+    @classmethod
+    def from_codes(
+        cls, models: list[str], a: np.ndarray, b: np.ndarray, outcome: np.ndarray
+    ) -> PairCounts:
+        """Battles as integer arrays (model indices; outcome 0 a wins, 1 b wins, 2 tie), counted
+        with one bincount: O(battles) with no sort or hash, the fast path for millions."""
+        n = len(models)
+        cells = np.bincount((a.astype(np.int64) * n + b) * 3 + outcome, minlength=n * n * 3)
+        cells = cells.reshape(n, n, 3).astype(float)
+        ties = cells[:, :, 2]
+        return cls(list(models), cells[:, :, 0] + cells[:, :, 1].T, ties + ties.T)
+
     def comparison_matrix(self, tie_mode: str = "half") -> np.ndarray:
         """comp[i, j]: (fractional) wins of i over j, the input of a Bradley-Terry fit."""
         if tie_mode == "half":
@@ -53,7 +65,9 @@ class PairCounts:
         """(wins + ties / 2) / battles, per model."""
         played = self.battles_per_model
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(played > 0, (self.wins.sum(1) + 0.5 * self.ties.sum(1)) / played, np.nan)
+            return np.where(
+                played > 0, (self.wins.sum(1) + 0.5 * self.ties.sum(1)) / played, np.nan
+            )
 
     def pairwise_win_rate(self) -> np.ndarray:
         """rate[i, j]: share of i's battles against j that i won (ties half)."""

@@ -26,7 +26,8 @@ def plot_ratings(table: pd.DataFrame, path: Path, top: int = 40) -> None:
     ax.set_yticks(range(len(shown)), shown.model, fontsize=8)
     ax.set_xlabel("rating (Elo scale, median of bootstrap, 95% CI)")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(f"Bradley-Terry ratings ({'top %d of ' % top if len(table) > top else ''}{len(table)} models)")
+    shown_of = f"top {top} of " if len(table) > top else ""
+    ax.set_title(f"Bradley-Terry ratings ({shown_of}{len(table)} models)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

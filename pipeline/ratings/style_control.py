@@ -29,20 +29,30 @@ BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
 def style_features(battles: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(feature names, features of a, features of b) per battle."""
     if {"answer_a", "answer_b"} <= set(battles.columns):
+
         def measure(texts: pd.Series) -> np.ndarray:
             t = texts.fillna("").astype(str)
-            return np.column_stack([
-                t.str.len(),
-                t.map(lambda s: len(HEADER.findall(s))),
-                t.map(lambda s: len(LIST_ITEM.findall(s))),
-                t.map(lambda s: len(BOLD.findall(s))),
-            ]).astype(float)
-        return ["length", "headers", "lists", "bold"], measure(battles.answer_a), measure(battles.answer_b)
+            return np.column_stack(
+                [
+                    t.str.len(),
+                    t.map(lambda s: len(HEADER.findall(s))),
+                    t.map(lambda s: len(LIST_ITEM.findall(s))),
+                    t.map(lambda s: len(BOLD.findall(s))),
+                ]
+            ).astype(float)
+
+        return (
+            ["length", "headers", "lists", "bold"],
+            measure(battles.answer_a),
+            measure(battles.answer_b),
+        )
     if {"len_a", "len_b"} <= set(battles.columns):
         a = pd.to_numeric(battles.len_a, errors="coerce").to_numpy(float)[:, None]
         b = pd.to_numeric(battles.len_b, errors="coerce").to_numpy(float)[:, None]
         return ["length"], a, b
-    raise UserError("style control needs answer_a/answer_b texts or len_a/len_b columns in the battles")
+    raise UserError(
+        "style control needs answer_a/answer_b texts or len_a/len_b columns in the battles"
+    )
 
 
 @dataclass
@@ -68,7 +78,9 @@ def fit_style_controlled(
     index = {m: i for i, m in enumerate(models)}
     a = battles.model_a.map(index).to_numpy()
     b = battles.model_b.map(index).to_numpy()
-    y = battles.outcome.map({"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}).to_numpy()
+    y = battles.outcome.map(
+        {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
+    ).to_numpy()
     w = np.ones(len(y)) if weights is None else weights
     n, k = len(models), diff.shape[1]
 
@@ -79,7 +91,9 @@ def fit_style_controlled(
         nll = (w * (np.logaddexp(0, -z) * y + np.logaddexp(0, z) * (1 - y))).sum()
         g = w * (1 / (1 + np.exp(-z)) - y)
         grad_theta = np.bincount(a, g, n) - np.bincount(b, g, n)
-        return nll + l2 * (params**2).sum(), np.concatenate([grad_theta, diff.T @ g]) + 2 * l2 * params
+        return nll + l2 * (params**2).sum(), np.concatenate(
+            [grad_theta, diff.T @ g]
+        ) + 2 * l2 * params
 
     result = minimize(loss, np.zeros(n + k), jac=True, method="L-BFGS-B", options={"maxiter": 2000})
     theta = result.x[:n] - result.x[:n].mean()

@@ -59,7 +59,12 @@ def test_normalisation_case_space_and_unicode(client, tmp_path):
         {"prompt": "ＨＥＬＬＯ world "},  # full-width letters: equal after NFKC
         {"prompt": "Hello, World"},
         {"turns": ["hello world", "and more"]},
-        {"messages": [{"role": "system", "content": "hello world"}, {"role": "user", "content": "x"}]},
+        {
+            "messages": [
+                {"role": "system", "content": "hello world"},
+                {"role": "user", "content": "x"},
+            ]
+        },
     ]
     pool.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     run_stage(IngestPools(expand_inputs([str(pool)]), tmp_path / "pool"), client, progress=False)

@@ -94,15 +94,18 @@ def test_json_array_and_parquet_inputs(client, tmp_path):
     assert list(rows.source_line) == [1, 3, 1, 2]
     assert list(rows.source_id)[2:] == ["x", "y"]
     quarantine = pd.read_parquet(tmp_path / "out" / "_quarantine")
-    assert sorted(quarantine.reason) == ["empty text in instruction", "wrong type: prompt is NoneType, expected string"]
+    assert sorted(quarantine.reason) == [
+        "empty text in instruction",
+        "wrong type: prompt is NoneType, expected string",
+    ]
 
 
 @pytest.mark.parametrize(
     "name, content, message",
     [
         ("missing.jsonl", None, "no such file"),
-        ("broken.json", "[{\"prompt\": 1", "malformed JSON array"),
-        ("object.json", "{\"prompt\": \"x\"", None),
+        ("broken.json", '[{"prompt": 1', "malformed JSON array"),
+        ("object.json", '{"prompt": "x"', None),
         ("corrupt.parquet", "not parquet at all", "not a readable Parquet file"),
         ("pool.csv", "prompt\nx\n", "unknown format .csv"),
     ],
@@ -112,7 +115,9 @@ def test_unreadable_file_is_one_line_error(tmp_path, capsys, name, content, mess
     if content is not None:
         path.write_text(content)
     code = main(["ingest", str(path), "--out", str(tmp_path / "out")])
-    if message is None:  # a .json file that is not an array is read as JSONL: a bad row, not a bad file
+    if (
+        message is None
+    ):  # a .json file that is not an array is read as JSONL: a bad row, not a bad file
         assert code == 0
         return
     err = capsys.readouterr().err.strip()

@@ -33,9 +33,17 @@ def test_multi_turn_stays_multi_turn():
 
 
 def test_chat_messages_and_sharegpt():
-    chat = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+    chat = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "Q"},
+        {"role": "assistant", "content": "A"},
+    ]
     assert convert({"messages": chat})[0] == chat
-    share = [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]
+    share = [
+        {"from": "system", "value": "S"},
+        {"from": "human", "value": "Q"},
+        {"from": "gpt", "value": "A"},
+    ]
     assert convert({"conversations": share})[0] == chat
     assert prompt_id(chat) == prompt_id([dict(m) for m in chat])
 
@@ -50,7 +58,10 @@ def test_chat_messages_and_sharegpt():
         ({"turns": []}, "empty turns"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "unknown role 'wizard'"),
         ({"messages": [{"role": "assistant", "content": "x"}]}, "no user turn"),
-        ({"conversations": [{"from": "human", "value": None}]}, "wrong type: conversations[0].value"),
+        (
+            {"conversations": [{"from": "human", "value": None}]},
+            "wrong type: conversations[0].value",
+        ),
         ({"title": "no text"}, "no text field"),
         (["a", "list"], "not a JSON object"),
         ({"prompt": "x" * 1001}, "too long: 1001 characters"),

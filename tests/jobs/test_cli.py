@@ -9,7 +9,17 @@ from jobs.cli import main
 from jobs.cluster import parse_resources
 from pipeline.errors import UserError
 
-HEAVY = ("dask", "distributed", "pyarrow", "pandas", "torch", "transformers", "faiss", "vllm", "matplotlib")
+HEAVY = (
+    "dask",
+    "distributed",
+    "pyarrow",
+    "pandas",
+    "torch",
+    "transformers",
+    "faiss",
+    "vllm",
+    "matplotlib",
+)
 
 
 def test_help_imports_nothing_heavy():
@@ -17,12 +27,16 @@ def test_help_imports_nothing_heavy():
         "import sys\nfrom jobs.cli import build_parser\nbuild_parser()\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert loaded.stdout.strip() == ""
 
 
 def test_help_lists_the_jobs():
-    out = subprocess.run([sys.executable, "-m", "jobs.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0
     for command in ("run", "ingest", "dedup"):
         assert command in out.stdout
@@ -39,5 +53,7 @@ def test_resources_parse_and_reject():
 def test_bad_resource_is_a_one_line_error(tmp_path, capsys):
     pool = tmp_path / "p.jsonl"
     pool.write_text('{"prompt": "x"}\n')
-    assert main(["ingest", str(pool), "--out", str(tmp_path / "o"), "--worker-resources", "GPU"]) == 2
+    assert (
+        main(["ingest", str(pool), "--out", str(tmp_path / "o"), "--worker-resources", "GPU"]) == 2
+    )
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("arena ingest: error:")

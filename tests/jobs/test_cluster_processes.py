@@ -23,11 +23,36 @@ def scheduler_file(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     common = dict(cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scheduler = subprocess.Popen(
-        [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
-         "--scheduler-file", str(path)], **common)
+        [
+            DASK,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--dashboard-address",
+            ":0",
+            "--scheduler-file",
+            str(path),
+        ],
+        **common,
+    )
     worker = subprocess.Popen(
-        [DASK, "worker", "--scheduler-file", str(path), "--nthreads", "1", "--nworkers", "1",
-         "--resources", "GPU=1", "--no-dashboard"], **common)
+        [
+            DASK,
+            "worker",
+            "--scheduler-file",
+            str(path),
+            "--nthreads",
+            "1",
+            "--nworkers",
+            "1",
+            "--resources",
+            "GPU=1",
+            "--no-dashboard",
+        ],
+        **common,
+    )
     try:
         from dask.distributed import Client
 
@@ -49,7 +74,16 @@ def scheduler_file(tmp_path_factory):
 def test_ingest_on_scheduler_file(scheduler_file, tmp_path, capsys):
     pool = tmp_path / "p.jsonl"
     pool.write_text('{"prompt": "one"}\n{"prompt": "two"}\n')
-    code = main(["ingest", str(pool), "--out", str(tmp_path / "out"), "--scheduler-file", str(scheduler_file)])
+    code = main(
+        [
+            "ingest",
+            str(pool),
+            "--out",
+            str(tmp_path / "out"),
+            "--scheduler-file",
+            str(scheduler_file),
+        ]
+    )
     assert code == 0
     assert "connected to scheduler file" in capsys.readouterr().err
     assert len(pd.read_parquet(tmp_path / "out")) == 2

@@ -24,8 +24,11 @@ def run_cli(*args: str) -> None:
 def kill_when(args: list[str], markers: Path, at_least: int, timeout: float = 300) -> None:
     """Start the job in its own process group and SIGKILL the group once work is under way."""
     proc = subprocess.Popen(
-        [*ARENA, *args], cwd=REPO, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [*ARENA, *args],
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + timeout
     try:
@@ -50,8 +53,17 @@ def test_kill_and_resume_ingest_and_dedup(tmp_path):
     common = ["--chunk-mb", "1", "--workers", "2"]
 
     run_cli("ingest", str(pool), "--out", str(tmp_path / "clean"), *common)
-    run_cli("dedup", "--exact", str(tmp_path / "clean"), "--out", str(tmp_path / "clean-dedup"),
-            "--buckets", "8", "--workers", "2")
+    run_cli(
+        "dedup",
+        "--exact",
+        str(tmp_path / "clean"),
+        "--out",
+        str(tmp_path / "clean-dedup"),
+        "--buckets",
+        "8",
+        "--workers",
+        "2",
+    )
 
     crashed = tmp_path / "crashed"
     kill_when(["ingest", str(pool), "--out", str(crashed), *common], crashed / "_done", at_least=3)
@@ -63,7 +75,17 @@ def test_kill_and_resume_ingest_and_dedup(tmp_path):
     assert resumed["rows_out"] == 300_000
 
     crashed_dedup = tmp_path / "crashed-dedup"
-    args = ["dedup", "--exact", str(crashed), "--out", str(crashed_dedup), "--buckets", "8", "--workers", "2"]
+    args = [
+        "dedup",
+        "--exact",
+        str(crashed),
+        "--out",
+        str(crashed_dedup),
+        "--buckets",
+        "8",
+        "--workers",
+        "2",
+    ]
     kill_when(args, crashed_dedup / "_shuffle" / "_done", at_least=2)
     run_cli(*args)
     clean = manifest(tmp_path / "clean-dedup")

@@ -10,7 +10,9 @@ def llmfao_votes(shared_data):
     return shared_data / "battles" / "llmfao_crowd_comparisons.csv"
 
 
-def simulate(strengths: dict[str, float], battles: int, seed: int = 0, tie_share: float = 0.0) -> pd.DataFrame:
+def simulate(
+    strengths: dict[str, float], battles: int, seed: int = 0, tie_share: float = 0.0
+) -> pd.DataFrame:
     """Battles between random pairs; P(a wins) follows Bradley-Terry on the Elo scale."""
     rng = np.random.default_rng(seed)
     models = list(strengths)
@@ -19,5 +21,9 @@ def simulate(strengths: dict[str, float], battles: int, seed: int = 0, tie_share
     b = (a + rng.integers(1, len(models), battles)) % len(models)
     p_a = 1 / (1 + 10 ** ((elo[b] - elo[a]) / 400))
     u = rng.random(battles)
-    winner = np.where(u < tie_share, "tie", np.where(rng.random(battles) < p_a, "model_a", "model_b"))
-    return pd.DataFrame({"model_a": np.array(models)[a], "model_b": np.array(models)[b], "winner": winner})
+    winner = np.where(
+        u < tie_share, "tie", np.where(rng.random(battles) < p_a, "model_a", "model_b")
+    )
+    return pd.DataFrame(
+        {"model_a": np.array(models)[a], "model_b": np.array(models)[b], "winner": winner}
+    )

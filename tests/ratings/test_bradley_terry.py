@@ -23,7 +23,9 @@ def independent_mle(a: np.ndarray, b: np.ndarray, y: np.ndarray, n: int) -> np.n
         g = 1 / (1 + np.exp(-z)) - y
         return loss, np.bincount(a, g, n) - np.bincount(b, g, n)
 
-    fit = minimize(nll, np.zeros(n), jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "maxiter": 10000})
+    fit = minimize(
+        nll, np.zeros(n), jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "maxiter": 10000}
+    )
     theta = fit.x - fit.x.mean()
     return theta * 400 / np.log(10)
 
@@ -37,7 +39,9 @@ def test_real_votes_match_an_independent_fit(client, llmfao_votes, tmp_path):
     models = sorted(set(votes.left) | set(votes.right))
     index = {m: i for i, m in enumerate(models)}
     y = votes.winner.map({"left": 1.0, "right": 0.0, "tie": 0.5}).to_numpy()
-    mle = independent_mle(votes.left.map(index).to_numpy(), votes.right.map(index).to_numpy(), y, len(models))
+    mle = independent_mle(
+        votes.left.map(index).to_numpy(), votes.right.map(index).to_numpy(), y, len(models)
+    )
     reference = pd.Series(mle + 1000, index=models)  # anchor: mean = 1000
     assert np.abs(ours[models] - reference[models]).max() <= 0.5
 
@@ -46,7 +50,9 @@ def test_recovers_known_strengths(client, tmp_path):
     rng = np.random.default_rng(1)
     strengths = {f"model-{i:02d}": float(s) for i, s in enumerate(rng.normal(1000, 150, 30))}
     simulate(strengths, 200_000, seed=2).to_parquet(tmp_path / "battles.parquet")
-    summary = recompute(client, [tmp_path / "battles.parquet"], tmp_path / "out", bootstrap=20, progress=False)
+    summary = recompute(
+        client, [tmp_path / "battles.parquet"], tmp_path / "out", bootstrap=20, progress=False
+    )
     table = summary["table"].set_index("model")
     truth = pd.Series(strengths)
     assert spearmanr(table.rating[truth.index], truth).statistic >= 0.99
@@ -57,7 +63,9 @@ def test_recovers_known_strengths(client, tmp_path):
 
 
 def test_named_anchor_and_rank_by_ci():
-    counts = PairCounts(["a", "b", "c"], np.array([[0, 30, 90.0], [20, 0, 80], [10, 20, 0]]), np.zeros((3, 3)))
+    counts = PairCounts(
+        ["a", "b", "c"], np.array([[0, 30, 90.0], [20, 0, 80], [10, 20, 0]]), np.zeros((3, 3))
+    )
     dist = bootstrap_ratings(counts, rounds=50, anchor=Anchor("b", 1100))
     assert dist.point[1] == pytest.approx(1100)
     assert np.allclose(dist.rounds[:, 1], 1100)

@@ -1,0 +1,122 @@
+"""EmbedConversations: conversation parts -> the same rows plus a normalised `embedding`.
+
+The sentence-transformers model is loaded once per worker process and kept.
+SentenceTransformer.encode already sorts each call's texts by length into
+batches, so padding stays small. In bfloat16 MiniLM embeds ~3.4x faster than
+float32 on this CPU with cosine >= 0.996 to the float32 vectors; the vectors
+are cast back to float32 and re-normalised, so later stages never re-embed and
+cosine similarity is a dot product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.hashing import folder_fingerprint, table_hash
+from pipeline.parquet_io import part_files, require_columns, write_parquet_atomic
+from pipeline.schemas import prompt_text
+from pipeline.stage import PartResult, Stage, Task
+
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    model: str = (
+        "builtin:all-minilm-l6-v2"  # any sentence-transformers folder (gte-large in the paper)
+    )
+    dtype: str = "bfloat16"
+    batch_size: int = 128
+    max_seq_length: int = 256
+    rows_per_task: int = 1024  # a big part is split so every worker gets a share
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}")
+
+
+@lru_cache(maxsize=2)
+def load_encoder(model: str, dtype: str, max_seq_length: int):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from arena_models.local_models import resolve_model_path
+
+    encoder = SentenceTransformer(resolve_model_path(model), device="cpu")
+    encoder.max_seq_length = max_seq_length
+    if dtype == "bfloat16":
+        encoder = encoder.to(torch.bfloat16)
+    return encoder
+
+
+def embed_texts(texts: list[str], config: EmbedConfig) -> np.ndarray:
+    """Unit-length float32 vectors, one row per text."""
+    encoder = load_encoder(config.model, config.dtype, config.max_seq_length)
+    vectors = (
+        encoder.encode(
+            texts, batch_size=config.batch_size, convert_to_tensor=True, show_progress_bar=False
+        )
+        .float()
+        .numpy()
+    )
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def vectors_of(table: pa.Table, column: str = "embedding") -> np.ndarray:
+    """The fixed-size-list column as a (rows, dim) float32 matrix, without copies where possible."""
+    col = table.column(column).combine_chunks()
+    return col.values.to_numpy(zero_copy_only=False).reshape(len(col), -1)
+
+
+class EmbedConversations(Stage):
+    name = "embed"
+    needs = ("prompt_id", "messages")
+    makes = ("embedding",)
+
+    def __init__(self, pool: Path, out: Path, config: EmbedConfig = EmbedConfig()):
+        super().__init__(out, config)
+        self.pool = Path(pool)
+
+    def config_dict(self) -> dict:
+        return {**super().config_dict(), "input": folder_fingerprint(self.pool)}
+
+    def input_fingerprints(self) -> list[dict]:
+        return [folder_fingerprint(self.pool)]
+
+    def plan(self) -> list[Task]:
+        tasks, size = [], self.config.rows_per_task
+        for path in part_files(self.pool):
+            rows = pq.ParquetFile(path).metadata.num_rows
+            for k, start in enumerate(range(0, max(rows, 1), size)):
+                tasks.append(
+                    Task(f"{path.stem}-{k:04d}", {"path": str(path), "start": start, "rows": size})
+                )
+        return tasks
+
+    def process(self, task: Task) -> PartResult:
+        table = pq.read_table(task.spec["path"]).slice(task.spec["start"], task.spec["rows"])
+        require_columns(table.schema, self.needs, task.spec["path"])
+        texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
+        vectors = embed_texts(texts, self.config) if texts else np.zeros((0, 1), np.float32)
+        dim = vectors.shape[1]
+        column = pa.FixedSizeListArray.from_arrays(
+            pa.array(vectors.astype(np.float32).ravel()), dim
+        )
+        if "embedding" in table.column_names:
+            table = table.drop_columns(["embedding"])
+        table = table.append_column("embedding", column)
+        write_parquet_atomic(table, self.out / f"{task.name}.parquet")
+        return PartResult(
+            task.name,
+            table.num_rows,
+            table.num_rows,
+            content_hash=table_hash(table),
+            stats={"dim": dim},
+        )
