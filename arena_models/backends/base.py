@@ -36,12 +36,36 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    # "stop" (the model ended its answer) or "length" (cut at max_tokens); None if unknown.
+    finish_reason: str | None = None
+
+
+def failed(error: str) -> Generation:
+    """A per-item failure: no text, the reason in `error`."""
+    return Generation("", error=error)
+
+
+def with_system_prompt(
+    conversations: list[list[dict]], system_prompt: str | None
+) -> list[list[dict]]:
+    """Conversations with `system_prompt` as their first message (replacing any system
+    message they had); unchanged when system_prompt is None."""
+    if system_prompt is None:
+        return conversations
+    system = {"role": "system", "content": system_prompt}
+    return [[system, *(m for m in c if m["role"] != "system")] for c in conversations]
 
 
 class ChatBackend(ABC):
-    """Answer batches of chat conversations."""
+    """Answer batches of chat conversations.
+
+    `resources` are the Dask worker resources a task using this backend must hold,
+    as data (e.g. {"GPU": 1} for a local engine); the caller turns them into
+    `client.submit(..., resources=backend.resources)`. Empty: runs anywhere.
+    """
 
     name: str
+    resources: dict[str, float] = {}
 
     @abstractmethod
     def generate(self, conversations: list[list[dict]], sampling: Sampling) -> list[Generation]:

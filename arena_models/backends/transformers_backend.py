@@ -1,20 +1,31 @@
-"""Batched chat generation with transformers: for CPUs and small runs.
+"""Batched chat generation with transformers: for CPUs, small runs and token probabilities.
 
-The model and tokenizer are loaded once per process (a Dask worker keeps one
-copy across tasks). Conversations are sorted by prompt length and batched with
-left padding, so short prompts do not wait on long ones.
+The model and tokenizer are loaded once per process and config (a Dask worker
+keeps one copy across tasks). Conversations are rendered with the tokenizer's
+chat template (or an override), sorted by prompt length and batched with left
+padding, so short prompts do not wait on long ones. bfloat16 is the default:
+on this CPU it generated about 1.6x the tokens/s of float32 for SmolLM2-135M.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from arena_models.backends.base import ChatBackend, Generation, Sampling
+from arena_models.backends.base import (
+    ChatBackend,
+    Generation,
+    Sampling,
+    failed,
+    with_system_prompt,
+)
 from arena_models.local_models import resolve_model_path
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 @lru_cache(maxsize=2)
-def _load(path: str, dtype: str):
+def _load(path: str, dtype: str, device: str = "cpu"):
+    """(tokenizer, model) for one config; cached so a worker process loads it once."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -23,71 +34,123 @@ def _load(path: str, dtype: str):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-    model.eval()
+    model.to(device).eval()
     return tokenizer, model
 
 
+def _resolve_dtype(dtype: str, device: str) -> str:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if device == "cpu" else "float16"
+
+
 class TransformersBackend(ChatBackend):
-    """`path`: a local model folder or `builtin:NAME`; `dtype`: float32 or bfloat16."""
+    """`path`: a local model folder or `builtin:NAME`; `dtype`: auto (bfloat16 on CPU),
+    bfloat16, float16 or float32; `chat_template`: a Jinja template replacing the
+    tokenizer's; `system_prompt`: put first in every conversation."""
 
     def __init__(
         self,
         path: str,
         name: str | None = None,
-        dtype: str = "float32",
+        dtype: str = "auto",
         batch_size: int = 8,
         system_prompt: str | None = None,
+        chat_template: str | None = None,
+        device: str = "auto",
+        max_model_len: int | None = None,
     ):
         self.path = path
         self.name = name or path
+        self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
         self.system_prompt = system_prompt
+        self.chat_template = chat_template
+        self.max_model_len = max_model_len
+
+    def _model(self):
+        import torch
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = _resolve_dtype(self.dtype, device)
+        return _load(resolve_model_path(self.path), dtype, device)
+
+    def render(self, conversations: list[list[dict]]) -> list[str]:
+        """Prompt strings, as the model sees them, ending with the assistant header."""
+        tokenizer, _ = self._model()
+        return [
+            tokenizer.apply_chat_template(
+                c, tokenize=False, add_generation_prompt=True, chat_template=self.chat_template
+            )
+            for c in with_system_prompt(conversations, self.system_prompt)
+        ]
 
     def generate(self, conversations: list[list[dict]], sampling: Sampling) -> list[Generation]:
         import torch
 
-        tokenizer, model = _load(resolve_model_path(self.path), self.dtype)
-        if self.system_prompt:
-            conversations = [
-                [{"role": "system", "content": self.system_prompt}, *c] for c in conversations
-            ]
-        prompts = [
-            tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-            for c in conversations
-        ]
-        lengths = [len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        tokenizer, model = self._model()
+        prompts = self.render(conversations)
+        ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+        limit = self.max_model_len or getattr(model.config, "max_position_embeddings", None)
         results: list[Generation | None] = [None] * len(prompts)
+        runnable = []
+        for i, tokens in enumerate(ids):
+            if limit and len(tokens) + 1 > limit:
+                results[i] = failed(f"prompt has {len(tokens)} tokens; the model takes {limit}")
+            else:
+                runnable.append(i)
+        order = sorted(runnable, key=lambda i: len(ids[i]))
+        eos = _eos_ids(model, tokenizer)
         torch.manual_seed(sampling.seed)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            inputs = tokenizer(
-                [prompts[i] for i in batch],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
+            longest = max(len(ids[i]) for i in batch)
+            max_new = (
+                sampling.max_tokens if not limit else min(sampling.max_tokens, limit - longest)
             )
-            sample = sampling.temperature > 0
-            with torch.inference_mode():
-                output = model.generate(
-                    **inputs,
-                    max_new_tokens=sampling.max_tokens,
-                    do_sample=sample,
-                    temperature=sampling.temperature if sample else None,
-                    top_p=sampling.top_p if sample else None,
-                    top_k=None,
-                    pad_token_id=tokenizer.pad_token_id,
+            try:
+                outputs = self._generate_batch(
+                    tokenizer, model, [prompts[i] for i in batch], sampling, max_new
                 )
-            new = output[:, inputs.input_ids.shape[1] :]
+            except (RuntimeError, ValueError) as err:  # e.g. out of memory: fail these items only
+                for i in batch:
+                    results[i] = failed(f"{type(err).__name__}: {err}")
+                continue
             for row, i in enumerate(batch):
-                tokens = new[row]
-                completion = int((tokens != tokenizer.pad_token_id).sum())
-                text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+                tokens = outputs[row].tolist()
+                stop = next((k for k, t in enumerate(tokens) if t in eos), None)
+                answer = tokens if stop is None else tokens[:stop]
                 results[i] = Generation(
-                    text, prompt_tokens=lengths[i], completion_tokens=completion
+                    tokenizer.decode(answer, skip_special_tokens=True).strip(),
+                    prompt_tokens=len(ids[i]),
+                    completion_tokens=len(answer),
+                    finish_reason="length" if stop is None else "stop",
                 )
         return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _generate_batch(tokenizer, model, prompts: list[str], sampling: Sampling, max_new: int):
+        import torch
+
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        inputs = inputs.to(model.device)
+        sample = sampling.temperature > 0
+        with torch.inference_mode():
+            output = model.generate(
+                **inputs,
+                max_new_tokens=max_new,
+                do_sample=sample,
+                temperature=sampling.temperature if sample else None,
+                top_p=sampling.top_p if sample else None,
+                top_k=None,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        return output[:, inputs.input_ids.shape[1] :].cpu()
 
     def continuation_probabilities(
         self, conversations: list[list[dict]], prefix: str, options: list[str]
@@ -100,11 +163,8 @@ class TransformersBackend(ChatBackend):
         """
         import torch
 
-        tokenizer, model = _load(resolve_model_path(self.path), self.dtype)
-        prompts = [
-            tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) + prefix
-            for c in conversations
-        ]
+        tokenizer, model = self._model()
+        prompts = [p + prefix for p in self.render(conversations)]
         option_ids = [tokenizer(o, add_special_tokens=False).input_ids for o in options]
         # One forward pass per distinct option prefix: ("",) for every first token, ("1",) for "10"...
         contexts = sorted({tuple(ids[:j]) for ids in option_ids for j in range(len(ids))}, key=len)
@@ -119,9 +179,9 @@ class TransformersBackend(ChatBackend):
                     return_tensors="pt",
                     padding=True,
                     add_special_tokens=False,
-                )
+                ).to(model.device)
                 with torch.inference_mode():
-                    step = torch.log_softmax(model(**inputs).logits[:, -1, :].float(), -1)
+                    step = torch.log_softmax(model(**inputs).logits[:, -1, :].float(), -1).cpu()
                 for k, ids in enumerate(option_ids):
                     if len(ids) > len(context) and tuple(ids[: len(context)]) == context:
                         log_probs[rows, k] += step[:, ids[len(context)]]
@@ -137,3 +197,13 @@ class TransformersBackend(ChatBackend):
         mass = probs.sum(1)
         normalised = probs / mass.clamp(min=1e-12)[:, None]
         return normalised.tolist(), mass.tolist()
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    """Every token id that ends an answer (generation config, tokenizer, pad)."""
+    eos = model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    for extra in (tokenizer.eos_token_id, tokenizer.pad_token_id):
+        if extra is not None:
+            ids.add(extra)
+    return ids

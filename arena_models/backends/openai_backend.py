@@ -1,0 +1,145 @@
+"""Chat completions over HTTP from any OpenAI-compatible server.
+
+vLLM (`vllm serve`), TGI, SGLang and hosted APIs all speak POST
+{endpoint}/chat/completions. Requests run `concurrency` at a time; a 429, a 5xx,
+a timeout or a dropped connection is retried with exponential backoff (honouring
+Retry-After), and an item that still fails becomes a Generation with `error`
+set, so one bad prompt never sinks the batch. The API key is read from the
+environment variable the roster names, never from the roster itself.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from arena_models.backends.base import (
+    ChatBackend,
+    Generation,
+    Sampling,
+    failed,
+    with_system_prompt,
+)
+from pipeline.errors import UserError
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER_S = 60.0
+
+
+class OpenAIBackend(ChatBackend):
+    """`endpoint`: base URL ending in /v1; `model`: the served model name (default: `name`)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        name: str,
+        model: str | None = None,
+        api_key_env: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        retries: int = 4,
+        backoff: float = 1.0,
+        system_prompt: str | None = None,
+        extra_body: dict | None = None,
+    ):
+        self.endpoint = endpoint.rstrip("/")
+        self.name = name
+        self.model = model or name
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.system_prompt = system_prompt
+        self.extra_body = extra_body or {}
+        self.headers = {"Content-Type": "application/json"}
+        if api_key_env:
+            key = os.environ.get(api_key_env)
+            if not key:
+                raise UserError(f"model {name}: environment variable {api_key_env} is not set")
+            self.headers["Authorization"] = f"Bearer {key}"
+        self._client = None
+
+    def _http(self):
+        import httpx
+
+        if self._client is None:
+            limits = httpx.Limits(max_connections=self.concurrency)
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self.timeout), limits=limits, headers=self.headers
+            )
+        return self._client
+
+    def generate(self, conversations: list[list[dict]], sampling: Sampling) -> list[Generation]:
+        conversations = with_system_prompt(conversations, self.system_prompt)
+        if not conversations:
+            return []
+        workers = min(self.concurrency, len(conversations))
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"http-{self.name}") as pool:
+            return list(pool.map(lambda c: self._one(c, sampling), conversations))
+
+    def _one(self, messages: list[dict], sampling: Sampling) -> Generation:
+        import httpx
+
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            "seed": sampling.seed,
+            **self.extra_body,
+        }
+        url = f"{self.endpoint}/chat/completions"
+        last = "no attempt made"
+        for attempt in range(self.retries + 1):
+            retry_after = None
+            try:
+                response = self._http().post(url, json=body)
+            except httpx.TimeoutException:
+                last = f"timed out after {self.timeout:g} s"
+            except httpx.TransportError as err:
+                last = f"{type(err).__name__}: {err}"
+            else:
+                if response.status_code == 200:
+                    return _parse(response)
+                last = f"HTTP {response.status_code}: {response.text[:300]}"
+                if response.status_code not in RETRY_STATUS:
+                    break  # a bad request stays bad: no point retrying
+                retry_after = _retry_after(response)
+            if attempt < self.retries:
+                time.sleep(retry_after or self.backoff * 2**attempt * random.uniform(0.5, 1.0))
+        return failed(f"{self.name}: {last} (after {attempt + 1} attempts)")
+
+    def __getstate__(self) -> dict:
+        # Sent to Dask workers: the HTTP session stays behind and reopens there.
+        return {**self.__dict__, "_client": None}
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _parse(response) -> Generation:
+    try:
+        data = response.json()
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        return Generation(
+            (choice["message"].get("content") or "").strip(),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=choice.get("finish_reason"),
+        )
+    except (ValueError, KeyError, IndexError, TypeError) as err:
+        return failed(f"unreadable response ({type(err).__name__}): {response.text[:300]}")
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return min(float(value), MAX_RETRY_AFTER_S) if value else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff

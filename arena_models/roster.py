@@ -1,0 +1,260 @@
+"""The roster: which models battle, and how each is run (YAML in, ModelSpec out).
+
+    defaults:                       # optional, merged under every entry
+      sampling: {max_tokens: 256}
+    models:
+      - name: smollm2-greedy
+        backend: transformers       # transformers | vllm | openai | recorded
+        path: builtin:smollm2-135m-instruct
+        sampling: {temperature: 0}
+
+Every mistake is one line naming the file, the entry and the field: an unknown
+backend, a missing path, a typo'd key (with the closest valid key suggested), a
+duplicate name, a value of the wrong type. Relative paths are read from the
+roster's folder; `${VAR}` in paths and endpoints comes from the environment.
+`load_roster("demo")` loads a packaged roster from arena_models/rosters/.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from arena_models.backends.base import ChatBackend, Sampling
+from pipeline.errors import UserError
+
+PACKAGED = Path(__file__).parent / "rosters"
+COMMON = {"name": str, "backend": str, "sampling": dict, "system_prompt": str}
+LOCAL = {"path": str, "dtype": str, "chat_template": str, "max_model_len": int}
+FIELDS: dict[str, dict[str, type]] = {
+    "transformers": {**COMMON, **LOCAL, "batch_size": int, "device": str},
+    "vllm": {
+        **COMMON,
+        **LOCAL,
+        "tensor_parallel_size": int,
+        "enable_prefix_caching": bool,
+        "enforce_eager": bool,
+        "gpu_memory_utilization": float,
+        "kv_cache_gib": int,
+    },
+    "openai": {
+        **COMMON,
+        "endpoint": str,
+        "model": str,
+        "api_key_env": str,
+        "concurrency": int,
+        "timeout": float,
+        "retries": int,
+    },
+    "recorded": {"name": str, "backend": str, "sampling": dict, "path": (str, list), "model": str},
+}
+REQUIRED = {"transformers": "path", "vllm": "path", "openai": "endpoint", "recorded": "path"}
+SAMPLING = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int}
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One roster entry, checked. `options` are the backend's own settings, paths resolved."""
+
+    name: str
+    backend: str
+    sampling: Sampling
+    options: dict = field(default_factory=dict)
+
+    @property
+    def resources(self) -> dict[str, float]:
+        """Dask resources a task running this model must hold (a GPU slot per vLLM shard)."""
+        if self.backend == "vllm":
+            return {"GPU": float(self.options.get("tensor_parallel_size", 1))}
+        return {}
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes this model's answers (for answer caches)."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_roster(path: str | Path) -> list[ModelSpec]:
+    """Read and check a roster file (or the name of a packaged roster, e.g. "demo")."""
+    source = Path(path)
+    if not source.exists() and (PACKAGED / f"{path}.yaml").exists():
+        source = PACKAGED / f"{path}.yaml"
+    if not source.is_file():
+        known = ", ".join(sorted(p.stem for p in PACKAGED.glob("*.yaml")))
+        raise UserError(f"roster {path}: no such file (packaged rosters: {known})")
+    import yaml
+
+    try:
+        data = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{source}: not valid YAML ({str(err).splitlines()[0]})") from err
+    defaults: dict = {}
+    if isinstance(data, dict):
+        unknown = set(data) - {"models", "defaults"}
+        if unknown:
+            raise UserError(
+                f"{source}: unknown top-level key {sorted(unknown)[0]!r}{_hint(sorted(unknown)[0], ['models', 'defaults'])}"
+            )
+        defaults = data.get("defaults") or {}
+        data = data.get("models")
+    if not isinstance(data, list) or not data:
+        raise UserError(f"{source}: expected a non-empty list of models (or `models:` with one)")
+    if not isinstance(defaults, dict):
+        raise UserError(f"{source}: `defaults` must be a mapping")
+    specs: list[ModelSpec] = []
+    seen: set[str] = set()
+    for number, entry in enumerate(data, 1):
+        spec = parse_entry(entry, number, source, defaults)
+        if spec.name in seen:
+            raise UserError(f"{source}: model {spec.name}: duplicate name (entry {number})")
+        seen.add(spec.name)
+        specs.append(spec)
+    return specs
+
+
+def parse_entry(entry, number: int, source: Path, defaults: dict | None = None) -> ModelSpec:
+    """Check one roster entry and resolve its paths; UserError on the first problem."""
+    if not isinstance(entry, dict):
+        raise UserError(f"{source}: entry {number}: expected a mapping with name and backend")
+    label = f"{source}: model {entry.get('name') or f'#{number}'}"
+    backend = entry.get("backend")
+    if backend not in FIELDS:
+        raise UserError(
+            f"{label}: backend {backend!r} is not one of {', '.join(FIELDS)}"
+            + _hint(str(backend), list(FIELDS))
+        )
+    defaults = {k: v for k, v in (defaults or {}).items() if k in FIELDS[backend]}
+    merged = {
+        **defaults,
+        **entry,
+        "sampling": {**defaults.get("sampling", {}), **(entry.get("sampling") or {})},
+    }
+    allowed = FIELDS[backend]
+    for key, value in merged.items():
+        if key not in allowed:
+            raise UserError(
+                f"{label}: unknown key {key!r} for backend {backend}{_hint(key, list(allowed))}"
+            )
+        _check_type(label, key, value, allowed[key])
+    if not merged.get("name"):
+        raise UserError(f"{label}: missing name")
+    need = REQUIRED[backend]
+    if not merged.get(need):
+        raise UserError(f"{label}: missing {need} (backend {backend} needs it)")
+    if merged.get("dtype", "auto") not in DTYPES:
+        raise UserError(f"{label}: dtype {merged['dtype']!r} is not one of {', '.join(DTYPES)}")
+    sampling = _sampling(label, merged.pop("sampling"))
+    options = {k: v for k, v in merged.items() if k not in ("name", "backend")}
+    _resolve_paths(options, source.parent, label)
+    _check_paths(backend, options, label)
+    return ModelSpec(str(merged["name"]), backend, sampling, options)
+
+
+def make_backend(spec: ModelSpec) -> ChatBackend:
+    """The backend object for a spec. Cheap: engines and models load on first use."""
+    options = dict(spec.options)
+    if spec.backend == "transformers":
+        from arena_models.backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend(name=spec.name, **options)
+    if spec.backend == "vllm":
+        from arena_models.backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend(name=spec.name, **options)
+    if spec.backend == "openai":
+        from arena_models.backends.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(name=spec.name, **options)
+    from arena_models.backends.recorded_backend import RecordedBackend
+
+    return RecordedBackend(options.pop("path"), name=spec.name, **options)
+
+
+def _hint(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_type(label: str, key: str, value, kind) -> None:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return  # 1 is a fine float
+    if isinstance(value, bool) and bool not in kinds:
+        ok = False
+    else:
+        ok = isinstance(value, kinds)
+    if not ok:
+        names = " or ".join(k.__name__ for k in kinds)
+        raise UserError(f"{label}: {key} must be {names}, got {value!r}")
+
+
+def _sampling(label: str, values: dict) -> Sampling:
+    for key, value in values.items():
+        if key not in SAMPLING:
+            raise UserError(f"{label}: unknown sampling key {key!r}{_hint(key, list(SAMPLING))}")
+        _check_type(label, f"sampling.{key}", value, SAMPLING[key])
+    sampling = Sampling(**{k: SAMPLING[k](v) for k, v in values.items()})
+    if sampling.temperature < 0 or not 0 < sampling.top_p <= 1 or sampling.max_tokens < 1:
+        raise UserError(
+            f"{label}: sampling needs temperature >= 0, 0 < top_p <= 1, max_tokens >= 1"
+        )
+    return sampling
+
+
+def _resolve_paths(options: dict, folder: Path, label: str) -> None:
+    """Roster-relative paths become absolute; `${VAR}` is expanded; a chat template
+    given as a file name is read."""
+    for key in ("path", "endpoint"):
+        value = options.get(key)
+        if isinstance(value, list):
+            options[key] = [_local(os.path.expandvars(v), folder) for v in value]
+        elif isinstance(value, str) and not value.startswith("builtin:"):
+            value = os.path.expandvars(value)
+            options[key] = value if key == "endpoint" else _local(value, folder)
+    template = options.get("chat_template")
+    if template and "{{" not in template and "{%" not in template:
+        file = Path(_local(template, folder))
+        if not file.is_file():
+            raise UserError(f"{label}: chat_template {template}: no such file")
+        options["chat_template"] = file.read_text()
+
+
+def _check_paths(backend: str, options: dict, label: str) -> None:
+    """Local files must exist now, not an hour into a run."""
+    if backend == "recorded":
+        from arena_models.backends.recorded_backend import expand_answer_files
+
+        try:
+            expand_answer_files(options["path"])
+        except UserError as err:
+            raise UserError(f"{label}: path: {err}") from err
+    elif backend == "openai":
+        if not options["endpoint"].startswith(("http://", "https://")):
+            raise UserError(
+                f"{label}: endpoint {options['endpoint']!r} is not an http(s) URL"
+                " (an environment variable in it may be unset)"
+            )
+    elif backend in ("transformers", "vllm"):
+        path = options["path"]
+        if Path(path).is_absolute() and not Path(path).exists():
+            raise UserError(f"{label}: path {path} does not exist")
+        if path.startswith("builtin:"):
+            from arena_models.local_models import BUILTINS
+
+            if path[len("builtin:") :] not in BUILTINS:
+                known = ", ".join(f"builtin:{k}" for k in sorted(BUILTINS))
+                raise UserError(f"{label}: unknown model {path}; packaged: {known}")
+
+
+def _local(value: str, folder: Path) -> str:
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    local = folder / path
+    # A relative path that is not beside the roster may be a hub id: leave it.
+    return str(local) if local.exists() or any(c in value for c in "*?[") else value
