@@ -95,7 +95,5 @@ def test_runs_in_a_dask_worker_holding_the_gpu_resource(tmp_path):
         texts = first.result(timeout=300) + second.result(timeout=300)
         # The worker kept one engine for both tasks.
         engines = client.run(_engine_count)
-            )
-        )
     assert all(texts) and len(texts) == 2
     assert list(engines.values()) == [1]
