@@ -15,6 +15,7 @@ JOBS = (
     "jobs.build_evalset",
     "jobs.decontaminate",
     "jobs.elo",
+    "jobs.battle",
 )
 
 

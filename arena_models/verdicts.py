@@ -1,0 +1,84 @@
+"""Reading scores out of a judge's free text: the one place verdict parsing lives.
+
+Judges, small ones above all, rarely follow a format exactly. These helpers
+accept the usual variants of a labelled score ("Score A: 7/10", "**Assistant A**
+- 7 out of 10", "A = 7.5", "Score for A: 7") and refuse what is not a score in
+range, so a reply is either read correctly or reported unreadable. Used by the
+pairwise judge; reusable by any judge that writes "<label>: <number>".
+"""
+
+from __future__ import annotations
+
+import re
+
+# A number, optionally "/10" or "out of 10" after it.
+_NUMBER = r"(\d{1,2}(?:\.\d+)?)(?:\s*(?:/|out\s+of)\s*(\d{1,2}))?"
+# Between a named label and its number: markdown, punctuation, "'s score is"...
+_GAP = r"(?:'s)?(?:[\s*_`\"\]\)\[(:=\-–—>|]|\bis\b|\bscore\b|\brating\b|\bgets\b|\bof\b){0,10}?"
+_NAMED = r"(?:\b(?:score|rating)s?\s*(?:for|of)?\s*(?:assistant|answer|response)?|\b(?:assistant|answer|response))"
+
+
+def label_pattern(*labels: str) -> re.Pattern:
+    """A regex for a score given to any of `labels` (regex fragments, e.g. "A").
+
+    Named forms: "Score A: 7", "Assistant A's score is 7/10", "**Answer A** - 7 out
+    of 10", "Score for A = 7.5". A bare label needs ':' or '=' ("A: 7") so that an
+    article "a" followed by a number is never read as a score.
+    """
+    label = "(?:" + "|".join(labels) + ")(?![A-Za-z0-9])"
+    named = _NAMED + r"\s*" + label + _GAP + _NUMBER
+    # A bare label's number must end its clause ("A: 7", "A=7, B=6"), so a list such as
+    # "A: 1. Structuralism" is not read as a score.
+    bare = (
+        r"(?<![A-Za-z0-9])"
+        + label
+        + r"[\s*_`]*[:=][\s*_`]*"
+        + _NUMBER
+        + r"(?=[\s*_`]*(?:$|[,;)\]]|\.\s*$|\.\s*\n))"
+    )
+    return re.compile(f"{named}|{bare}", re.IGNORECASE | re.MULTILINE)
+
+
+def _value(match: re.Match) -> tuple[float, str | None]:
+    groups = [g for g in match.groups()]
+    # Two alternatives, two groups each: take the pair that matched.
+    number, scale = (groups[0], groups[1]) if groups[0] is not None else (groups[2], groups[3])
+    return float(number), scale
+
+
+def find_score(text: str, pattern: re.Pattern, low: float, high: float) -> float | None:
+    """The first in-range score `pattern` finds in `text`, or None.
+
+    A match whose stated scale is not `high` ("7/5") or whose value is out of
+    [low, high] is skipped, not clamped: a judge that wrote something else did
+    not give a score on our scale.
+    """
+    for match in pattern.finditer(text):
+        value, scale = _value(match)
+        if scale is not None and float(scale) != high:
+            continue
+        if low <= value <= high:
+            return value
+    return None
+
+
+def find_pair_scores(
+    text: str, first: re.Pattern, second: re.Pattern, low: float = 1, high: float = 10
+) -> tuple[float, float] | None:
+    """Both scores of a pairwise verdict, or None when either is missing."""
+    a = find_score(text, first, low, high)
+    b = find_score(text, second, low, high)
+    if a is None or b is None:
+        return None
+    return a, b
+
+
+_EXPLANATION = re.compile(r"explanation\W{0,4}", re.IGNORECASE)
+
+
+def explanation_of(text: str, limit: int = 2000) -> str:
+    """The judge's reasoning: what follows "Explanation:", else the whole reply; trimmed."""
+    match = _EXPLANATION.search(text)
+    body = text[match.end() :] if match else text
+    body = body.strip()
+    return body if len(body) <= limit else body[:limit] + " [...]"

@@ -1,0 +1,211 @@
+"""A battle run on a Dask client: prompts -> answers -> verdicts -> records and summary.
+
+Layout of `out`:
+    battles/    battle records, exactly pipeline.schemas.BATTLE (one row per game)
+    combined/   one row per (prompt, pair): the two games combined by the chosen rule
+    summary.json, summary.md
+    _work/prompts.parquet   the prompts every task reads
+The caches (default out/_cache) hold every answer and verdict ever made; a run
+asks models only for answers the cache lacks and the judge only for games it
+lacks, so a killed run resumes and a grown roster costs only its new pairs.
+Answer tasks go model by model (each model loads once per worker and the next
+model does not compete with it for memory) and carry the model's resources
+(e.g. {"GPU": 1} for vLLM); judge tasks carry the judge's.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+from arena_models.cache import AnswerCache, VerdictCache
+from pipeline.battle.answers import answer_chunk
+from pipeline.battle.config import BattleConfig
+from pipeline.battle.judging import JudgeOptions, answers_key, judge_chunk, judge_key
+from pipeline.battle.prompts import load_prompts, write_prompts
+from pipeline.battle.records import battle_records, combined_pairs, write_table
+from pipeline.battle.schedule import schedule
+from pipeline.battle.summary import render, summarize
+from pipeline.hashing import folder_fingerprint
+from pipeline.parquet_io import write_json_atomic
+
+
+def run_tasks(client, fn, args: list[tuple], resources: dict, desc: str, progress: bool) -> list:
+    """Submit fn(*a) for each a, with resources; results in completion order, with a bar."""
+    if not args:
+        return []
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    futures = [
+        client.submit(fn, *a, resources=resources or None, pure=False, priority=-i)
+        for i, a in enumerate(args)
+    ]
+    results = []
+    bar = tqdm(total=len(futures), desc=desc, unit="task", file=sys.stderr, disable=not progress)
+    with bar:
+        for future in as_completed(futures):
+            results.append(future.result())
+            bar.update(1)
+            future.release()
+    return results
+
+
+def _chunks(items: list, cap: int, client) -> list[list]:
+    """At most `cap` items a chunk, and at least one chunk per worker when there are enough
+    items, so a small run still uses every worker."""
+    workers = max(1, len(client.scheduler_info()["workers"]))
+    size = max(1, min(cap, math.ceil(len(items) / workers)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def generate_answers(client, specs, prompt_ids, work, cache_root, config, progress) -> dict:
+    """Answers each model still lacks, model by model. Returns per-model counts and the
+    failures {(model, prompt_id): error}."""
+    cache = AnswerCache(cache_root)
+    stats, failures = {}, {}
+    for spec in specs:
+        cached = cache.keys(spec.name, spec.fingerprint())
+        missing = [p for p in prompt_ids if p not in cached]
+        args = [
+            (spec, chunk, str(work / "prompts.parquet"), str(cache_root))
+            for chunk in _chunks(missing, config.answer_chunk, client)
+        ]
+        results = run_tasks(
+            client, answer_chunk, args, spec.resources, f"answers {spec.name}", progress
+        )
+        for r in results:
+            failures.update({(spec.name, pid): error for pid, error in r["failures"]})
+        stats[spec.name] = {
+            "needed": len(prompt_ids),
+            "cached": len(prompt_ids) - len(missing),
+            "generated": sum(r["answered"] for r in results),
+            "failed": sum(len(r["failures"]) for r in results),
+            "prompt_tokens": sum(r["prompt_tokens"] for r in results),
+            "completion_tokens": sum(r["completion_tokens"] for r in results),
+            "seconds": round(sum(r["seconds"] for r in results), 2),
+        }
+    return {"stats": stats, "failures": failures}
+
+
+def scheduled_games(battles, specs, cache_root) -> list[dict]:
+    """Both games of every battle, with the answer keys, or the reason an answer is missing."""
+    fingerprints = {s.name: s.fingerprint() for s in specs}
+    cache = AnswerCache(cache_root)
+    have = {m: cache.keys(m, fp) for m, fp in fingerprints.items()}
+    games = []
+    for pid, a, b in battles:
+        lacking = [m for m in (a, b) if pid not in have[m]]
+        for game in (1, 2):
+            games.append(
+                {
+                    "prompt_id": pid,
+                    "model_a": a,
+                    "model_b": b,
+                    "game": game,
+                    "key_a": fingerprints[a],
+                    "key_b": fingerprints[b],
+                    "answers_key": None
+                    if lacking
+                    else answers_key(fingerprints[a], fingerprints[b]),
+                    "lacking": lacking,
+                }
+            )
+    return games
+
+
+def run_battle(
+    client,
+    specs: list,
+    judge,
+    evalset: str | Path,
+    out: str | Path,
+    config: BattleConfig = BattleConfig(),
+    *,
+    cache: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Battle the roster `specs` (ModelSpecs) on the eval set, judged by `judge` (a ModelSpec).
+    Writes records, combined pairs and the summary under `out`; returns the summary."""
+    started = time.time()
+    out = Path(out)
+    cache_root = Path(cache) if cache else out / "_cache"
+    work = out / "_work"
+    prompts = load_prompts(evalset, config.limit)
+    write_prompts(prompts, work / "prompts.parquet")
+    prompt_ids = prompts.column("prompt_id").to_pylist()
+    battles = schedule(prompt_ids, [s.name for s in specs], config)
+    playing = {m for _, a, b in battles for m in (a, b)}
+    players = [s for s in specs if s.name in playing]
+
+    answered = generate_answers(client, players, prompt_ids, work, cache_root, config, progress)
+    answers_done = time.time()
+
+    options = JudgeOptions(
+        config.judge_template,
+        config.judge_retries,
+        config.judge_max_tokens or judge.sampling.max_tokens,
+        config.max_answer_chars,
+    )
+    key = judge_key(judge, options)
+    games = scheduled_games(battles, players, cache_root)
+    for g in games:
+        if g["lacking"]:
+            g["missing"] = "; ".join(
+                f"no answer from {m}: {answered['failures'].get((m, g['prompt_id']), 'not in cache')}"
+                for m in g["lacking"]
+            )
+    verdicts = VerdictCache(cache_root)
+    done = verdicts.keys(judge.name, key, with_errors=not config.rejudge_errors)
+    judgeable = [g for g in games if g["answers_key"]]
+    pending = [
+        g
+        for g in judgeable
+        if (g["prompt_id"], g["model_a"], g["model_b"], g["game"], g["answers_key"]) not in done
+    ]
+    task_games = [
+        [
+            {k: g[k] for k in ("prompt_id", "model_a", "model_b", "game", "key_a", "key_b")}
+            for g in c
+        ]
+        for c in _chunks(pending, config.judge_chunk, client)
+    ]
+    args = [(judge, options, c, str(work / "prompts.parquet"), str(cache_root)) for c in task_games]
+    judged = run_tasks(client, judge_chunk, args, judge.resources, f"judge {judge.name}", progress)
+    judge_done = time.time()
+
+    records = battle_records(games, verdicts.read(judge.name, key, prompt_ids), judge.name)
+    combined = combined_pairs(records, config.combine)
+    manifest = {
+        "judge": judge.name,
+        "judge_key": key,
+        "models": [s.name for s in players],
+        "evalset": folder_fingerprint(Path(evalset)),
+        "config": {k: v for k, v in config.__dict__.items()},
+    }
+    write_table(records, out / "battles", manifest)
+    write_table(combined, out / "combined", manifest)
+    run = {
+        "answers": answered["stats"],
+        "judge": {
+            "judged": sum(r["judged"] for r in judged),
+            "reused": len(judgeable) - len(pending),
+            "errors": sum(r["errors"] for r in judged),
+            "retried": sum(r["retried"] for r in judged),
+            "prompt_tokens": sum(r["prompt_tokens"] for r in judged),
+            "completion_tokens": sum(r["completion_tokens"] for r in judged),
+        },
+        "seconds": {
+            "answers": answers_done - started,
+            "judge": judge_done - answers_done,
+            "total": time.time() - started,
+        },
+    }
+    summary = summarize(
+        records, combined, [s.name for s in players], judge.name, config.combine, run
+    )
+    write_json_atomic(summary, out / "summary.json")
+    (out / "summary.md").write_text(render(summary))
+    return summary
