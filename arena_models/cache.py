@@ -118,7 +118,8 @@ def _newest_per_key(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
     newest = indexed.group_by(list(key), use_threads=False).aggregate([("__row", "max")])
     if newest.num_rows == table.num_rows:
         return table
-    return table.take(pc.sort(newest.column("__row_max")))
+    rows = newest.column("__row_max")
+    return table.take(pc.take(rows, pc.sort_indices(rows)))
 
 
 class AnswerCache:

@@ -1,0 +1,165 @@
+"""The pairwise judge: verdict parsing, templates, the dialogue it sees, and real SmolLM2
+replies (readable or retried, then errors; never a made-up score)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from arena_models.judge import JudgeItem, PairwiseJudge, load_template, parse_verdict
+from arena_models.verdicts import explanation_of, find_score, label_pattern
+from pipeline.errors import UserError
+
+
+@pytest.mark.parametrize(
+    "reply, scores",
+    [
+        ("Score A: 7/10\nScore B: 5/10\nExplanation: A is right.", (7, 5)),
+        ("**Score A:** 8\n**Score B:** 9", (8, 9)),
+        ("Assistant A's score is 7 out of 10. Assistant B's score: 4/10", (7, 4)),
+        ("A: 6\nB: 3", (6, 3)),
+        ("Score for A = 7.5, score for B = 2", (7.5, 2)),
+        ("Response A (9/10), Response B (2/10)", (9, 2)),
+        ("Scores: A=7, B=6", (7, 6)),
+        ("Score A:7/10Score B:8/10", (7, 8)),
+        ("Score A: [10]\nScore B: [1]", (10, 1)),
+    ],
+)
+def test_parse_verdict_reads_the_usual_variants(reply, scores):
+    assert parse_verdict(reply) == scores
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Score A: <1-10>/10\nScore B: <1-10>/10",  # the template echoed back
+        "Score A: 11/10\nScore B: 3/10",  # out of range: not clamped
+        "Score A: 4/5\nScore B: 3/5",  # another scale
+        "Score A: 0/10\nScore B: 3/10",
+        "Score A: 7",  # one score only
+        "How to edit:\nA: 1. Structuralism\nB: 2. Functionalism",  # a list, not scores
+        "This is a 7 step plan, and b 5 more",
+        "[Excellent]",
+    ],
+)
+def test_parse_verdict_refuses_what_is_not_two_scores(reply):
+    assert parse_verdict(reply) is None
+
+
+def test_verdict_helpers_are_reusable_for_other_labels():
+    difficulty = label_pattern("difficulty")
+    assert find_score("Difficulty: 3/10", difficulty, 0, 10) == 3
+    assert find_score("difficulty is 12", difficulty, 0, 10) is None
+    assert explanation_of("Score A: 1\nExplanation:  B is better.") == "B is better."
+    assert explanation_of("x" * 50, limit=10) == "x" * 10 + " [...]"
+
+
+def test_template_must_name_its_fields(tmp_path):
+    assert "{answer_a}" in load_template()
+    bad = tmp_path / "judge.txt"
+    bad.write_text("Compare {answer_a} with {answer_b}.")
+    with pytest.raises(UserError, match="missing field.*instruction"):
+        load_template(bad)
+    with pytest.raises(UserError, match="not found"):
+        load_template(tmp_path / "nope.txt")
+
+
+def test_history_shows_earlier_turns_with_both_answers():
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Name a prime."},
+        {"role": "user", "content": "Now a bigger one."},
+    ]
+    item = JudgeItem.from_dialogue(messages, ["2", "7"], ["3", "11"])
+    assert item.instruction == "Now a bigger one."
+    assert (item.first, item.second) == ("7", "11")
+    assert item.history.splitlines() == [
+        "System: Be brief.",
+        "User (turn 1): Name a prime.",
+        "Answer A (turn 1): 2",
+        "Answer B (turn 1): 3",
+    ]
+    single = JudgeItem.from_dialogue(messages[1:2], ["2"], ["3"], max_chars=4)
+    assert single.history.startswith("(none")
+    with pytest.raises(ValueError, match="2 user turns"):
+        JudgeItem.from_dialogue(messages, ["2"], ["3"])
+
+
+def test_rendering_does_not_expand_fields_inside_answers(tmp_path):
+    from arena_models.backends.recorded_backend import RecordedBackend
+
+    answers = tmp_path / "a.jsonl"
+    answers.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n")
+    judge = PairwiseJudge(RecordedBackend(str(answers), name="rec"))
+    item = JudgeItem("(none)", "Print {answer_b}", "literally {answer_b}", "second")
+    text = judge.render(item)[0]["content"]
+    assert "Print {answer_b}" in text and "literally {answer_b}" in text
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from arena_models.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend("builtin:smollm2-135m-instruct", batch_size=4)
+
+
+def _items(shared_data, n):
+    folder = shared_data / "answers" / "arena-hard-v0.1"
+    rows = {}
+    for name in ("gpt-4-0314", "gpt-3.5-turbo-0125"):
+        with open(folder / f"{name}.jsonl") as f:
+            rows[name] = [json.loads(next(f)) for _ in range(n)]
+    items = []
+    for a, b in zip(rows["gpt-4-0314"], rows["gpt-3.5-turbo-0125"]):
+        question = a["messages"][0]["content"]
+        items.append(
+            JudgeItem.from_dialogue(
+                [{"role": "user", "content": question}],
+                [a["messages"][1]["content"]["answer"]],
+                [b["messages"][1]["content"]["answer"]],
+                max_chars=400,
+            )
+        )
+    return items
+
+
+@pytest.mark.slow
+def test_smollm2_verdicts_are_scores_or_errors_after_retries(smollm2, shared_data):
+    judge = PairwiseJudge(smollm2, retries=1, max_tokens=24)
+    verdicts = judge.judge(_items(shared_data, 4))
+    assert len(verdicts) == 4
+    for v in verdicts:
+        assert v.prompt_tokens > 0 and 1 <= v.attempts <= 2 and len(v.raw) == v.attempts
+        if v.error is None:
+            assert 1 <= v.score_first <= 10 and 1 <= v.score_second <= 10
+            assert parse_verdict(v.raw[-1]) == (v.score_first, v.score_second)
+        else:
+            assert v.score_first is None and v.score_second is None and v.attempts == 2
+
+
+@pytest.mark.slow
+def test_garbage_judge_output_is_an_error_never_a_score(smollm2, shared_data, tmp_path):
+    template = tmp_path / "haiku.txt"
+    template.write_text(
+        "Write a short haiku about autumn leaves. Do not mention anything else.\n"
+        "(ignore: {instruction} {answer_a} {answer_b})"
+    )
+    judge = PairwiseJudge(smollm2, template, retries=2, max_tokens=12)
+    verdicts = judge.judge(_items(shared_data, 2))
+    for v in verdicts:
+        assert v.error.startswith("no 'Score A' and 'Score B'") and "(3 attempts)" in v.error
+        assert v.score_first is None and v.score_second is None
+        assert len(v.raw) == 3 and all(r.strip() for r in v.raw)
+
+
+def test_failing_judge_backend_is_an_error(tmp_path):
+    from arena_models.backends.recorded_backend import RecordedBackend
+
+    answers = tmp_path / "a.jsonl"
+    row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x"}]}
+    answers.write_text(json.dumps(row) + "\n")
+    judge = PairwiseJudge(RecordedBackend(str(answers), name="rec"), retries=1)
+    (v,) = judge.judge([JudgeItem("(none)", "q", "a", "b")])
+    assert v.error.startswith("judge backend failed: rec: no recorded answer")
+    assert v.attempts == 2 and v.score_first is None
