@@ -101,8 +101,17 @@ def run_battles(client, roster_path, evalset_dir, out_dir, **options) -> dict:
     return run_battle(client, evalset=evalset_dir, out=out_dir, **prepare(roster_path, **options))
 
 
+def needed_resources(prepared: dict) -> dict[str, float]:
+    """The largest amount of each resource any roster model or the judge needs."""
+    needed: dict[str, float] = {}
+    for spec in [*prepared["specs"], prepared["judge"]]:
+        for name, amount in spec.resources.items():
+            needed[name] = max(amount, needed.get(name, 0))
+    return needed
+
+
 def run(args: argparse.Namespace) -> int:
-    from jobs.cluster import connect
+    from jobs.cluster import connect, embedded_resources
     from pipeline.battle.summary import render
 
     options = dict(
@@ -128,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.battle.run import run_battle
 
     prepared = prepare(args.roster, **options)  # mistakes surface before a cluster starts
+    embedded_resources(args, needed_resources(prepared))
     with connect(args) as client:
         summary = run_battle(client, evalset=args.evalset, out=args.out, **prepared)
     print(render(summary))

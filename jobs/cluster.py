@@ -72,6 +72,14 @@ def _prepare_worker_environment(threads: int) -> None:
     )
 
 
+def embedded_resources(args: argparse.Namespace, needed: dict[str, float]) -> None:
+    """Give the embedded cluster's workers the resources a job's tasks need (e.g. the GPU
+    slot vLLM tasks hold, which on a CPU-only laptop serialises engine use per worker)
+    unless the user chose them. A real cluster declares its own (`dask worker --resources`)."""
+    if needed and not args.worker_resources:
+        args.worker_resources = ",".join(f"{k}={v:g}" for k, v in sorted(needed.items()))
+
+
 @contextlib.contextmanager
 def connect(args: argparse.Namespace, *, quiet: bool = False):
     """Yield a dask.distributed Client for the cluster the arguments describe."""

@@ -28,6 +28,7 @@ from pipeline.battle.prompts import load_prompts, write_prompts
 from pipeline.battle.records import battle_records, combined_pairs, write_table
 from pipeline.battle.schedule import schedule
 from pipeline.battle.summary import render, summarize
+from pipeline.errors import UserError
 from pipeline.hashing import folder_fingerprint
 from pipeline.parquet_io import write_json_atomic
 
@@ -36,6 +37,7 @@ def run_tasks(client, fn, args: list[tuple], resources: dict, desc: str, progres
     """Submit fn(*a) for each a, with resources; results in completion order, with a bar."""
     if not args:
         return []
+    require_resources(client, resources, desc)
     from dask.distributed import as_completed
     from tqdm import tqdm
 
@@ -51,6 +53,21 @@ def run_tasks(client, fn, args: list[tuple], resources: dict, desc: str, progres
             bar.update(1)
             future.release()
     return results
+
+
+def require_resources(client, resources: dict, desc: str) -> None:
+    """Fail with a clear message instead of waiting forever for a worker that will never come."""
+    if not resources:
+        return
+    workers = client.scheduler_info()["workers"].values()
+    if not any(
+        all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items()) for w in workers
+    ):
+        wanted = ",".join(f"{k}={v:g}" for k, v in resources.items())
+        raise UserError(
+            f"{desc}: no worker holds {wanted}; start workers with `dask worker ... --resources "
+            f"{wanted}` (embedded cluster: --worker-resources {wanted})"
+        )
 
 
 def _chunks(items: list, cap: int, client) -> list[list]:

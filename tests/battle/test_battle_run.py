@@ -243,3 +243,38 @@ def test_roster_typo_is_a_clear_error(arena, capsys, tmp_path):
     err = capsys.readouterr().err
     assert "arena battle: error:" in err and "unknown key 'pth'" in err and "'path'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_vllm_model_without_a_gpu_worker_is_a_clear_error(arena, client, tmp_path):
+    """The session cluster's workers hold no GPU slot: the run says so instead of waiting."""
+    from pipeline.errors import UserError
+
+    roster = tmp_path / "vllm.yaml"
+    roster.write_text(
+        (arena / "roster3.yaml").read_text().replace("backend: transformers", "backend: vllm")
+    )
+    with pytest.raises(UserError, match=r"answers smollm2: no worker holds GPU=1; start workers"):
+        run_battles(
+            client,
+            roster,
+            arena / "evalset",
+            tmp_path / "out",
+            judge="smollm2-judge",
+            judge_roster=arena / "judges.yaml",
+            **OPTIONS,
+        )
+
+
+def test_embedded_cluster_gets_the_resources_the_roster_needs():
+    import argparse
+
+    from jobs.battle import needed_resources, prepare
+    from jobs.cluster import embedded_resources
+
+    prepared = prepare("demo", judge="smollm2-judge", judge_roster="judges")
+    args = argparse.Namespace(worker_resources=None)
+    embedded_resources(args, needed_resources(prepared))
+    assert args.worker_resources == "GPU=1"
+    chosen = argparse.Namespace(worker_resources="GPU=2")
+    embedded_resources(chosen, {"GPU": 1.0})
+    assert chosen.worker_resources == "GPU=2"
