@@ -1,7 +1,9 @@
 """`arena build-evalset --pool PATH... --out DIR`: WizardArena Diverse / Hard / Mix sets.
 
-pool -> ingest -> exact dedup -> embed -> K-means -> Diverse + Hard candidates
--> difficulty by a judge LLM -> Hard -> Mix, each step a resumable folder of OUT.
+pool -> ingest -> exact dedup -> embed -> [semantic dedup] -> K-means -> Diverse + Hard
+candidates -> difficulty by a judge LLM -> Hard -> Mix, each step a resumable folder of OUT.
+With `semantic_threshold` set, rows whose embedding has cosine >= it to an earlier kept row
+are dropped before K-means (OUT/semantic_dedup/, pairs in OUT/semantic_dedup/_pairs/).
 """
 
 from __future__ import annotations
@@ -25,6 +27,16 @@ class Recipe:
     judge_model: str = "builtin:smollm2-135m-instruct"
     difficulty_retries: int = 2
     difficulty_mode: str = "expected"  # or "generate"
+    semantic_threshold: float | None = None  # cosine; None: no semantic dedup
+
+    def __post_init__(self):
+        from pipeline.errors import UserError
+
+        t = self.semantic_threshold
+        if t is not None and (
+            isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 1
+        ):
+            raise UserError(f"semantic_threshold {t!r}: expected a cosine in (0, 1] or null (off)")
 
     @classmethod
     def load(cls, path: str | None, overrides: dict) -> Recipe:
@@ -64,7 +76,7 @@ def register(sub) -> None:
     for f in fields(Recipe):
         p.add_argument(
             f"--{f.name.replace('_', '-')}",
-            type=type(f.default),
+            type=float if f.default is None else type(f.default),
             default=None,
             help=f"(recipe default: {f.default})",
         )
@@ -106,12 +118,12 @@ def build(client, pool_dir: Path, out: Path, recipe: Recipe, *, overwrite: bool 
     out.mkdir(parents=True, exist_ok=True)
     embed = EmbedConfig(model=recipe.embed_model, dtype=recipe.embed_dtype)
     run_stage(EmbedConversations(pool_dir, out / "embedded", embed), client, overwrite=overwrite)
-    centroids = train_kmeans(
-        out / "embedded", KMeansConfig(clusters=recipe.clusters, seed=recipe.seed)
-    )
-    run_stage(
-        AssignClusters(out / "embedded", out / "clustered", centroids), client, overwrite=overwrite
-    )
+    embedded, semantic = out / "embedded", None
+    if recipe.semantic_threshold is not None:
+        semantic = semantic_dedup(client, embedded, out / "semantic_dedup", recipe, overwrite)
+        embedded = out / "semantic_dedup"
+    centroids = train_kmeans(embedded, KMeansConfig(clusters=recipe.clusters, seed=recipe.seed))
+    run_stage(AssignClusters(embedded, out / "clustered", centroids), client, overwrite=overwrite)
 
     index = cluster_index(out / "clustered")
     diverse_ids = draw_per_cluster(index, recipe.diverse_per_cluster, recipe.seed, "diverse")
@@ -135,6 +147,8 @@ def build(client, pool_dir: Path, out: Path, recipe: Recipe, *, overwrite: bool 
     for name, frame in (("diverse", diverse), ("hard", hard), ("mix", mixed)):
         _write_chunks(frame.sort_values("prompt_id"), out / name, rows_per_part=100_000)
     report = write_report(out, index, diverse, hard, mixed, scored, out / "clustered")
+    if semantic is not None:
+        add_semantic_line(report, semantic)
     return {
         "diverse": len(diverse),
         "diverse_clusters": int(diverse.cluster.nunique()),
@@ -142,8 +156,34 @@ def build(client, pool_dir: Path, out: Path, recipe: Recipe, *, overwrite: bool 
         "judge_errors": int(scored.difficulty.isna().sum()),
         "hard": len(hard),
         "mix": len(mixed),
+        "semantic_threshold": recipe.semantic_threshold,
+        "semantic_dropped": semantic["summary"]["dropped"] if semantic else 0,
         "report": str(report),
     }
+
+
+def semantic_dedup(client, embedded: Path, out: Path, recipe: Recipe, overwrite: bool) -> dict:
+    """Drop rows too similar to an earlier kept row, on the embedded parts; returns the manifest."""
+    from pipeline.dedup.semantic import SemanticDedup, SemanticDedupConfig
+    from pipeline.runner import claim_output, is_complete, run_stage
+
+    stage = SemanticDedup(embedded, out, SemanticDedupConfig(threshold=recipe.semantic_threshold))
+    claim_output(stage, overwrite)
+    if not is_complete(stage) and not stage.pairs_file.exists():
+        stage.find_pairs()
+    return run_stage(stage, client, overwrite=overwrite)
+
+
+def add_semantic_line(report: Path, manifest: dict) -> None:
+    """The report's summary list gains a line on what semantic dedup dropped."""
+    line = (
+        f"- semantic dedup: {manifest['summary']['dropped']} of {manifest['rows_in']} rows dropped "
+        f"at cosine >= {manifest['summary']['threshold']} before clustering "
+        "(pairs: semantic_dedup/_pairs/pairs.parquet)"
+    )
+    lines = report.read_text().split("\n")
+    at = next((i + 1 for i, x in enumerate(lines) if x.startswith("- mix:")), len(lines))
+    report.write_text("\n".join([*lines[:at], line, *lines[at:]]))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,5 +204,11 @@ def run(args: argparse.Namespace) -> int:
         f"eval set: diverse {counts['diverse']} rows from {counts['diverse_clusters']} clusters, "
         f"hard {counts['hard']} of {counts['candidates']} candidates ({counts['judge_errors']} judge "
         f"errors), mix {counts['mix']} -> {out}/{{diverse,hard,mix}}; report {counts['report']}"
+        + (
+            f"; semantic dedup dropped {counts['semantic_dropped']} rows "
+            f"(cosine >= {counts['semantic_threshold']})"
+            if counts["semantic_threshold"] is not None
+            else ""
+        )
     )
     return 0

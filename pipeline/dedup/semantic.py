@@ -7,10 +7,12 @@ one at a time, only their ids and vectors; the one thing held across parts is a
 FAISS inner-product index of the vectors kept so far (rows x dim x 4 bytes).
 A row is dropped when a kept earlier row (or an earlier row of its own part)
 is at least `threshold` similar, so the first occurrence in folder order wins.
+SemanticDedup wraps it as a Stage for `arena build-evalset` (`semantic_threshold`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +20,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.embed import vectors_of
-from pipeline.parquet_io import part_files, write_parquet_atomic
+from pipeline.errors import UserError
+from pipeline.hashing import folder_fingerprint, table_hash
+from pipeline.parquet_io import part_files, require_columns, write_parquet_atomic
+from pipeline.stage import PartResult, Stage, Task
 
 DEFAULT_THRESHOLD = 0.95
 
 
-def _kept_in_part(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _kept_in_part(
+    vectors: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Within one part: mask of kept rows, and for dropped rows their kept match and cosine."""
     n = len(vectors)
     keep = np.ones(n, dtype=bool)
@@ -33,7 +40,7 @@ def _kept_in_part(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np
     for i in range(n):
         if not keep[i]:
             continue
-        later = np.nonzero(sims[i, i + 1:] >= threshold)[0] + i + 1
+        later = np.nonzero(sims[i, i + 1 :] >= threshold)[0] + i + 1
         later = later[keep[later]]
         keep[later] = False
         match[later] = i
@@ -41,8 +48,12 @@ def _kept_in_part(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np
     return keep, match, sim
 
 
-def semantic_dedup(embedded: str | Path, out_dir: str | Path | None = None,
-                   threshold: float = DEFAULT_THRESHOLD, progress: bool = True) -> set[str]:
+def semantic_dedup(
+    embedded: str | Path,
+    out_dir: str | Path | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    progress: bool = True,
+) -> set[str]:
     """Ids to drop; with `out_dir`, writes `pairs.parquet` explaining every drop."""
     import faiss
     from tqdm import tqdm
@@ -76,8 +87,87 @@ def semantic_dedup(embedded: str | Path, out_dir: str | Path | None = None,
         kept_ids.extend(ids[k] for k in rest[keep])
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        table = pa.table(pairs, schema=pa.schema([("prompt_id", pa.string()),
-                                                  ("duplicate_of", pa.string()),
-                                                  ("similarity", pa.float32())]))
+        table = pa.table(
+            pairs,
+            schema=pa.schema(
+                [
+                    ("prompt_id", pa.string()),
+                    ("duplicate_of", pa.string()),
+                    ("similarity", pa.float32()),
+                ]
+            ),
+        )
         write_parquet_atomic(table, Path(out_dir) / "pairs.parquet")
     return set(pairs["prompt_id"])
+
+
+@dataclass(frozen=True)
+class SemanticDedupConfig:
+    threshold: float = DEFAULT_THRESHOLD  # cosine of unit vectors
+
+    def __post_init__(self):
+        if not 0 < self.threshold <= 1:
+            raise UserError(f"semantic threshold {self.threshold}: expected a cosine in (0, 1]")
+
+
+class SemanticDedup(Stage):
+    """Embedded parts -> the same rows without semantic duplicates.
+
+    The driver finds the pairs once (`find_pairs`, FAISS over the kept vectors,
+    written to `OUT/_pairs/pairs.parquet`); each task then drops its part's
+    duplicates, so rows keep their embeddings and nothing is embedded again.
+    """
+
+    name = "semantic-dedup"
+    needs = ("prompt_id", "embedding")
+
+    def __init__(self, embedded: Path, out: Path, config: SemanticDedupConfig):
+        super().__init__(out, config)
+        self.embedded = Path(embedded)
+        self.pairs_file = self.out / "_pairs" / "pairs.parquet"
+
+    def config_dict(self) -> dict:
+        return {**super().config_dict(), "input": folder_fingerprint(self.embedded)}
+
+    def input_fingerprints(self) -> list[dict]:
+        return [folder_fingerprint(self.embedded)]
+
+    def find_pairs(self, progress: bool = True) -> None:
+        semantic_dedup(
+            self.embedded,
+            self.pairs_file.parent,
+            threshold=self.config.threshold,
+            progress=progress,
+        )
+
+    def dropped_ids(self) -> set[str]:
+        """Ids to drop. An id matched to itself is a repeated row whose first copy was kept:
+        dropping by id would lose that copy too, so those stay (later steps key by prompt_id)."""
+        pairs = pq.read_table(self.pairs_file, columns=["prompt_id", "duplicate_of"]).to_pylist()
+        itself = {p["prompt_id"] for p in pairs if p["prompt_id"] == p["duplicate_of"]}
+        return {p["prompt_id"] for p in pairs} - itself
+
+    def plan(self) -> list[Task]:
+        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.embedded)]
+
+    def process(self, task: Task) -> PartResult:
+        import pyarrow.compute as pc
+
+        table = pq.read_table(task.spec["path"])
+        require_columns(table.schema, self.needs, task.spec["path"])
+        drop = pa.array(sorted(self.dropped_ids()), pa.string())
+        kept = table.filter(pc.invert(pc.is_in(table.column("prompt_id"), value_set=drop)))
+        write_parquet_atomic(kept, self.out / f"{task.name}.parquet")
+        return PartResult(
+            task.name,
+            table.num_rows,
+            kept.num_rows,
+            content_hash=table_hash(kept),
+            stats={"dropped": table.num_rows - kept.num_rows},
+        )
+
+    def summary(self, results: list[PartResult]) -> dict:
+        return {
+            "threshold": self.config.threshold,
+            "dropped": sum(r.stats["dropped"] for r in results),
+        }
