@@ -17,18 +17,61 @@ import time
 import numpy as np
 
 VERBS = ["Write", "Explain", "Summarise", "List", "Compare", "Describe", "Translate", "Plan"]
-TOPICS = ["the water cycle", "a binary search tree", "the French revolution", "a vegan dinner",
-          "compound interest", "a job interview", "photosynthesis", "a REST API", "black holes",
-          "a birthday poem", "climate policy", "the rules of chess", "a marketing email"]
-TAILS = ["for a child", "in three bullet points", "with an example", "in under 100 words",
-         "step by step", "for a beginner", "in a formal tone", ""]
+TOPICS = [
+    "the water cycle",
+    "a binary search tree",
+    "the French revolution",
+    "a vegan dinner",
+    "compound interest",
+    "a job interview",
+    "photosynthesis",
+    "a REST API",
+    "black holes",
+    "a birthday poem",
+    "climate policy",
+    "the rules of chess",
+    "a marketing email",
+]
+TAILS = [
+    "for a child",
+    "in three bullet points",
+    "with an example",
+    "in under 100 words",
+    "step by step",
+    "for a beginner",
+    "in a formal tone",
+    "",
+]
 
 
 def generate(rows: int, seed: int = 0) -> list[str]:
     """Short prompts built from templates, with a serial number so rows differ."""
     rng = random.Random(seed)
-    return [f"{rng.choice(VERBS)} {rng.choice(TOPICS)} {rng.choice(TAILS)} (case {i})".strip()
-            for i in range(rows)]
+    return [
+        f"{rng.choice(VERBS)} {rng.choice(TOPICS)} {rng.choice(TAILS)} (case {i})".strip()
+        for i in range(rows)
+    ]
+
+
+def real_prompts(rows: int) -> list[str]:
+    """First user turns of the real prompts in ../shared/data/prompts, cycled to `rows`
+    with a serial number: real lengths (median ~40 words, long tails of code and essays)."""
+    import json
+    from pathlib import Path
+
+    from pipeline.ingest.shapes import to_conversation
+
+    texts = []
+    for path in sorted(
+        (Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts").glob("*.jsonl")
+    ):
+        for line in path.read_text().split("\n"):
+            if not line.strip():
+                continue
+            messages = to_conversation(json.loads(line), 10**9)[0]
+            texts.append(next(m["content"] for m in messages if m["role"] == "user"))
+    texts = sorted(set(texts))
+    return [f"{texts[i % len(texts)]} (case {i})" for i in range(rows)]
 
 
 def dedup_flags(vectors: np.ndarray, threshold: float) -> np.ndarray:
@@ -45,13 +88,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--threshold", type=float, default=0.95)
+    parser.add_argument(
+        "--texts",
+        choices=["templates", "real"],
+        default="templates",
+        help="templates: short generated prompts; real: real prompts cycled (real lengths)",
+    )
     args = parser.parse_args()
     from sentence_transformers import SentenceTransformer
 
     from arena_models.local_models import resolve_model_path
     from pipeline.embed import EmbedConfig, embed_texts, load_encoder
 
-    texts = generate(args.rows)
+    texts = generate(args.rows) if args.texts == "templates" else real_prompts(args.rows)
     config = EmbedConfig(dtype="bfloat16")
     model_path = resolve_model_path(config.model)
     baseline = SentenceTransformer(model_path, device="cpu")
@@ -65,7 +114,15 @@ def main() -> None:
     fast = embed_texts(texts, config)
     fast_s = time.perf_counter() - start
     cosine = np.sum(base * fast, axis=1)
-    agree = np.mean(dedup_flags(base, args.threshold) == dedup_flags(fast, args.threshold))
+    # Agreement over distinct texts: cycled copies of a real prompt are trivially duplicates.
+    distinct = (
+        slice(None)
+        if args.texts == "templates"
+        else slice(0, len(set(t.rsplit(" (case", 1)[0] for t in texts)))
+    )
+    agree = np.mean(
+        dedup_flags(base[distinct], args.threshold) == dedup_flags(fast[distinct], args.threshold)
+    )
     print(f"rows {args.rows}")
     print(f"float32 encode   {args.rows / base_s:10.1f} rows/s ({base_s:.1f} s)")
     print(f"pipeline bf16    {args.rows / fast_s:10.1f} rows/s ({fast_s:.1f} s)")
