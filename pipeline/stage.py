@@ -39,6 +39,22 @@ class PartResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def write_filtered_part(out: Path, name: str, rows_in: int, kept) -> PartResult:
+    """Write the rows a filtering task kept (a pyarrow Table) as part `name` of `out`, and
+    report how many it dropped."""
+    from pipeline.hashing import table_hash
+    from pipeline.parquet_io import write_parquet_atomic
+
+    write_parquet_atomic(kept, out / f"{name}.parquet")
+    return PartResult(
+        name,
+        rows_in,
+        kept.num_rows,
+        content_hash=table_hash(kept),
+        stats={"dropped": rows_in - kept.num_rows},
+    )
+
+
 class Stage(ABC):
     """Base class: subclasses set `name`, `needs`, `makes`, and implement plan/process."""
 

@@ -29,7 +29,7 @@ from pipeline.errors import UserError
 from pipeline.hashing import folder_fingerprint, table_hash
 from pipeline.parquet_io import part_files, require_columns, write_parquet_atomic
 from pipeline.schemas import prompt_text
-from pipeline.stage import PartResult, Stage, Task
+from pipeline.stage import PartResult, Stage, Task, write_filtered_part
 
 PREVIEW_CHARS = 200
 NEEDS = ("prompt_id", "messages", "source_file", "source_line")
@@ -208,14 +208,7 @@ class NearDedup(Stage):
         mask = np.ones(table.num_rows, dtype=bool)
         mask[drop.column("row").to_numpy()] = False
         kept = table.filter(pa.array(mask))
-        write_parquet_atomic(kept, self.out / f"{task.name}.parquet")
-        return PartResult(
-            task.name,
-            table.num_rows,
-            kept.num_rows,
-            content_hash=table_hash(kept),
-            stats={"dropped": table.num_rows - kept.num_rows},
-        )
+        return write_filtered_part(self.out, task.name, table.num_rows, kept)
 
     def summary(self, results: list[PartResult]) -> dict:
         clusters = pq.read_table(self.clusters_file, columns=["cluster"])

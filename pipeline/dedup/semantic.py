@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 
 from pipeline.embed import vectors_of
 from pipeline.errors import UserError
-from pipeline.hashing import folder_fingerprint, table_hash
+from pipeline.hashing import folder_fingerprint
 from pipeline.parquet_io import part_files, require_columns, write_parquet_atomic
-from pipeline.stage import PartResult, Stage, Task
+from pipeline.stage import PartResult, Stage, Task, write_filtered_part
 
 DEFAULT_THRESHOLD = 0.95
 
@@ -157,14 +157,7 @@ class SemanticDedup(Stage):
         require_columns(table.schema, self.needs, task.spec["path"])
         drop = pa.array(sorted(self.dropped_ids()), pa.string())
         kept = table.filter(pc.invert(pc.is_in(table.column("prompt_id"), value_set=drop)))
-        write_parquet_atomic(kept, self.out / f"{task.name}.parquet")
-        return PartResult(
-            task.name,
-            table.num_rows,
-            kept.num_rows,
-            content_hash=table_hash(kept),
-            stats={"dropped": table.num_rows - kept.num_rows},
-        )
+        return write_filtered_part(self.out, task.name, table.num_rows, kept)
 
     def summary(self, results: list[PartResult]) -> dict:
         return {
