@@ -5,8 +5,9 @@
 For each size (battles x models) it simulates battles with known strengths
 (10% ties), then times, from the same in-memory battles to ratings with 95%
 bootstrap CIs where the method has them:
-- ours: counts per pair (pandas) -> choix ILSR on the count matrix, multinomial
-  bootstrap of the counts;
+- ours: counts per pair (one bincount) -> choix ILSR point fit on the count
+  matrix; multinomial bootstrap of the counts, all rounds drawn at once and
+  fitted together by batched Newton steps from the point fit;
 - FastChat's method (re-implemented from its description): weighted BT by
   L-BFGS on the unique (a, b, outcome) rows, ties as half a win each way, and a
   multinomial bootstrap of the unique rows' counts;

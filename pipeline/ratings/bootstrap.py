@@ -2,7 +2,10 @@
 
 Resampling N battles with replacement is the same as drawing the count of
 every (winner, loser) and tie cell from a multinomial with the observed
-shares, so a round costs O(models^2), not O(battles).
+shares, so a round costs O(models^2), not O(battles). All rounds are drawn at
+once (an exact multinomial sampler, see multinomial.py) and fitted together by
+batched Newton steps from the point fit, which stays a choix fit; a round
+where Newton does not converge is refitted with choix.
 """
 
 from __future__ import annotations
@@ -11,8 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.ratings.batched_newton import fit_bradley_terry_batch
 from pipeline.ratings.bradley_terry import Anchor, fit_bradley_terry, to_elo
+from pipeline.ratings.multinomial import multinomial_draws
 from pipeline.ratings.pair_counts import PairCounts
+
+ROUNDS_CELLS_PER_CHUNK = 4_000_000  # rounds x models^2 fitted at once: ~32 MB per array
 
 
 @dataclass
@@ -46,21 +53,32 @@ def bootstrap_ratings(
     theta = fit_bradley_terry(counts.comparison_matrix(tie_mode), alpha)
     point = anchor.apply(to_elo(theta), counts.models)
 
-    # Cells: every ordered win cell, and every unordered tie cell once.
+    # Cells: every ordered win cell, and every unordered tie cell once. All rounds are
+    # drawn in one call, over the non-zero cells only (the others never get a battle).
     iu = np.triu_indices(n, k=1)
     cells = np.concatenate([counts.wins.ravel(), counts.ties[iu]])
+    observed = np.flatnonzero(cells)
     total = int(round(cells.sum()))
     rng = np.random.default_rng(seed)
+    draws = np.zeros((rounds, len(cells)))
+    if rounds and total:
+        draws[:, observed] = multinomial_draws(total, cells[observed], rounds, rng)
+
     replicates = np.empty((rounds, n))
-    for r in range(rounds):
-        draw = rng.multinomial(total, cells / cells.sum()).astype(float)
-        wins = draw[: n * n].reshape(n, n)
-        ties = np.zeros((n, n))
-        ties[iu] = draw[n * n :]
-        sample = PairCounts(counts.models, wins, ties + ties.T)
-        replicates[r] = to_elo(fit_bradley_terry(sample.comparison_matrix(tie_mode), alpha, theta))
+    chunk = max(1, ROUNDS_CELLS_PER_CHUNK // (n * n))  # bounds the rounds x n x n arrays
+    for first in range(0, rounds, chunk):
+        part = draws[first : first + chunk]
+        wins = part[:, : n * n].reshape(-1, n, n)
+        ties = np.zeros_like(wins)
+        ties[:, iu[0], iu[1]] = part[:, n * n :]
+        sample = PairCounts(counts.models, wins, ties + ties.transpose(0, 2, 1))
+        comps = sample.comparison_matrix(tie_mode)
+        fitted, converged = fit_bradley_terry_batch(comps, alpha, theta)
+        for r in np.flatnonzero(~converged):
+            fitted[r] = fit_bradley_terry(comps[r], alpha, theta)
+        replicates[first : first + len(part)] = to_elo(fitted)
         if progress is not None:
-            progress.update(1)
+            progress.update(len(part))
     return RatingDistribution(counts.models, point, anchor.apply(replicates, counts.models))
 
 
