@@ -1,6 +1,6 @@
 """The whole WizardArena build at growing pool sizes, on the embedded cluster.
 
-    python -m bench.evalset_scale [--sizes 100000,300000,1000000] [--recipe wizardarena_mix]
+    python -m bench.evalset_scale [--sizes 100000,300000,1000000] [--recipe bench/recipes/wizardarena_scale.yaml]
 
 For each size it generates a pool (bench.pools: every input shape, 10% exact
 duplicates), runs `arena build-evalset` (ingest, exact dedup, MiniLM embedding on
@@ -26,7 +26,9 @@ from bench.pools import write_pool
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100000,300000,1000000")
-    parser.add_argument("--recipe", default="wizardarena_mix")
+    parser.add_argument(
+        "--recipe", default=str(Path(__file__).parent / "recipes" / "wizardarena_scale.yaml")
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", default=None, help="folder to keep outputs in (default: temp)")
     args = parser.parse_args()

@@ -6,16 +6,18 @@ For each size (battles x models) it simulates battles with known strengths
 (10% ties), then times, from the same in-memory battles to ratings with 95%
 bootstrap CIs where the method has them:
 - ours: counts per pair (one bincount) -> choix ILSR point fit on the count
-  matrix; multinomial bootstrap of the counts, all rounds drawn at once and
-  fitted together by batched Newton steps from the point fit;
+  matrix; exact multinomial bootstrap of the counts, chunks of rounds drawn and
+  fitted together by batched Newton steps from the point fit, a thread per core;
 - FastChat's method (re-implemented from its description): weighted BT by
   L-BFGS on the unique (a, b, outcome) rows, ties as half a win each way, and a
-  multinomial bootstrap of the unique rows' counts;
+  multinomial bootstrap of the unique rows' counts, the rounds fitted in a pool
+  of one process per core as FastChat does;
 - evalica (PyPI): Bradley-Terry on per-battle input, bootstrap by resampling;
 - arena-rank (PyPI): BT in JAX on its aggregated PairDataset, bootstrap CIs;
 - scikit-learn LogisticRegression on per-battle rows (point fit only: a
   100-round bootstrap of it is what the aggregated methods exist to avoid).
-It prints seconds, the speed-up of ours against each, and the largest rating
+It prints, for the point fit alone and for the point fit with the bootstrap,
+seconds and the speed-up of ours against each, and the largest rating
 difference to FastChat's method on the Elo scale (point fits, mean-centred).
 """
 
@@ -24,7 +26,9 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
+import os
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -61,9 +65,29 @@ def ours(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
 
 
 # -- FastChat's method, from its description ------------------------------------------
-def fastchat_method(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
+def _weighted_bt_fit(rows_a, rows_b, y, n, weights, start):
+    """Weighted logistic BT by L-BFGS on the unique (a, b, outcome) rows."""
     from scipy.optimize import minimize
 
+    def loss(theta):
+        z = theta[rows_a] - theta[rows_b]
+        nll = (weights * (np.logaddexp(0, -z) * y + np.logaddexp(0, z) * (1 - y))).sum()
+        g = weights * (1 / (1 + np.exp(-z)) - y)
+        return nll / weights.sum(), (
+            np.bincount(rows_a, g, n) - np.bincount(rows_b, g, n)
+        ) / weights.sum()
+
+    return minimize(
+        loss, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-9, "maxiter": 1000}
+    ).x
+
+
+# Pools fork from a server started before any peer imports JAX (forking a process
+# that runs JAX's threads can deadlock).
+POOLS = multiprocessing.get_context("forkserver")
+
+
+def fastchat_method(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
     unique = df.groupby(["a", "b", "outcome"], observed=True).size().reset_index(name="k")
     a, b, o = (unique[c].to_numpy() for c in ("a", "b", "outcome"))
     # A tie is a half win for each side: two rows, each with half the weight.
@@ -73,26 +97,17 @@ def fastchat_method(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
     y = np.concatenate([(o == 0).astype(float), np.zeros(ties.sum())])
     y[: len(o)][ties] = 1.0
     half = np.concatenate([np.where(ties, 0.5, 1.0), np.full(ties.sum(), 0.5)])
-
-    def fit(weights: np.ndarray, start: np.ndarray) -> np.ndarray:
-        def loss(theta):
-            z = theta[rows_a] - theta[rows_b]
-            nll = (weights * (np.logaddexp(0, -z) * y + np.logaddexp(0, z) * (1 - y))).sum()
-            g = weights * (1 / (1 + np.exp(-z)) - y)
-            return nll / weights.sum(), (
-                np.bincount(rows_a, g, n) - np.bincount(rows_b, g, n)
-            ) / weights.sum()
-
-        return minimize(
-            loss, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-9, "maxiter": 1000}
-        ).x
+    fit = partial(_weighted_bt_fit, rows_a, rows_b, y, n)
 
     k = unique.k.to_numpy().astype(float)
     point = fit(np.concatenate([k, k[ties]]) * half, np.zeros(n))
-    rng = np.random.default_rng(0)
-    for _ in range(rounds):
-        draw = rng.multinomial(int(k.sum()), k / k.sum()).astype(float)
-        fit(np.concatenate([draw, draw[ties]]) * half, point)
+    if rounds:
+        # All rounds' counts in one multinomial call, the fits in a pool of one process
+        # per core, as FastChat's compute_bootstrap_bt does.
+        draws = np.random.default_rng(0).multinomial(int(k.sum()), k / k.sum(), size=rounds)
+        weights = [np.concatenate([d, d[ties]]) * half for d in draws.astype(float)]
+        with POOLS.Pool(len(os.sched_getaffinity(0))) as pool:
+            list(pool.starmap(fit, [(w, point) for w in weights]))
     return centred(point * ELO)
 
 
@@ -161,11 +176,12 @@ def sklearn_lr(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
     return centred(lr.coef_[0] * ELO)
 
 
+POINT_ONLY = {"sklearn LR"}  # a bootstrap of per-battle fits is what aggregation avoids
 PEERS = {
     "FastChat method": fastchat_method,
     "evalica": evalica_bt,
     "arena-rank": arena_rank_bt,
-    "sklearn LR (point only)": sklearn_lr,
+    "sklearn LR": sklearn_lr,
 }
 
 
@@ -189,6 +205,9 @@ def main() -> None:
     # arena-rank bootstraps in a multiprocessing pool; forking a process that
     # has started JAX deadlocks, so children are spawned.
     multiprocessing.set_start_method("spawn", force=True)
+    POOLS.set_forkserver_preload(["numpy", "scipy.optimize"])
+    with POOLS.Pool(1):
+        pass  # starts the fork server now, while no thread runs
     skip = {s.strip() for s in opts.skip.split(",") if s.strip()}
     warm = simulate(2000, 5)  # imports and JIT compilation are not part of any timing
     for fn in (ours, *PEERS.values()):
@@ -197,27 +216,45 @@ def main() -> None:
         battles, models = (int(x) for x in size.lower().split("x"))
         df = simulate(battles, models)
         print(f"\n{battles:,} battles x {models} models x {opts.rounds} bootstrap rounds")
-        t_ours, r_ours, _ = timed(ours, df, models, opts.rounds)
-        results = {}
+        table = {"ours": (timed(ours, df, models, 0), timed(ours, df, models, opts.rounds))}
         for name, fn in PEERS.items():
             if name in skip:
                 continue
-            rounds = 0 if name.startswith("sklearn") else opts.rounds
-            results[name] = timed(fn, df, models, rounds)
-        reference = results.get("FastChat method", (0, None, ""))[1]
-        print(f"{'method':26}{'seconds':>10}{'ours faster':>13}{'max |Δ| Elo vs FastChat':>26}")
-        rows = [("ours", (t_ours, r_ours, ""))] + list(results.items())
-        for name, (secs, ratings, note) in rows:
+            point = timed(fn, df, models, 0)
+            boot = None if name in POINT_ONLY else timed(fn, df, models, opts.rounds)
+            table[name] = (point, boot)
+        reference = table.get("FastChat method", ((0, None, ""),))[0][1]
+        print(
+            f"{'method':26}{'point fit s':>12}{'ours faster':>12}"
+            f"{'+ bootstrap s':>14}{'ours faster':>12}{'max |Δ| Elo':>13}"
+        )
+        for name, (point, boot) in table.items():
+            cells = []
+            for run, ours_run in ((point, table["ours"][0]), (boot, table["ours"][1])):
+                if run is None:
+                    cells += ["not run", ""]
+                    continue
+                speed = "" if name == "ours" or run[1] is None else f"{run[0] / ours_run[0]:.1f}x"
+                cells += [f"{run[0]:.2f}", speed]
+            ratings = point[1]
             delta = (
                 ""
                 if ratings is None or reference is None
                 else f"{np.abs(ratings - reference).max():.3f}"
             )
-            speed = "" if name == "ours" else f"{secs / t_ours:.1f}x"
-            print(f"{name:26}{secs:>10.2f}{speed:>13}{delta:>26}  {note}")
-        fastest = min((s for n, (s, r, _) in results.items() if r is not None), default=None)
-        if fastest:
-            print(f"ours vs the fastest peer: {fastest / t_ours:.1f}x")
+            notes = "  ".join(run[2] for run in (point, boot) if run and run[2])
+            print(
+                f"{name:26}{cells[0]:>12}{cells[1]:>12}{cells[2]:>14}{cells[3]:>12}{delta:>13}  {notes}"
+            )
+        for column, label in ((0, "point fit"), (1, f"point fit + {opts.rounds} bootstrap rounds")):
+            peers = [
+                runs[column][0]
+                for name, runs in table.items()
+                if name != "ours" and runs[column] is not None and runs[column][1] is not None
+            ]
+            if peers:
+                ratio = min(peers) / table["ours"][column][0]
+                print(f"{label}: ours vs the fastest peer {ratio:.1f}x")
 
 
 if __name__ == "__main__":

@@ -101,3 +101,25 @@ def test_multinomial_draws_follow_the_multinomial_law():
     # Each cell's marginal is Binomial(50, p): compare the frequencies to its pmf.
     freq = np.bincount(draws[:, 0], minlength=51) / len(draws)
     assert np.abs(freq - binom.pmf(np.arange(51), 50, 0.2)).max() < 0.005
+
+
+def test_bootstrap_does_not_depend_on_the_thread_count():
+    counts = simulated_counts(30, 20_000, seed=8)
+    one = bootstrap_ratings(counts, rounds=60, seed=3, threads=1)
+    two = bootstrap_ratings(counts, rounds=60, seed=3, threads=2)
+    assert np.array_equal(one.rounds, two.rounds)
+    other_seed = bootstrap_ratings(counts, rounds=60, seed=4, threads=2)
+    assert not np.array_equal(one.rounds, other_seed.rounds)
+
+
+def test_categorical_draws_invert_the_cumulative_exactly():
+    from pipeline.ratings.multinomial import categorical_draws
+
+    rng = np.random.default_rng(9)
+    p = rng.random(500) ** 6  # skewed: guide buckets spanning many small cells
+    p[[0, 7, 499]] = 0.0  # empty cells, first and last included, are never drawn
+    u = rng.random(200_000)
+    labels = categorical_draws(p, u)
+    cumulative = np.cumsum(p)
+    assert np.array_equal(labels, np.searchsorted(cumulative, u * cumulative[-1], side="right"))
+    assert not np.isin(labels, [0, 7, 499]).any()
