@@ -1,11 +1,14 @@
 """Embedding throughput of the eval-set pipeline against plain float32 encode.
 
-Run: .venv/bin/python -m bench.evalset --rows 20000
-Generates short instruction-like texts, embeds them once with a plain
-`SentenceTransformer.encode` in float32 (the baseline) and once through
-pipeline.embed in bfloat16, in the same run, and prints rows/s, the speed-up,
-the worst cosine between the two vectors of a row, and how often the semantic
-dedup decision (any other row at or above the threshold) agrees.
+Run: .venv/bin/python -m bench.evalset --rows 20000 [--texts real]
+Generates short instruction-like texts (or cycles real prompts), embeds them
+with a plain `SentenceTransformer.encode` in float32 (the baseline, torch's
+threads on every core), with pipeline.embed in bfloat16 in the same process,
+and through the EmbedConversations stage on the embedded LocalCluster (how
+`arena build-evalset` embeds), in the same run. Prints rows/s, speed-ups, the
+worst cosine between a row's float32 vector and either bfloat16 one, and how
+often the semantic dedup decision (any other row at or above the threshold)
+agrees.
 """
 
 from __future__ import annotations
@@ -74,6 +77,48 @@ def real_prompts(rows: int) -> list[str]:
     return [f"{texts[i % len(texts)]} (case {i})" for i in range(rows)]
 
 
+def stage_vectors(texts: list[str], config, workers: int) -> tuple[np.ndarray, float]:
+    """The texts through the EmbedConversations stage on an embedded LocalCluster (workers
+    x 1 thread, as `arena build-evalset` runs it): vectors in input order and seconds,
+    timed after a warm-up stage has loaded the model on every worker."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.cluster import add_cluster_arguments, connect
+    from pipeline.embed import EmbedConversations, vectors_of
+    from pipeline.runner import run_stage
+
+    root = Path(tempfile.mkdtemp(prefix="bench-embed-"))
+
+    def pool(name: str, rows: list[str]) -> Path:
+        folder = root / name
+        folder.mkdir()
+        table = pa.table(
+            {
+                "prompt_id": [f"p{i:09d}" for i in range(len(rows))],
+                "messages": [[{"role": "user", "content": t}] for t in rows],
+            }
+        )
+        pq.write_table(table, folder / "part-00000.parquet")
+        return folder
+
+    parser = argparse.ArgumentParser()
+    add_cluster_arguments(parser)
+    args = parser.parse_args(["--workers", str(workers)])
+    with connect(args, quiet=True) as client:
+        warm = pool("warm", texts[: 64 * workers])
+        run_stage(EmbedConversations(warm, root / "warm-out", config), client, progress=False)
+        source = pool("pool", texts)
+        start = time.perf_counter()
+        run_stage(EmbedConversations(source, root / "out", config), client, progress=False)
+        seconds = time.perf_counter() - start
+    table = pq.read_table(root / "out", columns=["prompt_id", "embedding"]).sort_by("prompt_id")
+    return vectors_of(table), seconds
+
+
 def dedup_flags(vectors: np.ndarray, threshold: float) -> np.ndarray:
     """True where some other row is at least `threshold` similar."""
     import faiss
@@ -87,6 +132,7 @@ def dedup_flags(vectors: np.ndarray, threshold: float) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--workers", type=int, default=2, help="embedded cluster workers")
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument(
         "--texts",
@@ -113,20 +159,28 @@ def main() -> None:
     start = time.perf_counter()
     fast = embed_texts(texts, config)
     fast_s = time.perf_counter() - start
-    cosine = np.sum(base * fast, axis=1)
+    staged, stage_s = stage_vectors(texts, config, args.workers)
+    cosine = np.minimum(np.sum(base * fast, axis=1), np.sum(base * staged, axis=1))
     # Agreement over distinct texts: cycled copies of a real prompt are trivially duplicates.
     distinct = (
         slice(None)
         if args.texts == "templates"
         else slice(0, len(set(t.rsplit(" (case", 1)[0] for t in texts)))
     )
-    agree = np.mean(
-        dedup_flags(base[distinct], args.threshold) == dedup_flags(fast[distinct], args.threshold)
+    flags = dedup_flags(base[distinct], args.threshold)
+    agree = min(
+        np.mean(flags == dedup_flags(vectors[distinct], args.threshold))
+        for vectors in (fast, staged)
     )
     print(f"rows {args.rows}")
     print(f"float32 encode   {args.rows / base_s:10.1f} rows/s ({base_s:.1f} s)")
-    print(f"pipeline bf16    {args.rows / fast_s:10.1f} rows/s ({fast_s:.1f} s)")
-    print(f"speed-up         {base_s / fast_s:10.2f}x")
+    print(f"bf16 encode      {args.rows / fast_s:10.1f} rows/s ({fast_s:.1f} s)")
+    print(f"  speed-up       {base_s / fast_s:10.2f}x")
+    print(
+        f"pipeline stage   {args.rows / stage_s:10.1f} rows/s ({stage_s:.1f} s; bf16, "
+        f"{args.workers} workers x 1 thread)"
+    )
+    print(f"  speed-up       {base_s / stage_s:10.2f}x")
     print(f"min cosine       {cosine.min():10.4f}")
     print(f"dedup agreement  {agree * 100:10.3f}% at threshold {args.threshold}")
 
