@@ -72,7 +72,8 @@ def embed_texts(texts: list[str], config: EmbedConfig) -> np.ndarray:
 def vectors_of(table: pa.Table, column: str = "embedding") -> np.ndarray:
     """The fixed-size-list column as a (rows, dim) float32 matrix, without copies where possible."""
     col = table.column(column).combine_chunks()
-    return col.values.to_numpy(zero_copy_only=False).reshape(len(col), -1)
+    # The width comes from the type, so an empty part is (0, dim) like any other.
+    return col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
 
 
 class EmbedConversations(Stage):
@@ -104,7 +105,11 @@ class EmbedConversations(Stage):
         table = pq.read_table(task.spec["path"]).slice(task.spec["start"], task.spec["rows"])
         require_columns(table.schema, self.needs, task.spec["path"])
         texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
-        vectors = embed_texts(texts, self.config) if texts else np.zeros((0, 1), np.float32)
+        if texts:
+            vectors = embed_texts(texts, self.config)
+        else:  # an empty part keeps the model's width, so every part has one schema
+            encoder = load_encoder(self.config.model, self.config.dtype, self.config.max_seq_length)
+            vectors = np.zeros((0, encoder.get_sentence_embedding_dimension()), np.float32)
         dim = vectors.shape[1]
         column = pa.FixedSizeListArray.from_arrays(
             pa.array(vectors.astype(np.float32).ravel()), dim
