@@ -43,11 +43,12 @@ def run(
 ) -> tuple[float, int, bool]:
     """(seconds, peak tree RSS bytes, killed?) of one CLI run."""
     start = time.time()
+    log = tempfile.TemporaryFile()  # the child's messages, shown if it fails
     proc = subprocess.Popen(
         [*ARENA, *args],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
     ps, peak, killed = psutil.Process(proc.pid), 0, False
     while proc.poll() is None:
@@ -63,7 +64,9 @@ def run(
         time.sleep(0.1)
     proc.wait()
     if not killed and proc.returncode != 0:
-        raise SystemExit(f"arena {' '.join(args)} failed with {proc.returncode}")
+        log.seek(0)
+        tail = log.read().decode(errors="replace")[-3000:]
+        raise SystemExit(f"arena {' '.join(args)} failed with {proc.returncode}:\n{tail}")
     return time.time() - start, peak, killed
 
 
