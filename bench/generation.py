@@ -1,6 +1,7 @@
 """Generation throughput: the vLLM backend against the best batched transformers generate.
 
 Run: .venv/bin/python -m bench.generation [--threads 1] [--plain 32] [--judge 8]
+     [--workloads plain,judge] [--kv-cache-gib 1]
 Same model (SmolLM2-135M-Instruct, bfloat16), same prompts, same process and
 thread count. Two workloads:
 - plain: real prompts (Arena-Hard v0.1, MT-bench first turns) answered with up to
@@ -118,11 +119,15 @@ def best_transformers(conversations, sampling, batch_sizes: list[int]) -> tuple[
     return size, runs[size]
 
 
-def vllm_run(conversations, sampling, prefix_caching: bool, eager: bool) -> dict:
+def vllm_run(conversations, sampling, prefix_caching: bool, eager: bool, kv_gib: int) -> dict:
     from arena_models.backends.vllm_backend import VLLMBackend
 
     backend = VLLMBackend(
-        MODEL, enable_prefix_caching=prefix_caching, enforce_eager=eager, max_model_len=4096
+        MODEL,
+        enable_prefix_caching=prefix_caching,
+        enforce_eager=eager,
+        max_model_len=4096,
+        kv_cache_gib=kv_gib,
     )
     backend.generate(conversations[:2], sampling)  # engine start + compile, untimed
     # The warm-up must not pre-fill the prefix cache with this workload's prompts.
@@ -152,6 +157,8 @@ def main() -> None:
     parser.add_argument("--answer-chars", type=int, default=1500)
     parser.add_argument("--batch-sizes", default="8,16,32")
     parser.add_argument("--eager", action="store_true", help="vLLM without torch.compile")
+    parser.add_argument("--kv-cache-gib", type=int, default=1, help="vLLM CPU KV cache (GiB)")
+    parser.add_argument("--workloads", default="plain,judge", help="which workloads to run")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -163,41 +170,50 @@ def main() -> None:
     header = f"{'run':40s} {'seconds':>8s} {'prompt':>9s} {'gen':>7s} {'gen tok/s':>8s} {'all tok/s':>9s} ratio"
     lines = []
 
-    plain = plain_workload(args.plain)
-    sampling = Sampling(temperature=0.0, max_tokens=args.plain_tokens)
-    print(f"plain: {len(plain)} prompts, up to {args.plain_tokens} tokens", flush=True)
-    size, base = best_transformers(plain, sampling, sizes)
-    fast = vllm_run(plain, sampling, prefix_caching=True, eager=args.eager)
-    lines += [
-        f"plain answers ({len(plain)} prompts, max {args.plain_tokens} tokens)",
-        header,
-        row(f"transformers bf16, best batch {size}", base, None),
-        row(f"vLLM {mode}", fast, base),
-        "",
-    ]
+    workloads = set(args.workloads.split(","))
+    vllm = {"eager": args.eager, "kv_gib": args.kv_cache_gib}
+    summary = []
+    if "plain" in workloads:
+        plain = plain_workload(args.plain)
+        sampling = Sampling(temperature=0.0, max_tokens=args.plain_tokens)
+        print(f"plain: {len(plain)} prompts, up to {args.plain_tokens} tokens", flush=True)
+        size, base = best_transformers(plain, sampling, sizes)
+        fast = vllm_run(plain, sampling, prefix_caching=True, **vllm)
+        lines += [
+            f"plain answers ({len(plain)} prompts, max {args.plain_tokens} tokens)",
+            header,
+            row(f"transformers bf16, best batch {size}", base, None),
+            row(f"vLLM {mode}", fast, base),
+            "",
+        ]
+        summary.append(f"plain: vLLM {fast['tok_s'] / base['tok_s']:.2f}x (target 3x)")
 
-    judge = judge_workload(args.judge, args.answer_chars)
-    sampling = Sampling(temperature=0.0, max_tokens=args.judge_tokens)
-    print(f"judge: {len(judge)} prompts, up to {args.judge_tokens} tokens", flush=True)
-    size, jbase = best_transformers(judge, sampling, sizes)
-    cached = vllm_run(judge, sampling, prefix_caching=True, eager=args.eager)
-    uncached = vllm_run(judge, sampling, prefix_caching=False, eager=args.eager)
-    lines += [
-        f"judge workload ({len(judge)} prompts, {jbase['prompt'] // len(judge)} prompt "
-        f"tokens on average, max {args.judge_tokens} tokens)",
-        header,
-        row(f"transformers bf16, best batch {size}", jbase, None),
-        row(f"vLLM {mode}, prefix caching on", cached, jbase),
-        row(f"vLLM {mode}, prefix caching off", uncached, jbase),
-        "",
-    ]
-    lines.append(f"OMP threads {args.threads}; ratios are generated tokens/s against transformers")
+    if "judge" in workloads:
+        judge = judge_workload(args.judge, args.answer_chars)
+        sampling = Sampling(temperature=0.0, max_tokens=args.judge_tokens)
+        print(f"judge: {len(judge)} prompts, up to {args.judge_tokens} tokens", flush=True)
+        size, jbase = best_transformers(judge, sampling, sizes)
+        cached = vllm_run(judge, sampling, prefix_caching=True, **vllm)
+        uncached = vllm_run(judge, sampling, prefix_caching=False, **vllm)
+        lines += [
+            f"judge workload ({len(judge)} prompts, {jbase['prompt'] // len(judge)} prompt "
+            f"tokens on average, max {args.judge_tokens} tokens)",
+            header,
+            row(f"transformers bf16, best batch {size}", jbase, None),
+            row(f"vLLM {mode}, prefix caching on", cached, jbase),
+            row(f"vLLM {mode}, prefix caching off", uncached, jbase),
+            "",
+        ]
+        summary.append(
+            f"judge: vLLM with prefix caching {cached['tok_s'] / jbase['tok_s']:.2f}x (target "
+            f"5x), without {uncached['tok_s'] / jbase['tok_s']:.2f}x; prefix caching alone "
+            f"{cached['tok_s'] / uncached['tok_s']:.2f}x"
+        )
     lines.append(
-        f"plain: vLLM {fast['tok_s'] / base['tok_s']:.2f}x (target 3x); judge: vLLM with "
-        f"prefix caching {cached['tok_s'] / jbase['tok_s']:.2f}x (target 5x), without "
-        f"{uncached['tok_s'] / jbase['tok_s']:.2f}x; prefix caching alone "
-        f"{cached['tok_s'] / uncached['tok_s']:.2f}x"
+        f"OMP threads {args.threads}; vLLM KV cache {args.kv_cache_gib} GiB; "
+        "ratios are generated tokens/s against transformers"
     )
+    lines.append("; ".join(summary))
     print("\n".join(lines))
 
 
