@@ -13,6 +13,7 @@ SemanticDedup wraps it as a Stage for `arena build-evalset` (`semantic_threshold
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,20 @@ def semantic_dedup(
     return set(pairs["prompt_id"])
 
 
+@lru_cache(maxsize=2)
+def _dropped_ids(pairs_file: str, size: int, mtime_ns: int) -> pa.Array:
+    """Ids to drop, read once per worker process (size and mtime key the cache). An id
+    matched to itself is a repeated row whose first copy was kept: dropping by id would
+    lose that copy too, so those stay (later steps key by prompt_id)."""
+    import pyarrow.compute as pc
+
+    pairs = pq.read_table(pairs_file, columns=["prompt_id", "duplicate_of"])
+    itself = pc.equal(pairs.column("prompt_id"), pairs.column("duplicate_of"))
+    repeated = pairs.filter(itself).column("prompt_id")
+    dropped = pc.unique(pairs.column("prompt_id").combine_chunks())
+    return dropped.filter(pc.invert(pc.is_in(dropped, value_set=repeated)))
+
+
 @dataclass(frozen=True)
 class SemanticDedupConfig:
     threshold: float = DEFAULT_THRESHOLD  # cosine of unit vectors
@@ -140,13 +155,6 @@ class SemanticDedup(Stage):
             progress=progress,
         )
 
-    def dropped_ids(self) -> set[str]:
-        """Ids to drop. An id matched to itself is a repeated row whose first copy was kept:
-        dropping by id would lose that copy too, so those stay (later steps key by prompt_id)."""
-        pairs = pq.read_table(self.pairs_file, columns=["prompt_id", "duplicate_of"]).to_pylist()
-        itself = {p["prompt_id"] for p in pairs if p["prompt_id"] == p["duplicate_of"]}
-        return {p["prompt_id"] for p in pairs} - itself
-
     def plan(self) -> list[Task]:
         return [Task(p.stem, {"path": str(p)}) for p in part_files(self.embedded)]
 
@@ -155,7 +163,8 @@ class SemanticDedup(Stage):
 
         table = pq.read_table(task.spec["path"])
         require_columns(table.schema, self.needs, task.spec["path"])
-        drop = pa.array(sorted(self.dropped_ids()), pa.string())
+        stat = self.pairs_file.stat()
+        drop = _dropped_ids(str(self.pairs_file), stat.st_size, stat.st_mtime_ns)
         kept = table.filter(pc.invert(pc.is_in(table.column("prompt_id"), value_set=drop)))
         return write_filtered_part(self.out, task.name, table.num_rows, kept)
 
