@@ -51,8 +51,9 @@ def fit_bradley_terry_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Log-strengths (rounds x models, mean zero) maximising the regularised BT likelihood of
     each comparison matrix in `comps` (rounds x models x models), starting from the fit
-    `initial`; and which rounds converged (the last Newton step below `tol` nats: the error
-    left after it is of the order of its square)."""
+    `initial`; and which rounds converged: Newton converges quadratically, so the error left
+    after a step of size s is about c * s^2 (c ~ 0.3-0.4 measured on real and simulated
+    counts), and a round stops once s^2 < `tol` nats (1e-6 nats ~ 0.0002 Elo)."""
     rounds, n, _ = comps.shape
     if n < 2:
         return np.zeros((rounds, n)), np.ones(rounds, dtype=bool)
@@ -75,7 +76,7 @@ def fit_bradley_terry_batch(
         step = np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
         theta[active] += step
         size = np.abs(step).max(axis=1)
-        done = size < tol
+        done = size * size < tol
         converged[active[done]] = True
         active = active[~done & np.isfinite(size)]
         if len(active) == 0:
