@@ -149,6 +149,12 @@ def main() -> None:
     texts = generate(args.rows) if args.texts == "templates" else real_prompts(args.rows)
     config = EmbedConfig(dtype="bfloat16")
     model_path = resolve_model_path(config.model)
+    import os
+
+    import torch
+
+    # The baselines use every core through torch's threads, as a plain script would.
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     baseline = SentenceTransformer(model_path, device="cpu")
     baseline.encode(texts[:64])
     start = time.perf_counter()
