@@ -6,16 +6,20 @@ with a plain `SentenceTransformer.encode` in float32 (the baseline, torch's
 threads on every core), with pipeline.embed in bfloat16 in the same process,
 and through the EmbedConversations stage on the embedded LocalCluster (how
 `arena build-evalset` embeds), in the same run. Prints rows/s, speed-ups, the
-worst cosine between a row's float32 vector and either bfloat16 one, and how
-often the semantic dedup decision (any other row at or above the threshold)
-agrees.
+worst cosine between a row's float32 vector and either bfloat16 one, how often
+the semantic dedup flag (any other row at or above the threshold) agrees, and how
+often the greedy semantic dedup that build-evalset runs makes the same drop
+decision as on float32 vectors, with and without its float32 re-check of pairs
+near the threshold.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -59,9 +63,6 @@ def generate(rows: int, seed: int = 0) -> list[str]:
 def real_prompts(rows: int) -> list[str]:
     """First user turns of the real prompts in ../shared/data/prompts, cycled to `rows`
     with a serial number: real lengths (median ~40 words, long tails of code and essays)."""
-    import json
-    from pathlib import Path
-
     from pipeline.ingest.shapes import to_conversation
 
     texts = []
@@ -77,12 +78,11 @@ def real_prompts(rows: int) -> list[str]:
     return [f"{texts[i % len(texts)]} (case {i})" for i in range(rows)]
 
 
-def stage_vectors(texts: list[str], config, workers: int) -> tuple[np.ndarray, float]:
+def stage_vectors(texts: list[str], config, workers: int) -> tuple[np.ndarray, float, Path]:
     """The texts through the EmbedConversations stage on an embedded LocalCluster (workers
-    x 1 thread, as `arena build-evalset` runs it): vectors in input order and seconds,
-    timed after a warm-up stage has loaded the model on every worker."""
+    x 1 thread, as `arena build-evalset` runs it): vectors in input order, seconds (timed
+    after a warm-up stage has loaded the model on every worker) and the output folder."""
     import tempfile
-    from pathlib import Path
 
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -116,7 +116,56 @@ def stage_vectors(texts: list[str], config, workers: int) -> tuple[np.ndarray, f
         run_stage(EmbedConversations(source, root / "out", config), client, progress=False)
         seconds = time.perf_counter() - start
     table = pq.read_table(root / "out", columns=["prompt_id", "embedding"]).sort_by("prompt_id")
-    return vectors_of(table), seconds
+    return vectors_of(table), seconds, root / "out"
+
+
+def with_vectors(embedded: Path, vectors: np.ndarray, out: Path) -> Path:
+    """A copy of an embedded folder (same parts, same row order) holding `vectors` instead,
+    row i of `vectors` being prompt p{i:09d}."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.parquet_io import part_files
+
+    out.mkdir()
+    for path in part_files(embedded):
+        table = pq.read_table(path)
+        rows = [int(i[1:]) for i in table.column("prompt_id").to_pylist()]
+        column = pa.FixedSizeListArray.from_arrays(
+            pa.array(vectors[rows].ravel()), vectors.shape[1]
+        )
+        pq.write_table(
+            table.drop_columns(["embedding"]).append_column("embedding", column), out / path.name
+        )
+    return out
+
+
+def greedy_agreement(embedded: Path, base: np.ndarray, config, threshold: float) -> dict:
+    """Semantic dedup as build-evalset runs it (greedy, first row kept) on the stage's
+    bfloat16 folder, with and without the float32 re-check of borderline pairs, against the
+    same parts holding float32 vectors: share of rows whose drop decision agrees."""
+    from pipeline.dedup.semantic import semantic_dedup
+
+    rows = len(base)
+    full = semantic_dedup(
+        with_vectors(embedded, base, embedded.parent / "float32"),
+        threshold=threshold,
+        progress=False,
+    )
+    plain = semantic_dedup(embedded, threshold=threshold, progress=False)
+    start = time.perf_counter()
+    report = embedded.parent / "recheck"
+    rechecked = semantic_dedup(
+        embedded, report, threshold=threshold, progress=False, recheck=config
+    )
+    seconds = time.perf_counter() - start
+    summary = json.loads((report / "summary.json").read_text())
+    return {
+        "plain": 1 - len(full ^ plain) / rows,
+        "rechecked": 1 - len(full ^ rechecked) / rows,
+        "float32_rows": summary["float32_rows"],
+        "seconds": seconds,
+    }
 
 
 def dedup_flags(vectors: np.ndarray, threshold: float) -> np.ndarray:
@@ -165,7 +214,8 @@ def main() -> None:
     start = time.perf_counter()
     fast = embed_texts(texts, config)
     fast_s = time.perf_counter() - start
-    staged, stage_s = stage_vectors(texts, config, args.workers)
+    staged, stage_s, staged_dir = stage_vectors(texts, config, args.workers)
+    greedy = greedy_agreement(staged_dir, base, config, args.threshold)
     cosine = np.minimum(np.sum(base * fast, axis=1), np.sum(base * staged, axis=1))
     # Agreement over distinct texts: cycled copies of a real prompt are trivially duplicates.
     distinct = (
@@ -188,7 +238,12 @@ def main() -> None:
     )
     print(f"  speed-up       {base_s / stage_s:10.2f}x")
     print(f"min cosine       {cosine.min():10.4f}")
-    print(f"dedup agreement  {agree * 100:10.3f}% at threshold {args.threshold}")
+    print(f"dedup agreement  {agree * 100:10.3f}% at threshold {args.threshold} (any neighbour)")
+    print(
+        f"greedy dedup     {greedy['plain'] * 100:10.3f}% of rows agree (bf16 alone); "
+        f"{greedy['rechecked'] * 100:.3f}% with the float32 re-check, which embedded "
+        f"{greedy['float32_rows']} rows again ({greedy['seconds']:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class Recipe:
     difficulty_retries: int = 2
     difficulty_mode: str = "expected"  # or "generate"
     semantic_threshold: float | None = None  # cosine; None: no semantic dedup
+    semantic_margin: float = 0.005  # pairs this close to the threshold are decided in float32
 
     def __post_init__(self):
         from pipeline.errors import UserError
@@ -120,7 +121,9 @@ def build(client, pool_dir: Path, out: Path, recipe: Recipe, *, overwrite: bool 
     run_stage(EmbedConversations(pool_dir, out / "embedded", embed), client, overwrite=overwrite)
     embedded, semantic = out / "embedded", None
     if recipe.semantic_threshold is not None:
-        semantic = semantic_dedup(client, embedded, out / "semantic_dedup", recipe, overwrite)
+        semantic = semantic_dedup(
+            client, embedded, out / "semantic_dedup", recipe, embed, overwrite
+        )
         embedded = out / "semantic_dedup"
     centroids = train_kmeans(embedded, KMeansConfig(clusters=recipe.clusters, seed=recipe.seed))
     run_stage(AssignClusters(embedded, out / "clustered", centroids), client, overwrite=overwrite)
@@ -162,12 +165,17 @@ def build(client, pool_dir: Path, out: Path, recipe: Recipe, *, overwrite: bool 
     }
 
 
-def semantic_dedup(client, embedded: Path, out: Path, recipe: Recipe, overwrite: bool) -> dict:
+def semantic_dedup(
+    client, embedded: Path, out: Path, recipe: Recipe, embed, overwrite: bool
+) -> dict:
     """Drop rows too similar to an earlier kept row, on the embedded parts; returns the manifest."""
     from pipeline.dedup.semantic import SemanticDedup, SemanticDedupConfig
     from pipeline.runner import claim_output, is_complete, run_stage
 
-    stage = SemanticDedup(embedded, out, SemanticDedupConfig(threshold=recipe.semantic_threshold))
+    config = SemanticDedupConfig(
+        threshold=recipe.semantic_threshold, embed=embed, margin=recipe.semantic_margin
+    )
+    stage = SemanticDedup(embedded, out, config)
     claim_output(stage, overwrite)
     if not is_complete(stage) and not stage.pairs_file.exists():
         stage.find_pairs()

@@ -24,7 +24,7 @@ def shingles(text: str, k: int = 3) -> set[bytes]:
     words = _WORD.findall(text.lower())
     if len(words) < k:
         return {w.encode() for w in words} or {b""}
-    return {" ".join(words[i:i + k]).encode() for i in range(len(words) - k + 1)}
+    return {" ".join(words[i : i + k]).encode() for i in range(len(words) - k + 1)}
 
 
 def signatures(texts: list[str], num_perm: int = 128, seed: int = 1, k: int = 3) -> np.ndarray:
@@ -39,8 +39,9 @@ def signatures(texts: list[str], num_perm: int = 128, seed: int = 1, k: int = 3)
     return out
 
 
-def duplicate_clusters(ids: list[str], sigs: np.ndarray, threshold: float = 0.8,
-                       num_perm: int = 128) -> list[list[int]]:
+def duplicate_clusters(
+    ids: list[str], sigs: np.ndarray, threshold: float = 0.8, num_perm: int = 128
+) -> list[list[int]]:
     """Groups of row indices whose estimated Jaccard similarity reaches `threshold`.
 
     Candidates come from LSH bands; each candidate pair is verified on the
@@ -60,7 +61,7 @@ def duplicate_clusters(ids: list[str], sigs: np.ndarray, threshold: float = 0.8,
     buckets: dict[tuple[int, bytes], int] = {}
     for i in range(len(ids)):
         for b in range(bands):
-            key = (b, sigs[i, b * rows:(b + 1) * rows].tobytes())
+            key = (b, sigs[i, b * rows : (b + 1) * rows].tobytes())
             j = buckets.setdefault(key, i)
             if j != i and find(i) != find(j):
                 if float(np.mean(sigs[i] == sigs[j])) >= threshold:
@@ -71,8 +72,14 @@ def duplicate_clusters(ids: list[str], sigs: np.ndarray, threshold: float = 0.8,
     return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
-def near_dedup(ids: list[str], texts: list[str], out_dir: str | Path | None = None,
-               threshold: float = 0.8, num_perm: int = 128, seed: int = 1) -> set[str]:
+def near_dedup(
+    ids: list[str],
+    texts: list[str],
+    out_dir: str | Path | None = None,
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    seed: int = 1,
+) -> set[str]:
     """Ids to drop (all but the first member of each cluster).
 
     When `out_dir` is given, writes `clusters.parquet` (cluster, id, text, kept).

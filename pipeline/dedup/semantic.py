@@ -12,6 +12,8 @@ SemanticDedup wraps it as a Stage for `arena build-evalset` (`semantic_threshold
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,32 +22,45 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.embed import vectors_of
+from pipeline.dedup.float32_recheck import DEFAULT_MARGIN, Float32Vectors, Row
+from pipeline.embed import EmbedConfig, vectors_of
 from pipeline.errors import UserError
 from pipeline.hashing import folder_fingerprint
-from pipeline.parquet_io import part_files, require_columns, write_parquet_atomic
+from pipeline.parquet_io import (
+    part_files,
+    require_columns,
+    write_json_atomic,
+    write_parquet_atomic,
+)
 from pipeline.stage import PartResult, Stage, Task, write_filtered_part
 
 DEFAULT_THRESHOLD = 0.95
 
 
 def _kept_in_part(
-    vectors: np.ndarray, threshold: float
+    sims: np.ndarray,
+    threshold: float,
+    band: float = 0.0,
+    exact_cosine: Callable[[int, int], float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Within one part: mask of kept rows, and for dropped rows their kept match and cosine."""
-    n = len(vectors)
+    """Within one part, from its rows' cosine matrix: mask of kept rows, and for dropped rows
+    their kept match and cosine. A row goes when an earlier kept row reaches the threshold;
+    only a row with no clear match but one within `band` of the threshold asks
+    `exact_cosine` (float32 vectors) about those borderline ones."""
+    n = len(sims)
     keep = np.ones(n, dtype=bool)
     match = np.full(n, -1, dtype=np.int64)
     sim = np.zeros(n, dtype=np.float32)
-    sims = vectors @ vectors.T if n else np.zeros((0, 0), np.float32)
-    for i in range(n):
-        if not keep[i]:
+    for j in range(1, n):
+        earlier = np.nonzero(keep[:j] & (sims[j, :j] >= threshold - band))[0]
+        if not len(earlier):
             continue
-        later = np.nonzero(sims[i, i + 1 :] >= threshold)[0] + i + 1
-        later = later[keep[later]]
-        keep[later] = False
-        match[later] = i
-        sim[later] = sims[i, later]
+        near = sims[j, earlier]
+        if near.max() < threshold + band:  # only borderline matches: decided in float32
+            near = np.array([exact_cosine(int(i), j) for i in earlier], dtype=np.float32)
+        if near.max() >= threshold:
+            best = int(near.argmax())
+            keep[j], match[j], sim[j] = False, earlier[best], near[best]
     return keep, match, sim
 
 
@@ -54,15 +69,30 @@ def semantic_dedup(
     out_dir: str | Path | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     progress: bool = True,
+    recheck: EmbedConfig | None = None,
+    margin: float = DEFAULT_MARGIN,
 ) -> set[str]:
-    """Ids to drop; with `out_dir`, writes `pairs.parquet` explaining every drop."""
+    """Ids to drop; with `out_dir`, writes `pairs.parquet` explaining every drop and
+    `summary.json`. With `recheck` (the config the vectors were embedded with, in reduced
+    precision), pairs within `margin` of the threshold are decided in float32."""
     import faiss
     from tqdm import tqdm
 
+    parts = part_files(embedded)
+    exact = Float32Vectors(parts, recheck) if recheck is not None else None
+    band = margin if exact is not None else 0.0
     index = None
     kept_ids: list[str] = []
-    pairs = {"prompt_id": [], "duplicate_of": [], "similarity": []}
-    for path in tqdm(part_files(embedded), desc="semantic dedup", disable=not progress):
+    kept_at: list[Row] = []  # (part, row) of every indexed vector
+    pairs = {"prompt_id": [], "duplicate_of": [], "similarity": [], "float32": []}
+
+    def record(row_id: str, kept_id: str, similarity: float, in_float32: bool) -> None:
+        pairs["prompt_id"].append(row_id)
+        pairs["duplicate_of"].append(kept_id)
+        pairs["similarity"].append(float(similarity))
+        pairs["float32"].append(in_float32)
+
+    for part, path in enumerate(tqdm(parts, desc="semantic dedup", disable=not progress)):
         table = pq.read_table(path, columns=["prompt_id", "embedding"])
         if table.num_rows == 0:
             continue
@@ -72,22 +102,51 @@ def semantic_dedup(
             index = faiss.IndexFlatIP(vectors.shape[1])
         alive = np.ones(len(ids), dtype=bool)
         if index.ntotal:
-            scores, nearest = index.search(vectors, 1)
-            for i in np.nonzero(scores[:, 0] >= threshold)[0]:
-                alive[i] = False
-                pairs["prompt_id"].append(ids[i])
-                pairs["duplicate_of"].append(kept_ids[nearest[i, 0]])
-                pairs["similarity"].append(float(scores[i, 0]))
+            # Every kept row at least threshold - band similar (range search: score > radius).
+            lims, scores, found = index.range_search(vectors, threshold - band - 1e-6)
+            unsure = {}
+            for i in np.nonzero(lims[1:] > lims[:-1])[0]:
+                s, f = scores[lims[i] : lims[i + 1]], found[lims[i] : lims[i + 1]]
+                best = int(s.argmax())
+                if s[best] >= threshold + band:
+                    alive[i] = False
+                    record(ids[i], kept_ids[f[best]], s[best], False)
+                elif band:
+                    unsure[i] = f
+            if unsure:
+                exact.ensure(
+                    {(part, i) for i in unsure} | {kept_at[k] for f in unsure.values() for k in f}
+                )
+                for i, f in unsure.items():
+                    cosines = [exact.cosine((part, i), kept_at[k]) for k in f]
+                    best = int(np.argmax(cosines))
+                    if cosines[best] >= threshold:
+                        alive[i] = False
+                        record(ids[i], kept_ids[f[best]], cosines[best], True)
         rest = np.nonzero(alive)[0]
-        keep, match, sim = _kept_in_part(vectors[rest], threshold)
+        sims = vectors[rest] @ vectors[rest].T
+        keep, match, sim = _kept_in_part(
+            sims,
+            threshold,
+            band,
+            lambda i, j, rows=[(part, int(k)) for k in rest]: exact.cosine(rows[i], rows[j]),
+        )
         for j in np.nonzero(~keep)[0]:
-            pairs["prompt_id"].append(ids[rest[j]])
-            pairs["duplicate_of"].append(ids[rest[match[j]]])
-            pairs["similarity"].append(float(sim[j]))
+            in_float32 = bool(band) and sims[match[j], j] < threshold + band
+            record(ids[rest[j]], ids[rest[match[j]]], sim[j], in_float32)
         index.add(vectors[rest[keep]])
         kept_ids.extend(ids[k] for k in rest[keep])
+        kept_at.extend((part, int(k)) for k in rest[keep])
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
+        summary = {
+            "threshold": threshold,
+            "float32_margin": band,
+            "float32_rows": exact.embedded if exact is not None else 0,
+            "dropped": len(set(pairs["prompt_id"])),
+        }
+        # The pairs file comes last: its presence tells a rerun that both are complete.
+        write_json_atomic(summary, Path(out_dir) / "summary.json")
         table = pa.table(
             pairs,
             schema=pa.schema(
@@ -95,6 +154,7 @@ def semantic_dedup(
                     ("prompt_id", pa.string()),
                     ("duplicate_of", pa.string()),
                     ("similarity", pa.float32()),
+                    ("float32", pa.bool_()),
                 ]
             ),
         )
@@ -119,10 +179,21 @@ def _dropped_ids(pairs_file: str, size: int, mtime_ns: int) -> pa.Array:
 @dataclass(frozen=True)
 class SemanticDedupConfig:
     threshold: float = DEFAULT_THRESHOLD  # cosine of unit vectors
+    # How the vectors were embedded; in reduced precision, pairs within `margin` of the
+    # threshold are decided on float32 vectors, so decisions match a float32 run.
+    embed: EmbedConfig | None = None
+    margin: float = DEFAULT_MARGIN
 
     def __post_init__(self):
         if not 0 < self.threshold <= 1:
             raise UserError(f"semantic threshold {self.threshold}: expected a cosine in (0, 1]")
+        if not 0 <= self.margin < 1:
+            raise UserError(f"semantic margin {self.margin}: expected a cosine gap in [0, 1)")
+
+    @property
+    def recheck(self) -> EmbedConfig | None:
+        reduced = self.embed is not None and self.embed.dtype != "float32"
+        return self.embed if reduced and self.margin > 0 else None
 
 
 class SemanticDedup(Stage):
@@ -153,6 +224,8 @@ class SemanticDedup(Stage):
             self.pairs_file.parent,
             threshold=self.config.threshold,
             progress=progress,
+            recheck=self.config.recheck,
+            margin=self.config.margin,
         )
 
     def plan(self) -> list[Task]:
@@ -169,7 +242,10 @@ class SemanticDedup(Stage):
         return write_filtered_part(self.out, task.name, table.num_rows, kept)
 
     def summary(self, results: list[PartResult]) -> dict:
+        found = json.loads((self.pairs_file.parent / "summary.json").read_text())
         return {
             "threshold": self.config.threshold,
             "dropped": sum(r.stats["dropped"] for r in results),
+            "float32_margin": found["float32_margin"],
+            "float32_rows": found["float32_rows"],
         }

@@ -18,5 +18,7 @@ def test_near_copies_clustered_and_dropped(tmp_path):
     assert drop == {"p3", "p4"}
     clusters = pd.read_parquet(tmp_path / "clusters.parquet")
     assert sorted(clusters.groupby("cluster")["id"].apply(sorted).tolist()) == [
-        ["p0", "p3"], ["p1", "p4"]]
+        ["p0", "p3"],
+        ["p1", "p4"],
+    ]
     assert clusters["kept"].sum() == 2

@@ -15,7 +15,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ANSWERS = REPO / "arena_models" / "rosters" / "answers" / "gpt-4-0314.jsonl"
-VLLM = "backend: vllm, path: 'builtin:smollm2-135m-instruct', enforce_eager: true, max_model_len: 2048"
+VLLM = (
+    "backend: vllm, path: 'builtin:smollm2-135m-instruct', enforce_eager: true, max_model_len: 2048"
+)
 
 
 @pytest.mark.slow
