@@ -37,6 +37,24 @@ from pipeline.stage import PartResult, Stage, Task, write_filtered_part
 DEFAULT_THRESHOLD = 0.95
 
 
+def _match(
+    near: np.ndarray,
+    candidates: list,
+    row,
+    threshold: float,
+    band: float,
+    exact_cosine: Callable | None,
+) -> tuple[int, float, bool] | None:
+    """The best of a row's candidate matches (cosines `near`, from threshold - band up) if it
+    reaches the threshold: (candidate index, cosine, decided in float32), else None. When no
+    candidate is clearly above (threshold + band), their float32 cosines decide."""
+    in_float32 = band > 0 and near.max() < threshold + band
+    if in_float32:
+        near = np.array([exact_cosine(c, row) for c in candidates], np.float32)
+    best = int(near.argmax())
+    return (best, float(near[best]), in_float32) if near[best] >= threshold else None
+
+
 def _kept_in_part(
     sims: np.ndarray,
     threshold: float,
@@ -44,9 +62,7 @@ def _kept_in_part(
     exact_cosine: Callable[[int, int], float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Within one part, from its rows' cosine matrix: mask of kept rows, and for dropped rows
-    their kept match and cosine. A row goes when an earlier kept row reaches the threshold;
-    only a row with no clear match but one within `band` of the threshold asks
-    `exact_cosine` (float32 vectors) about those borderline ones."""
+    their kept match and cosine. A row goes when an earlier kept row matches (`_match`)."""
     n = len(sims)
     keep = np.ones(n, dtype=bool)
     match = np.full(n, -1, dtype=np.int64)
@@ -55,12 +71,10 @@ def _kept_in_part(
         earlier = np.nonzero(keep[:j] & (sims[j, :j] >= threshold - band))[0]
         if not len(earlier):
             continue
-        near = sims[j, earlier]
-        if near.max() < threshold + band:  # only borderline matches: decided in float32
-            near = np.array([exact_cosine(int(i), j) for i in earlier], dtype=np.float32)
-        if near.max() >= threshold:
-            best = int(near.argmax())
-            keep[j], match[j], sim[j] = False, earlier[best], near[best]
+        found = _match(sims[j, earlier], earlier.tolist(), j, threshold, band, exact_cosine)
+        if found:
+            best, sim[j], _ = found
+            keep[j], match[j] = False, earlier[best]
     return keep, match, sim
 
 
@@ -92,6 +106,9 @@ def semantic_dedup(
         pairs["similarity"].append(float(similarity))
         pairs["float32"].append(in_float32)
 
+    def kept_cosine(k: int, row: Row) -> float:  # k: position of a kept row in the index
+        return exact.cosine(kept_at[k], row)
+
     for part, path in enumerate(tqdm(parts, desc="semantic dedup", disable=not progress)):
         table = pq.read_table(path, columns=["prompt_id", "embedding"])
         if table.num_rows == 0:
@@ -104,32 +121,29 @@ def semantic_dedup(
         if index.ntotal:
             # Every kept row at least threshold - band similar (range search: score > radius).
             lims, scores, found = index.range_search(vectors, threshold - band - 1e-6)
-            unsure = {}
-            for i in np.nonzero(lims[1:] > lims[:-1])[0]:
-                s, f = scores[lims[i] : lims[i + 1]], found[lims[i] : lims[i + 1]]
-                best = int(s.argmax())
-                if s[best] >= threshold + band:
-                    alive[i] = False
-                    record(ids[i], kept_ids[f[best]], s[best], False)
-                elif band:
-                    unsure[i] = f
-            if unsure:
+            near = {
+                int(i): (scores[lims[i] : lims[i + 1]], found[lims[i] : lims[i + 1]])
+                for i in np.nonzero(lims[1:] > lims[:-1])[0]
+            }
+            if band:  # the float32 vectors any borderline row may need, in one batch
+                unsure = [i for i, (s, _) in near.items() if s.max() < threshold + band]
                 exact.ensure(
-                    {(part, i) for i in unsure} | {kept_at[k] for f in unsure.values() for k in f}
+                    {(part, i) for i in unsure} | {kept_at[k] for i in unsure for k in near[i][1]}
                 )
-                for i, f in unsure.items():
-                    cosines = [exact.cosine((part, i), kept_at[k]) for k in f]
-                    best = int(np.argmax(cosines))
-                    if cosines[best] >= threshold:
-                        alive[i] = False
-                        record(ids[i], kept_ids[f[best]], cosines[best], True)
+            for i, (s, f) in near.items():
+                decided = _match(s, f, (part, i), threshold, band, kept_cosine)
+                if decided:
+                    best, cosine, in_float32 = decided
+                    alive[i] = False
+                    record(ids[i], kept_ids[f[best]], cosine, in_float32)
         rest = np.nonzero(alive)[0]
         sims = vectors[rest] @ vectors[rest].T
+        rows = [(part, int(k)) for k in rest]
+        if band:
+            borderline = np.triu((sims >= threshold - band) & (sims < threshold + band), 1)
+            exact.ensure({rows[k] for k in np.concatenate(np.nonzero(borderline))})
         keep, match, sim = _kept_in_part(
-            sims,
-            threshold,
-            band,
-            lambda i, j, rows=[(part, int(k)) for k in rest]: exact.cosine(rows[i], rows[j]),
+            sims, threshold, band, lambda i, j, rows=rows: exact.cosine(rows[i], rows[j])
         )
         for j in np.nonzero(~keep)[0]:
             in_float32 = bool(band) and sims[match[j], j] < threshold + band
