@@ -1,12 +1,13 @@
 """Embedding throughput of the eval-set pipeline against plain float32 encode.
 
-Run: .venv/bin/python -m bench.evalset --rows 20000 [--texts real]
+Run: .venv/bin/python -m bench.evalset --rows 20000 [--texts real] [--dtype bfloat16]
 Generates short instruction-like texts (or cycles real prompts), embeds them
 with a plain `SentenceTransformer.encode` in float32 (the baseline, torch's
-threads on every core), with pipeline.embed in bfloat16 in the same process,
-and through the EmbedConversations stage on the embedded LocalCluster (how
-`arena build-evalset` embeds), in the same run. Prints rows/s, speed-ups, the
-worst cosine between a row's float32 vector and either bfloat16 one, how often
+threads on every core), with pipeline.embed in `--dtype` (auto: bfloat16 where
+the hardware has it, else float32) in the same process, and through the
+EmbedConversations stage on the embedded LocalCluster (how `arena
+build-evalset` embeds), in the same run. Prints rows/s, speed-ups, the
+worst cosine between a row's float32 vector and either pipeline one, how often
 the semantic dedup flag (any other row at or above the threshold) agrees, and how
 often the greedy semantic dedup that build-evalset runs makes the same drop
 decision as on float32 vectors, with and without its float32 re-check of pairs
@@ -63,18 +64,9 @@ def generate(rows: int, seed: int = 0) -> list[str]:
 def real_prompts(rows: int) -> list[str]:
     """First user turns of the real prompts in ../shared/data/prompts, cycled to `rows`
     with a serial number: real lengths (median ~40 words, long tails of code and essays)."""
-    from pipeline.ingest.shapes import to_conversation
+    from bench.pools import real_prompt_texts
 
-    texts = []
-    for path in sorted(
-        (Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts").glob("*.jsonl")
-    ):
-        for line in path.read_text().split("\n"):
-            if not line.strip():
-                continue
-            messages = to_conversation(json.loads(line), 10**9)[0]
-            texts.append(next(m["content"] for m in messages if m["role"] == "user"))
-    texts = sorted(set(texts))
+    texts = real_prompt_texts()
     return [f"{texts[i % len(texts)]} (case {i})" for i in range(rows)]
 
 
@@ -189,14 +181,21 @@ def main() -> None:
         default="templates",
         help="templates: short generated prompts; real: real prompts cycled (real lengths)",
     )
+    parser.add_argument(
+        "--dtype",
+        choices=["auto", "bfloat16", "float32"],
+        default="auto",
+        help="the pipeline's dtype (auto: bfloat16 where the hardware has it natively)",
+    )
     args = parser.parse_args()
     from sentence_transformers import SentenceTransformer
 
     from arena_models.local_models import resolve_model_path
-    from pipeline.embed import EmbedConfig, embed_texts, load_encoder
+    from pipeline.embed import EmbedConfig, embed_texts, load_encoder, resolved_dtype
 
     texts = generate(args.rows) if args.texts == "templates" else real_prompts(args.rows)
-    config = EmbedConfig(dtype="bfloat16")
+    config = EmbedConfig(dtype=args.dtype)
+    dtype = resolved_dtype(args.dtype)
     model_path = resolve_model_path(config.model)
     import os
 
@@ -228,19 +227,19 @@ def main() -> None:
         np.mean(flags == dedup_flags(vectors[distinct], args.threshold))
         for vectors in (fast, staged)
     )
-    print(f"rows {args.rows}")
+    print(f"rows {args.rows}; pipeline dtype {args.dtype} -> {dtype}")
     print(f"float32 encode   {args.rows / base_s:10.1f} rows/s ({base_s:.1f} s)")
-    print(f"bf16 encode      {args.rows / fast_s:10.1f} rows/s ({fast_s:.1f} s)")
+    print(f"{dtype:<9}encode   {args.rows / fast_s:10.1f} rows/s ({fast_s:.1f} s)")
     print(f"  speed-up       {base_s / fast_s:10.2f}x")
     print(
-        f"pipeline stage   {args.rows / stage_s:10.1f} rows/s ({stage_s:.1f} s; bf16, "
+        f"pipeline stage   {args.rows / stage_s:10.1f} rows/s ({stage_s:.1f} s; {dtype}, "
         f"{args.workers} workers x 1 thread)"
     )
     print(f"  speed-up       {base_s / stage_s:10.2f}x")
     print(f"min cosine       {cosine.min():10.4f}")
     print(f"dedup agreement  {agree * 100:10.3f}% at threshold {args.threshold} (any neighbour)")
     print(
-        f"greedy dedup     {greedy['plain'] * 100:10.3f}% of rows agree (bf16 alone); "
+        f"greedy dedup     {greedy['plain'] * 100:10.3f}% of rows agree ({dtype} alone); "
         f"{greedy['rechecked'] * 100:.3f}% with the float32 re-check, which embedded "
         f"{greedy['float32_rows']} rows again ({greedy['seconds']:.1f} s)"
     )

@@ -1,9 +1,11 @@
 """The whole WizardArena build at growing pool sizes, on the embedded cluster.
 
-    python -m bench.evalset_scale [--sizes 100000,300000,1000000] [--recipe bench/recipes/wizardarena_scale.yaml]
+    python -m bench.evalset_scale [--sizes 100000,300000,1000000] [--texts fragments]
+        [--recipe bench/recipes/wizardarena_scale.yaml]
 
 For each size it generates a pool (bench.pools: every input shape, 10% exact
-duplicates), runs `arena build-evalset` (ingest, exact dedup, MiniLM embedding on
+duplicates; `fragments`: spans of real prompts with 5% light edits, or
+`templates`: near twins of 720 templates), runs `arena build-evalset` (ingest, exact dedup, MiniLM embedding on
 the workers, semantic dedup, FAISS K-means, Diverse, Hard candidates scored by
 the SmolLM2 judge, Mix) as a separate process, and prints wall time, peak RSS of
 the whole process tree (client, scheduler, workers) and seconds per 100k rows,
@@ -20,7 +22,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bench.ingest_dedup import run
-from bench.pools import write_pool
+from bench.pools import TEXTS, write_pool
 
 
 def main() -> None:
@@ -29,14 +31,15 @@ def main() -> None:
     parser.add_argument(
         "--recipe", default=str(Path(__file__).parent / "recipes" / "wizardarena_scale.yaml")
     )
+    parser.add_argument("--texts", choices=TEXTS, default="fragments")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", default=None, help="folder to keep outputs in (default: temp)")
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="evalset-scale-"))
-    print(f"recipe {args.recipe}; outputs in {root}", flush=True)
+    print(f"recipe {args.recipe}; {args.texts} pool; outputs in {root}", flush=True)
     print(f"{'rows':>9} {'seconds':>9} {'peak RSS GiB':>13} {'s per 100k':>11}  eval set")
     for rows in [int(s) for s in args.sizes.split(",")]:
-        pool = write_pool(root / f"pool-{rows}.jsonl", rows)
+        pool = write_pool(root / f"pool-{rows}.jsonl", rows, texts_from=args.texts)
         out = root / f"evalset-{rows}"
         seconds, peak, _ = run(
             [

@@ -23,12 +23,14 @@ class Recipe:
     hard_top: int = 1000
     seed: int = 0
     embed_model: str = "builtin:all-minilm-l6-v2"
-    embed_dtype: str = "bfloat16"
+    embed_dtype: str = "auto"  # bfloat16 where the hardware has it natively, else float32
     judge_model: str = "builtin:smollm2-135m-instruct"
     difficulty_retries: int = 2
     difficulty_mode: str = "expected"  # or "generate"
     semantic_threshold: float | None = None  # cosine; None: no semantic dedup
     semantic_margin: float = 0.005  # pairs this close to the threshold are decided in float32
+    semantic_search: str = "auto"  # kept-vector index: exact, ivf, auto (ivf from 100k rows)
+    semantic_nprobe: int = 16  # ivf: cells searched per row
 
     def __post_init__(self):
         from pipeline.errors import UserError
@@ -173,7 +175,11 @@ def semantic_dedup(
     from pipeline.runner import claim_output, is_complete, run_stage
 
     config = SemanticDedupConfig(
-        threshold=recipe.semantic_threshold, embed=embed, margin=recipe.semantic_margin
+        threshold=recipe.semantic_threshold,
+        embed=embed,
+        margin=recipe.semantic_margin,
+        search=recipe.semantic_search,
+        nprobe=recipe.semantic_nprobe,
     )
     stage = SemanticDedup(embedded, out, config)
     claim_output(stage, overwrite)

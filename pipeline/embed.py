@@ -4,10 +4,14 @@ The sentence-transformers model is loaded once per worker process and kept.
 Texts are sorted by token length and batched under a token budget rather than a
 fixed row count: long prompts in batches of 128 ran ~2x slower per row than in
 small ones (the activations leave the cache), while short prompts want big
-batches. In bfloat16 MiniLM embeds 2.1-2.3x (short prompts) to 2.9-3.3x (real
-prompts) faster than a plain float32 encode on this CPU, with cosine >= 0.9998 to
-the float32 vectors; the vectors are cast back to float32 and re-normalised, so
-later stages never re-embed and cosine similarity is a dot product.
+batches. dtype "auto" runs the model in bfloat16 where the hardware computes it
+natively (a CUDA GPU, or a CPU with AVX512-BF16 or AMX): there MiniLM embeds
+2.1-2.3x (short prompts) to 2.9-3.3x (real prompts) faster than a plain float32
+encode, with cosine >= 0.9998 to the float32 vectors. Elsewhere it runs float32:
+on an AVX2-only CPU, emulated bfloat16 was 3-6x slower than float32. The vectors
+are stored in float32, re-normalised, so later stages never re-embed and cosine
+similarity is a dot product; each part's footer says which dtype made them
+(`embedded_dtype`), so semantic dedup knows which decisions need a float32 look.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import UserError
 from pipeline.hashing import folder_fingerprint, table_hash
 from pipeline.parquet_io import part_files, require_columns, write_parquet_atomic
 from pipeline.schemas import prompt_text
 from pipeline.stage import PartResult, Stage, Task
 
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("auto", "float32", "bfloat16")
+DTYPE_KEY = b"arena.embedding_dtype"  # Parquet schema metadata of every embedded part
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class EmbedConfig:
     model: str = (
         "builtin:all-minilm-l6-v2"  # any sentence-transformers folder (gte-large in the paper)
     )
-    dtype: str = "bfloat16"
+    dtype: str = "auto"  # bfloat16 where native (GPU, AVX512-BF16, AMX), else float32
     batch_size: int = 128  # most rows in a batch (short texts)
     tokens_per_batch: int = 2048  # most padded tokens in a batch (long texts)
     max_seq_length: int = 256
@@ -41,7 +47,22 @@ class EmbedConfig:
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}")
+            raise UserError(f"embed dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}")
+
+
+def encoder_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolved_dtype(dtype: str) -> str:
+    """The dtype `auto` stands for on this machine: bfloat16 where it is native."""
+    from arena_models.hardware import native_bfloat16
+
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if native_bfloat16(encoder_device()) else "float32"
 
 
 @lru_cache(maxsize=2)
@@ -51,11 +72,17 @@ def load_encoder(model: str, dtype: str, max_seq_length: int):
 
     from arena_models.local_models import resolve_model_path
 
-    encoder = SentenceTransformer(resolve_model_path(model), device="cpu")
+    encoder = SentenceTransformer(resolve_model_path(model), device=encoder_device())
     encoder.max_seq_length = max_seq_length
-    if dtype == "bfloat16":
+    if resolved_dtype(dtype) == "bfloat16":
         encoder = encoder.to(torch.bfloat16)
     return encoder
+
+
+def embedded_dtype(part: Path, default: str) -> str:
+    """The dtype recorded in an embedded part's footer; `default` for parts written without."""
+    metadata = pq.read_schema(part).metadata or {}
+    return metadata[DTYPE_KEY].decode() if DTYPE_KEY in metadata else default
 
 
 def embedding_width(encoder) -> int:
@@ -90,6 +117,7 @@ def embed_texts(texts: list[str], config: EmbedConfig) -> np.ndarray:
                 show_progress_bar=False,
             )
             .float()
+            .cpu()
             .numpy()
         )
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -144,6 +172,8 @@ class EmbedConversations(Stage):
         if "embedding" in table.column_names:
             table = table.drop_columns(["embedding"])
         table = table.append_column("embedding", column)
+        dtype = resolved_dtype(self.config.dtype).encode()
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), DTYPE_KEY: dtype})
         write_parquet_atomic(table, self.out / f"{task.name}.parquet")
         return PartResult(
             task.name,

@@ -3,8 +3,10 @@
 The model and tokenizer are loaded once per process and config (a Dask worker
 keeps one copy across tasks). Conversations are rendered with the tokenizer's
 chat template (or an override), sorted by prompt length and batched with left
-padding, so short prompts do not wait on long ones. bfloat16 is the default:
-on this CPU it generated about 1.6x the tokens/s of float32 for SmolLM2-135M.
+padding, so short prompts do not wait on long ones. dtype auto is bfloat16 on a
+CPU that computes it natively (AVX512-BF16, AMX: about 1.6x the tokens/s of
+float32 for SmolLM2-135M) and float32 on one that does not (on an AVX2 CPU
+emulated bfloat16 took 2x as long as float32), float16 on a GPU.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from arena_models.backends.base import (
     failed,
     with_system_prompt,
 )
+from arena_models.hardware import native_bfloat16
 from arena_models.local_models import resolve_model_path
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -43,11 +46,13 @@ def _resolve_dtype(dtype: str, device: str) -> str:
         raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     if dtype != "auto":
         return dtype
-    return "bfloat16" if device == "cpu" else "float16"
+    if device != "cpu":
+        return "float16"
+    return "bfloat16" if native_bfloat16("cpu") else "float32"
 
 
 class TransformersBackend(ChatBackend):
-    """`path`: a local model folder or `builtin:NAME`; `dtype`: auto (bfloat16 on CPU),
+    """`path`: a local model folder or `builtin:NAME`; `dtype`: auto (see above),
     bfloat16, float16 or float32; `chat_template`: a Jinja template replacing the
     tokenizer's; `system_prompt`: put first in every conversation."""
 

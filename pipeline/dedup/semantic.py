@@ -4,7 +4,8 @@ In: the folder written by pipeline.embed.EmbedConversations. Out: the pairs
 (`prompt_id`, `duplicate_of`, `similarity`) whose cosine reaches the threshold,
 written to Parquet for inspection, and the set of ids to drop. Parts are read
 one at a time, only their ids and vectors; the one thing held across parts is a
-FAISS inner-product index of the vectors kept so far (rows x dim x 4 bytes).
+FAISS inner-product index of the vectors kept so far (rows x dim x 4 bytes), exact
+or, from 100k rows, inverted-file (pipeline.dedup.kept_index).
 A row is dropped when a kept earlier row (or an earlier row of its own part)
 is at least `threshold` similar, so the first occurrence in folder order wins.
 SemanticDedup wraps it as a Stage for `arena build-evalset` (`semantic_threshold`).
@@ -23,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.dedup.float32_recheck import DEFAULT_MARGIN, Float32Vectors, Row
-from pipeline.embed import EmbedConfig, vectors_of
+from pipeline.dedup.kept_index import DEFAULT_NPROBE, SEARCHES, new_kept_index
+from pipeline.embed import EmbedConfig, embedded_dtype, vectors_of
 from pipeline.errors import UserError
 from pipeline.hashing import folder_fingerprint
 from pipeline.parquet_io import (
@@ -85,15 +87,20 @@ def semantic_dedup(
     progress: bool = True,
     recheck: EmbedConfig | None = None,
     margin: float = DEFAULT_MARGIN,
+    search: str = "auto",
+    nprobe: int = DEFAULT_NPROBE,
 ) -> set[str]:
     """Ids to drop; with `out_dir`, writes `pairs.parquet` explaining every drop and
     `summary.json`. With `recheck` (the config the vectors were embedded with, in reduced
-    precision), pairs within `margin` of the threshold are decided in float32."""
-    import faiss
+    precision), pairs within `margin` of the threshold are decided in float32. `search`
+    and `nprobe` choose the kept-vector index (kept_index.new_kept_index)."""
     from tqdm import tqdm
 
     parts = part_files(embedded)
-    exact = Float32Vectors(parts, recheck) if recheck is not None else None
+    reduced = recheck is not None and any(
+        embedded_dtype(p, recheck.dtype) != "float32" for p in parts
+    )
+    exact = Float32Vectors(parts, recheck) if reduced else None
     band = margin if exact is not None else 0.0
     index = None
     kept_ids: list[str] = []
@@ -116,7 +123,7 @@ def semantic_dedup(
         ids = table.column("prompt_id").to_pylist()
         vectors = np.ascontiguousarray(vectors_of(table), dtype=np.float32)
         if index is None:
-            index = faiss.IndexFlatIP(vectors.shape[1])
+            index = new_kept_index(parts, vectors.shape[1], search, nprobe)
         alive = np.ones(len(ids), dtype=bool)
         if index.ntotal:
             # Every kept row at least threshold - band similar (range search: score > radius).
@@ -155,6 +162,7 @@ def semantic_dedup(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         summary = {
             "threshold": threshold,
+            "search": type(index).__name__ if index is not None else None,
             "float32_margin": band,
             "float32_rows": exact.embedded if exact is not None else 0,
             "dropped": len(set(pairs["prompt_id"])),
@@ -193,16 +201,25 @@ def _dropped_ids(pairs_file: str, size: int, mtime_ns: int) -> pa.Array:
 @dataclass(frozen=True)
 class SemanticDedupConfig:
     threshold: float = DEFAULT_THRESHOLD  # cosine of unit vectors
-    # How the vectors were embedded; in reduced precision, pairs within `margin` of the
-    # threshold are decided on float32 vectors, so decisions match a float32 run.
+    # How the vectors were embedded; where a part's footer says reduced precision (or,
+    # without one, the config does), pairs within `margin` of the threshold are decided
+    # on float32 vectors, so decisions match a float32 run.
     embed: EmbedConfig | None = None
     margin: float = DEFAULT_MARGIN
+    # "exact" compares with every kept row; "ivf" with those of the nearest cells (linear
+    # cost, measured agreement); "auto" is exact below 100k rows.
+    search: str = "auto"
+    nprobe: int = DEFAULT_NPROBE
 
     def __post_init__(self):
         if not 0 < self.threshold <= 1:
             raise UserError(f"semantic threshold {self.threshold}: expected a cosine in (0, 1]")
         if not 0 <= self.margin < 1:
             raise UserError(f"semantic margin {self.margin}: expected a cosine gap in [0, 1)")
+        if self.search not in SEARCHES:
+            raise UserError(f"semantic search {self.search!r}: expected one of {SEARCHES}")
+        if self.nprobe < 1:
+            raise UserError(f"semantic nprobe {self.nprobe}: expected a positive cell count")
 
     @property
     def recheck(self) -> EmbedConfig | None:
@@ -240,6 +257,8 @@ class SemanticDedup(Stage):
             progress=progress,
             recheck=self.config.recheck,
             margin=self.config.margin,
+            search=self.config.search,
+            nprobe=self.config.nprobe,
         )
 
     def plan(self) -> list[Task]:
@@ -262,4 +281,5 @@ class SemanticDedup(Stage):
             "dropped": sum(r.stats["dropped"] for r in results),
             "float32_margin": found["float32_margin"],
             "float32_rows": found["float32_rows"],
+            "search": found.get("search"),
         }

@@ -37,7 +37,7 @@ def test_batched_greedy_matches_one_by_one_and_keeps_order(fp32):
 
 
 def test_sampling_is_reproducible_by_seed():
-    backend = TransformersBackend("builtin:smollm2-135m-instruct", batch_size=4)  # bfloat16
+    backend = TransformersBackend("builtin:smollm2-135m-instruct", batch_size=4)  # dtype auto
     convs = chats(["Tell me a story about a dragon."] * 2)
     first = backend.generate(convs, Sampling(temperature=1.0, max_tokens=16, seed=7))
     again = backend.generate(convs, Sampling(temperature=1.0, max_tokens=16, seed=7))

@@ -4,29 +4,10 @@ import json
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from bench.evalset import generate
 from pipeline.dedup.semantic import _kept_in_part, semantic_dedup
 from pipeline.embed import EmbedConfig, embed_texts
-from pipeline.parquet_io import write_parquet_atomic
-
-
-def _write_parts(folder, texts, vectors, parts=3):
-    per = -(-len(texts) // parts)
-    for k, start in enumerate(range(0, len(texts), per)):
-        rows = range(start, min(len(texts), start + per))
-        table = pa.table(
-            {
-                "prompt_id": [f"p{i:05d}" for i in rows],
-                "messages": [[{"role": "user", "content": texts[i]}] for i in rows],
-                "embedding": pa.FixedSizeListArray.from_arrays(
-                    pa.array(vectors[start : start + per].ravel()), vectors.shape[1]
-                ),
-            }
-        )
-        write_parquet_atomic(table, folder / f"part-{k}.parquet")
-    return folder
 
 
 def test_borderline_pair_is_decided_by_the_exact_cosine():
@@ -46,11 +27,15 @@ def test_borderline_pair_is_decided_by_the_exact_cosine():
     assert match[2] == 0 and sim[2] == np.float32(0.990)
 
 
-def test_bfloat16_with_recheck_drops_exactly_what_float32_drops(tmp_path):
+def test_bfloat16_with_recheck_drops_exactly_what_float32_drops(tmp_path, write_embedded_parts):
     # Template prompts differ by a serial number, so many pairs sit near 0.95.
     texts = generate(1200, seed=7)
-    full = _write_parts(tmp_path / "f32", texts, embed_texts(texts, EmbedConfig(dtype="float32")))
-    bf16 = _write_parts(tmp_path / "bf16", texts, embed_texts(texts, EmbedConfig()))
+    full = write_embedded_parts(
+        tmp_path / "f32", texts, embed_texts(texts, EmbedConfig(dtype="float32"))
+    )
+    bf16 = write_embedded_parts(
+        tmp_path / "bf16", texts, embed_texts(texts, EmbedConfig(dtype="bfloat16"))
+    )
     expected = semantic_dedup(full, threshold=0.95, progress=False)
     dropped = semantic_dedup(
         bf16, tmp_path / "report", threshold=0.95, progress=False, recheck=EmbedConfig()
