@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.parquet_io import remove_temporaries, write_parquet_atomic
-from pipeline.schemas import short_hash
+from core.parquet_io import remove_temporaries, write_parquet_atomic
+from core.schemas import short_hash
 
 ANSWER = pa.schema(
     [

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arena_models.backends.base import ChatBackend, Sampling
+from core.defaults import JUDGE_SEES_CHARS
+from core.errors import UserError
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "prompts" / "difficulty.txt"
 SCORE = re.compile(
@@ -53,12 +55,12 @@ class DifficultyScorer:
         seed: int = 0,
         mode: str = "generate",
         min_mass: float = 0.5,
-        max_instruction_chars: int = 4000,
+        max_instruction_chars: int = JUDGE_SEES_CHARS,
     ):
         if mode not in ("generate", "expected"):
-            raise ValueError(f"difficulty mode {mode!r}: expected generate or expected")
+            raise UserError(f"difficulty mode {mode!r} is not one of expected, generate")
         if mode == "expected" and not hasattr(backend, "continuation_probabilities"):
-            raise ValueError(
+            raise UserError(
                 f"{backend.name}: this backend gives no token probabilities; use mode generate"
             )
         self.mode = mode
@@ -68,7 +70,7 @@ class DifficultyScorer:
         self.backend = backend
         self.template = Path(template).read_text()
         if "{instruction}" not in self.template:
-            raise ValueError(f"{template}: the difficulty template needs an {{instruction}} field")
+            raise UserError(f"{template}: the difficulty template needs an {{instruction}} field")
         self.retries = retries
         self.max_tokens = max_tokens
         self.seed = seed

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from arena_models.backends.base import ChatBackend, Sampling
 from arena_models.verdicts import explanation_of, find_pair_scores, label_pattern
-from pipeline.errors import UserError
+from core.defaults import JUDGE_SEES_CHARS
+from core.errors import UserError
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "prompts" / "pairwise.txt"
 FIELDS = ("history", "instruction", "answer_a", "answer_b")
@@ -57,7 +58,7 @@ class JudgeItem:
 
     @classmethod
     def from_dialogue(
-        cls, messages: list[dict], first: list[str], second: list[str], max_chars: int = 4000
+        cls, messages: list[dict], first: list[str], second: list[str], max_chars: int = JUDGE_SEES_CHARS
     ) -> JudgeItem:
         """Build a game from a conversation and each side's answers, one per user turn.
 

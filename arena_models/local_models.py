@@ -14,7 +14,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from pipeline.errors import UserError
+from core.errors import UserError
 
 BUILTIN_PREFIX = "builtin:"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

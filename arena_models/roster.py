@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from arena_models.backends.base import ChatBackend, Sampling
-from pipeline.errors import UserError
+from core.errors import UserError
 
 PACKAGED = Path(__file__).parent / "rosters"
 COMMON = {"name": str, "backend": str, "sampling": dict, "system_prompt": str}
@@ -258,3 +258,19 @@ def _local(value: str, folder: Path) -> str:
     local = folder / path
     # A relative path that is not beside the roster may be a hub id: leave it.
     return str(local) if local.exists() or any(c in value for c in "*?[") else value
+
+
+def pick_model(roster: str | Path | list[ModelSpec], name: str | None, flag: str = "--judge"):
+    """The entry called `name` of a roster (a file, a packaged name, or loaded specs); with
+    no name, the roster's only entry. A one-line UserError names the choices otherwise."""
+    specs = roster if isinstance(roster, list) else load_roster(roster)
+    where = "the roster" if isinstance(roster, list) else f"roster {roster}"
+    names = ", ".join(s.name for s in specs)
+    if name is None:
+        if len(specs) == 1 and not isinstance(roster, list):
+            return specs[0]
+        raise UserError(f"name the model with {flag} (one of {names})")
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    raise UserError(f"{flag} {name!r} is not in {where} (entries: {names})")

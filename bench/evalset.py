@@ -3,7 +3,7 @@
 Run: .venv/bin/python -m bench.evalset --rows 20000 [--texts real] [--dtype bfloat16]
 Generates short instruction-like texts (or cycles real prompts), embeds them
 with a plain `SentenceTransformer.encode` in float32 (the baseline, torch's
-threads on every core), with pipeline.embed in `--dtype` (auto: bfloat16 where
+threads on every core), with pipeline.evalset.embed in `--dtype` (auto: bfloat16 where
 the hardware has it, else float32) in the same process, and through the
 EmbedConversations stage on the embedded LocalCluster (how `arena
 build-evalset` embeds), in the same run. Prints rows/s, speed-ups, the
@@ -79,9 +79,9 @@ def stage_vectors(texts: list[str], config, workers: int) -> tuple[np.ndarray, f
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from core.runner import run_stage
     from jobs.cluster import add_cluster_arguments, connect
-    from pipeline.embed import EmbedConversations, vectors_of
-    from pipeline.runner import run_stage
+    from pipeline.evalset.embed import EmbedConversations, vectors_of
 
     root = Path(tempfile.mkdtemp(prefix="bench-embed-"))
 
@@ -117,7 +117,7 @@ def with_vectors(embedded: Path, vectors: np.ndarray, out: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.parquet_io import part_files
+    from core.parquet_io import part_files
 
     out.mkdir()
     for path in part_files(embedded):
@@ -191,7 +191,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from arena_models.local_models import resolve_model_path
-    from pipeline.embed import EmbedConfig, embed_texts, load_encoder, resolved_dtype
+    from pipeline.evalset.embed import EmbedConfig, embed_texts, load_encoder, resolved_dtype
 
     texts = generate(args.rows) if args.texts == "templates" else real_prompts(args.rows)
     config = EmbedConfig(dtype=args.dtype)

@@ -31,8 +31,8 @@ PART_ROWS = 1_000
 
 def embed_pool(folder: Path, rows: int, texts_from: str) -> Path:
     from bench.pools import pool_texts
-    from pipeline.embed import EmbedConfig, embed_texts
-    from pipeline.parquet_io import write_parquet_atomic
+    from core.parquet_io import write_parquet_atomic
+    from pipeline.evalset.embed import EmbedConfig, embed_texts
 
     texts = list(
         dict.fromkeys(t for t, repeated in pool_texts(rows, texts_from=texts_from) if not repeated)
@@ -57,8 +57,8 @@ def embed_pool(folder: Path, rows: int, texts_from: str) -> Path:
 
 
 def rotated_copies(embedded: Path, copies: int, out: Path) -> Path:
-    from pipeline.embed import vectors_of
-    from pipeline.parquet_io import part_files, write_parquet_atomic
+    from core.parquet_io import part_files, write_parquet_atomic
+    from pipeline.evalset.embed import vectors_of
 
     rng = np.random.default_rng(0)
     parts = part_files(embedded)
@@ -82,9 +82,9 @@ def rotated_copies(embedded: Path, copies: int, out: Path) -> Path:
 
 def main() -> None:
     from bench.pools import TEXTS
+    from core.parquet_io import part_files
     from pipeline.dedup.kept_index import DEFAULT_NPROBE
     from pipeline.dedup.semantic import DEFAULT_THRESHOLD, semantic_dedup
-    from pipeline.parquet_io import part_files
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)

@@ -1,5 +1,6 @@
-"""`arena`: one subcommand per job. Job modules import heavy libraries lazily,
-so `arena --help` starts fast."""
+"""`arena`: one subcommand per job. Only the job being run registers its options (and
+imports its configs), so `arena --help` starts fast; every job imports heavy libraries
+lazily."""
 
 from __future__ import annotations
 
@@ -19,20 +20,27 @@ JOBS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every job listed and `command`'s options (all jobs' with "*")."""
     parser = argparse.ArgumentParser(
         prog="arena",
         description="Arena Learning on Dask: eval sets, battles, ratings and the data flywheel.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in JOBS:
-        importlib.import_module(module).register(sub)
+    for name in JOBS:
+        module = importlib.import_module(name)
+        if command in (module.COMMAND, "*"):
+            module.register(sub)
+        else:
+            sub.add_parser(module.COMMAND, help=module.HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from pipeline.errors import UserError
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    from core.errors import UserError
 
     try:
         return args.run(args) or 0

@@ -48,7 +48,7 @@ def parse_resources(text: str) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep or not name.strip():
-            from pipeline.errors import UserError
+            from core.errors import UserError
 
             raise UserError(f"--worker-resources: {item!r} is not NAME=AMOUNT")
     return resources

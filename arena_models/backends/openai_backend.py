@@ -22,7 +22,7 @@ from arena_models.backends.base import (
     failed,
     with_system_prompt,
 )
-from pipeline.errors import UserError
+from core.errors import UserError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 60.0

@@ -4,7 +4,7 @@ Files are JSONL rows with `messages` (user and assistant turns; an assistant
 content may be a string or {"answer": ...} as in arena-hard-auto's model_answer
 files), optionally `model` and an id (`uid`, `question_id`, `id` or `prompt_id`).
 Each assistant turn is indexed by the user turns before it, two ways: their
-prompt id (pipeline.schemas.prompt_id) and their normalised text, so a
+prompt id (core.schemas.prompt_id) and their normalised text, so a
 conversation finds its answer whatever pool it was read from. A conversation
 with no recorded answer gets a per-item error, never a made-up reply.
 """
@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 
 from arena_models.backends.base import ChatBackend, Generation, Sampling, failed
-from pipeline.errors import UserError
-from pipeline.schemas import normalize_text, prompt_id
+from core.errors import UserError
+from core.schemas import normalize_text, prompt_id
 
 ID_FIELDS = ("uid", "question_id", "id", "prompt_id")
 

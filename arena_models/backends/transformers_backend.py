@@ -1,7 +1,7 @@
 """Batched chat generation with transformers: for CPUs, small runs and token probabilities.
 
-The model and tokenizer are loaded once per process and config (a Dask worker
-keeps one copy across tasks). Conversations are rendered with the tokenizer's
+The model and tokenizer are loaded once per process and config (the worker
+cache keeps one copy across tasks). Conversations are rendered with the tokenizer's
 chat template (or an override), sorted by prompt length and batched with left
 padding, so short prompts do not wait on long ones. dtype auto is bfloat16 on a
 CPU that computes it natively (AVX512-BF16, AMX: about 1.6x the tokens/s of
@@ -10,8 +10,6 @@ emulated bfloat16 took 2x as long as float32), float16 on a GPU.
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 from arena_models.backends.base import (
     ChatBackend,
@@ -22,13 +20,13 @@ from arena_models.backends.base import (
 )
 from arena_models.hardware import native_bfloat16
 from arena_models.local_models import resolve_model_path
+from core.worker_cache import load_on_worker
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
-@lru_cache(maxsize=2)
 def _load(path: str, dtype: str, device: str = "cpu"):
-    """(tokenizer, model) for one config; cached so a worker process loads it once."""
+    """(tokenizer, model) for one config."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -83,7 +81,11 @@ class TransformersBackend(ChatBackend):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = _resolve_dtype(self.dtype, device)
-        return _load(resolve_model_path(self.path), dtype, device)
+        path = resolve_model_path(self.path)
+        # A worker keeps two models at most (a battle model and the judge).
+        return load_on_worker(
+            ("transformers", path, dtype, device), lambda: _load(path, dtype, device), limit=2
+        )
 
     def render(self, conversations: list[list[dict]]) -> list[str]:
         """Prompt strings, as the model sees them, ending with the assistant header."""

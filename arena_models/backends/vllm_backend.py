@@ -1,7 +1,7 @@
 """Offline batch generation with one long-lived vLLM engine per worker process.
 
-The engine (`vllm.LLM`) is cached at module level, keyed by the settings that
-shape it (model, dtype, parallelism, context length, prefix caching, eager
+The engine (`vllm.LLM`) lives in the worker cache (core.worker_cache), keyed by
+the settings that shape it (model, dtype, parallelism, context length, prefix caching, eager
 mode), so a Dask worker builds it once and every task, and every roster entry
 that differs only in sampling or system prompt, reuses it. Tasks using it must
 hold the worker resource GPU (`resources`), and workers that may run it are
@@ -14,7 +14,7 @@ which suits a Dask worker beside others.
 
 from __future__ import annotations
 
-import gc
+import math
 import os
 
 from arena_models.backends.base import (
@@ -25,8 +25,9 @@ from arena_models.backends.base import (
     with_system_prompt,
 )
 from arena_models.local_models import resolve_model_path
+from core.worker_cache import load_on_worker, offload
 
-_ENGINES: dict[tuple, object] = {}
+KIND = "vllm"  # worker-cache kind of the engines
 
 
 def _cpu_defaults(kv_cache_gib: int) -> None:
@@ -42,26 +43,24 @@ def _cpu_defaults(kv_cache_gib: int) -> None:
         os.environ.setdefault(key, value)
 
 
-def _engine(key: tuple, kv_cache_gib: int):
-    if key not in _ENGINES:
-        path, dtype, tp, max_model_len, prefix_caching, eager, memory = key
-        _cpu_defaults(kv_cache_gib)
-        from vllm import LLM
+def _build_engine(key: tuple, kv_cache_gib: int):
+    path, dtype, tp, max_model_len, prefix_caching, eager, memory = key
+    _cpu_defaults(kv_cache_gib)
+    from vllm import LLM
 
-        kwargs = dict(
-            model=path,
-            dtype=dtype,
-            tensor_parallel_size=tp,
-            enable_prefix_caching=prefix_caching,
-            enforce_eager=eager,
-            seed=0,
-        )
-        if max_model_len:
-            kwargs["max_model_len"] = max_model_len
-        if memory:
-            kwargs["gpu_memory_utilization"] = memory
-        _ENGINES[key] = LLM(**kwargs)
-    return _ENGINES[key]
+    kwargs = dict(
+        model=path,
+        dtype=dtype,
+        tensor_parallel_size=tp,
+        enable_prefix_caching=prefix_caching,
+        enforce_eager=eager,
+        seed=0,
+    )
+    if max_model_len:
+        kwargs["max_model_len"] = max_model_len
+    if memory:
+        kwargs["gpu_memory_utilization"] = memory
+    return LLM(**kwargs)
 
 
 class VLLMBackend(ChatBackend):
@@ -120,7 +119,8 @@ class VLLMBackend(ChatBackend):
 
     def engine(self):
         """The process's engine for these settings, built on first use."""
-        return _engine(self._key(), self.kv_cache_gib)
+        key = self._key()
+        return load_on_worker((KIND, *key), lambda: _build_engine(key, self.kv_cache_gib))
 
     def generate(self, conversations: list[list[dict]], sampling: Sampling) -> list[Generation]:
         from vllm import SamplingParams
@@ -172,9 +172,86 @@ class VLLMBackend(ChatBackend):
             )
         return results  # type: ignore[return-value]
 
+    def continuation_probabilities(
+        self, conversations: list[list[dict]], prefix: str, options: list[str]
+    ) -> tuple[list[list[float]], list[float]]:
+        """P(option | conversation, assistant reply starting with `prefix`) for each option,
+        renormalised over the options, and the probability mass the options hold at all
+        (the contract of TransformersBackend.continuation_probabilities).
+
+        One single-token request per conversation and distinct option prefix ("" for
+        every first token, "1" for the second token of "10") reads the raw
+        log-probabilities of exactly the option tokens (`logprob_token_ids`), so
+        multi-token options are exact. Conversations go in chunks that fit in half the
+        KV cache, so a chunk's longer contexts find its shorter ones' blocks through
+        prefix caching. A prompt longer than the engine takes gets mass 0 (the caller
+        reports it) rather than failing the batch.
+        """
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        llm = self.engine()
+        tokenizer = llm.get_tokenizer()
+        limit = llm.llm_engine.model_config.max_model_len
+        cache = llm.llm_engine.vllm_config.cache_config
+        budget = (cache.num_gpu_blocks or 0) * cache.block_size // 2 or limit
+        prompts = [
+            tokenizer.apply_chat_template(
+                c, tokenize=False, add_generation_prompt=True, chat_template=self.chat_template
+            )
+            + prefix
+            for c in with_system_prompt(conversations, self.system_prompt)
+        ]
+        option_ids = [tokenizer(o, add_special_tokens=False).input_ids for o in options]
+        contexts = sorted({tuple(ids[:j]) for ids in option_ids for j in range(len(ids))}, key=len)
+        # The prompt text plus the decoded context, tokenised whole, as transformers does.
+        tokens = {
+            (i, c): tokenizer(p + tokenizer.decode(list(c)), add_special_tokens=False).input_ids
+            for i, p in enumerate(prompts)
+            for c in contexts
+        }
+        fits = [i for i in range(len(prompts)) if all(len(tokens[i, c]) < limit for c in contexts)]
+        chunks: list[list[int]] = []
+        used = budget
+        for i in fits:
+            if used + len(tokens[i, ()]) > budget:
+                chunks.append([])
+                used = 0
+            chunks[-1].append(i)
+            used += len(tokens[i, ()])
+        log_probs = [[0.0] * len(options) for _ in prompts]
+        for chunk in chunks:
+            for context in contexts:
+                extending = [k for k, ids in enumerate(option_ids) if _extends(ids, context)]
+                wanted = sorted({option_ids[k][len(context)] for k in extending})
+                params = SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=wanted)
+                outputs = llm.generate(
+                    [TokensPrompt(prompt_token_ids=tokens[i, context]) for i in chunk],
+                    params,
+                    use_tqdm=False,
+                )
+                for i, output in zip(chunk, outputs, strict=True):
+                    step = output.outputs[0].logprobs[0]
+                    for k in extending:
+                        log_probs[i][k] += step[option_ids[k][len(context)]].logprob
+        kept = set(fits)
+        probs = [
+            [math.exp(lp) if i in kept else 0.0 for lp in row] for i, row in enumerate(log_probs)
+        ]
+        # P("1" alone) = P(first "1") - P("10"), as in the transformers backend.
+        for row in probs:
+            for k, ids in enumerate(option_ids):
+                for j, other in enumerate(option_ids):
+                    if len(other) > len(ids) and other[: len(ids)] == ids:
+                        row[k] = max(row[k] - row[j], 0.0)
+        mass = [sum(row) for row in probs]
+        return [[p / max(m, 1e-12) for p in row] for row, m in zip(probs, mass)], mass
+
     def close(self) -> None:
         """Drop this process's engine for these settings (frees its KV cache)."""
-        engine = _ENGINES.pop(self._key(), None)
-        if engine is not None:
-            del engine
-            gc.collect()
+        offload(key=(KIND, *self._key()))
+
+
+def _extends(ids: list[int], context: tuple) -> bool:
+    """Whether option tokens `ids` continue past `context`, which they start with."""
+    return len(ids) > len(context) and tuple(ids[: len(context)]) == context

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pipeline.errors import UserError
+from core.defaults import JUDGE_SEES_CHARS
+from core.errors import UserError
 
 SCHEDULES = ("all-pairs", "target", "anchor", "sampled")
 COMBINE_RULES = ("total", "consistent")
@@ -18,21 +19,39 @@ class BattleConfig:
     `combine`: total (higher summed score over both games wins; equal is a tie) or
     consistent (FastChat: the games must agree, otherwise a tie)."""
 
-    schedule: str = "all-pairs"
-    target: str | None = None
-    opponents: tuple[str, ...] = ()
-    anchor: str | None = None
-    k: int = 1
-    seed: int = 0
-    combine: str = "total"
-    limit: int | None = None  # first N prompts (in prompt_id order: a stable sample)
-    judge_template: str | None = None  # None: arena_models/prompts/pairwise.txt
-    judge_retries: int = 2
-    judge_max_tokens: int | None = None  # None: the judge entry's sampling.max_tokens
-    max_answer_chars: int = 4000  # what the judge sees of each answer
-    answer_chunk: int = 32  # prompts per answer task
-    judge_chunk: int = 32  # games per judge task
-    rejudge_errors: bool = False  # judge failed games again instead of reusing the error
+    schedule: str = field(default="all-pairs", metadata={"choices": SCHEDULES})
+    target: str | None = field(default=None, metadata={"help": "target/sampled: the model that battles"})
+    opponents: tuple[str, ...] = field(
+        default=(), metadata={"help": "target: comma-separated (default: all others)"}
+    )
+    anchor: str | None = field(default=None, metadata={"help": "anchor: every model meets this one"})
+    k: int = field(default=1, metadata={"help": "sampled: opponents per model per prompt"})
+    seed: int = field(default=0, metadata={"help": "sampled: seed of the draw"})
+    combine: str = field(
+        default="total",
+        metadata={
+            "help": "total: higher summed score of both games wins; consistent: games must agree, else tie",
+            "choices": COMBINE_RULES,
+        },
+    )
+    limit: int | None = field(
+        default=None, metadata={"help": "first N prompts (prompt_id order: a stable sample)"}
+    )
+    judge_template: str | None = field(
+        default=None, metadata={"help": "judge prompt template file (default: the packaged one)"}
+    )
+    judge_retries: int = field(default=2, metadata={"help": "retries of unreadable verdicts"})
+    judge_max_tokens: int | None = field(
+        default=None, metadata={"help": "unset: the judge entry's sampling.max_tokens"}
+    )
+    max_answer_chars: int = field(
+        default=JUDGE_SEES_CHARS, metadata={"help": "answer text the judge sees"}
+    )
+    answer_chunk: int = field(default=32, metadata={"help": "prompts per answer task"})
+    judge_chunk: int = field(default=32, metadata={"help": "games per judge task"})
+    rejudge_errors: bool = field(
+        default=False, metadata={"help": "judge failed games again instead of reusing the error"}
+    )
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from arena_models.cache import VERDICT, AnswerCache, VerdictCache
+from core.defaults import JUDGE_SEES_CHARS
+from core.schemas import short_hash
 from pipeline.battle.prompts import read_prompts
-from pipeline.schemas import short_hash
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class JudgeOptions:
     template: str | None = None
     retries: int = 2
     max_tokens: int = 128
-    max_answer_chars: int = 4000
+    max_answer_chars: int = JUDGE_SEES_CHARS
 
 
 def answers_key(key_a: str, key_b: str) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import UserError
-from pipeline.parquet_io import part_files, require_columns, write_parquet_atomic
-from pipeline.schemas import MESSAGE
+from core.errors import UserError
+from core.parquet_io import part_files, require_columns, write_parquet_atomic
+from core.schemas import MESSAGE
 
 PROMPTS = pa.schema([("prompt_id", pa.string()), ("messages", pa.list_(MESSAGE))])
 

@@ -1,4 +1,4 @@
-"""Battle records (pipeline.schemas.BATTLE, one row per game) and the combined per-pair
+"""Battle records (core.schemas.BATTLE, one row per game) and the combined per-pair
 table, built from the verdict cache for exactly the battles of this run.
 
 A game that could not be judged because an answer is missing gets a record too,
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from core.parquet_io import write_json_atomic, write_parquet_atomic
+from core.schemas import BATTLE
 from pipeline.battle.combine import combine_pair, game_winner
-from pipeline.parquet_io import write_json_atomic, write_parquet_atomic
-from pipeline.schemas import BATTLE
 
 COMBINED = pa.schema(
     [

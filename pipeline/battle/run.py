@@ -1,7 +1,7 @@
 """A battle run on a Dask client: prompts -> answers -> verdicts -> records and summary.
 
 Layout of `out`:
-    battles/    battle records, exactly pipeline.schemas.BATTLE (one row per game)
+    battles/    battle records, exactly core.schemas.BATTLE (one row per game)
     combined/   one row per (prompt, pair): the two games combined by the chosen rule
     summary.json, summary.md
     _work/prompts.parquet   the prompts every task reads
@@ -16,11 +16,13 @@ model does not compete with it for memory) and carry the model's resources
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
 from arena_models.cache import AnswerCache, VerdictCache
+from core.hashing import folder_fingerprint
+from core.parquet_io import write_json_atomic
+from core.submit import run_tasks
 from pipeline.battle.answers import answer_chunk
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.judging import JudgeOptions, answers_key, judge_chunk, judge_key
@@ -28,46 +30,6 @@ from pipeline.battle.prompts import load_prompts, write_prompts
 from pipeline.battle.records import battle_records, combined_pairs, write_table
 from pipeline.battle.schedule import schedule
 from pipeline.battle.summary import render, summarize
-from pipeline.errors import UserError
-from pipeline.hashing import folder_fingerprint
-from pipeline.parquet_io import write_json_atomic
-
-
-def run_tasks(client, fn, args: list[tuple], resources: dict, desc: str, progress: bool) -> list:
-    """Submit fn(*a) for each a, with resources; results in completion order, with a bar."""
-    if not args:
-        return []
-    require_resources(client, resources, desc)
-    from dask.distributed import as_completed
-    from tqdm import tqdm
-
-    futures = [
-        client.submit(fn, *a, resources=resources or None, pure=False, priority=-i)
-        for i, a in enumerate(args)
-    ]
-    results = []
-    bar = tqdm(total=len(futures), desc=desc, unit="task", file=sys.stderr, disable=not progress)
-    with bar:
-        for future in as_completed(futures):
-            results.append(future.result())
-            bar.update(1)
-            future.release()
-    return results
-
-
-def require_resources(client, resources: dict, desc: str) -> None:
-    """Fail with a clear message instead of waiting forever for a worker that will never come."""
-    if not resources:
-        return
-    workers = client.scheduler_info()["workers"].values()
-    if not any(
-        all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items()) for w in workers
-    ):
-        wanted = ",".join(f"{k}={v:g}" for k, v in resources.items())
-        raise UserError(
-            f"{desc}: no worker holds {wanted}; start workers with `dask worker ... --resources "
-            f"{wanted}` (embedded cluster: --worker-resources {wanted})"
-        )
 
 
 def _chunks(items: list, cap: int, client) -> list[list]:
@@ -91,7 +53,12 @@ def generate_answers(client, specs, prompt_ids, work, cache_root, config, progre
             for chunk in _chunks(missing, config.answer_chunk, client)
         ]
         results = run_tasks(
-            client, answer_chunk, args, spec.resources, f"answers {spec.name}", progress
+            client,
+            answer_chunk,
+            args,
+            desc=f"answers {spec.name}",
+            resources=spec.resources,
+            progress=progress,
         )
         for r in results:
             failures.update({(spec.name, pid): error for pid, error in r["failures"]})
@@ -190,7 +157,14 @@ def run_battle(
         for c in _chunks(pending, config.judge_chunk, client)
     ]
     args = [(judge, options, c, str(work / "prompts.parquet"), str(cache_root)) for c in task_games]
-    judged = run_tasks(client, judge_chunk, args, judge.resources, f"judge {judge.name}", progress)
+    judged = run_tasks(
+        client,
+        judge_chunk,
+        args,
+        desc=f"judge {judge.name}",
+        resources=judge.resources,
+        progress=progress,
+    )
     judge_done = time.time()
 
     records = battle_records(games, verdicts.read(judge.name, key, prompt_ids), judge.name)

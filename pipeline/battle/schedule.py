@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from itertools import combinations
 
+from core.errors import UserError
+from core.schemas import short_hash
 from pipeline.battle.config import BattleConfig
-from pipeline.errors import UserError
-from pipeline.schemas import short_hash
 
 
 def _pair(x: str, y: str) -> tuple[str, str]:

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.hashing import folder_fingerprint, table_hash
-from pipeline.parquet_io import part_files, require_columns, write_parquet_atomic
-from pipeline.schemas import normalize_text, short_hash
-from pipeline.stage import PartResult, Stage, Task
+from core.errors import UserError
+from core.hashing import folder_fingerprint, table_hash
+from core.parquet_io import part_files, require_columns, write_parquet_atomic
+from core.schemas import normalize_text, short_hash
+from core.stage import PartResult, Stage, Task
 
 KEY = "dedup_key"
 ORDER = [("source_file", "ascending"), ("source_line", "ascending")]
@@ -44,8 +45,12 @@ DROPPED = pa.schema(
 
 @dataclass(frozen=True)
 class ExactDedupConfig:
-    buckets: int = 0  # 0: one bucket per `rows_per_bucket` input rows
+    buckets: int = field(default=0, metadata={"help": "hash buckets (0: by input size)"})
     rows_per_bucket: int = 250_000
+
+    def __post_init__(self):
+        if self.buckets < 0 or self.rows_per_bucket < 1:
+            raise UserError(f"--buckets {self.buckets}: expected 0 (by input size) or more")
 
     def resolved_buckets(self, total_rows: int) -> int:
         return self.buckets or max(1, math.ceil(total_rows / self.rows_per_bucket))
@@ -77,8 +82,8 @@ class ShuffleByKey(Stage):
         return [Task(p.stem, {"path": str(p)}) for p in part_files(self.pool)]
 
     def process(self, task: Task) -> PartResult:
-        table = pq.read_table(task.spec["path"])
-        require_columns(table.schema, self.needs, task.spec["path"])
+        table = pq.read_table(task.params["path"])
+        require_columns(table.schema, self.needs, task.params["path"])
         keys = [text_key(m) for m in table.column("messages").to_pylist()]
         bucket_of = pa.array([int(k[:8], 16) % self.buckets for k in keys], pa.int32())
         table = table.append_column(KEY, pa.array(keys, pa.string()))
@@ -118,7 +123,7 @@ class ExactDedup(Stage):
         return [Task(f"part-{b:05d}", {"bucket": b}) for b in range(self.buckets)]
 
     def process(self, task: Task) -> PartResult:
-        files = sorted((self.shuffled / f"b-{task.spec['bucket']:05d}").glob("*.parquet"))
+        files = sorted((self.shuffled / f"b-{task.params['bucket']:05d}").glob("*.parquet"))
         if not files:
             kept = pq.read_schema(part_files(self.pool)[0]).empty_table()
             dropped = DROPPED.empty_table()

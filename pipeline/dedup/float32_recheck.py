@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipeline.embed import EmbedConfig, embed_texts
-from pipeline.schemas import prompt_text
+from core.schemas import prompt_text
+from pipeline.evalset.embed import EmbedConfig, embed_texts
 
 DEFAULT_MARGIN = 0.005  # about 1.5x the largest bfloat16 pair-cosine error measured
 

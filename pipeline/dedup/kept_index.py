@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipeline.embed import vectors_of
-from pipeline.errors import UserError
+from core.errors import UserError
+from pipeline.evalset.embed import vectors_of
 
 SEARCHES = ("auto", "exact", "ivf")
 IVF_FROM_ROWS = 100_000

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.parquet_io import write_parquet_atomic
+from core.parquet_io import write_parquet_atomic
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

@@ -17,7 +17,7 @@ id never both disappear.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.errors import UserError
-from pipeline.hashing import folder_fingerprint, table_hash
-from pipeline.parquet_io import part_files, require_columns, write_parquet_atomic
-from pipeline.schemas import prompt_text
-from pipeline.stage import PartResult, Stage, Task, write_filtered_part
+from core.errors import UserError
+from core.hashing import folder_fingerprint, table_hash
+from core.parquet_io import part_files, require_columns, write_parquet_atomic
+from core.schemas import prompt_text
+from core.stage import PartResult, Stage, Task, write_filtered_part
 
 PREVIEW_CHARS = 200
 NEEDS = ("prompt_id", "messages", "source_file", "source_line")
@@ -54,8 +54,10 @@ CLUSTERS = pa.schema(
 
 @dataclass(frozen=True)
 class NearDedupConfig:
-    threshold: float = 0.8  # estimated Jaccard of word 3-gram sets
-    num_perm: int = 128
+    threshold: float = field(
+        default=0.8, metadata={"help": "estimated Jaccard of word 3-gram sets that makes a duplicate"}
+    )
+    num_perm: int = field(default=128, metadata={"help": "MinHash permutations"})
     seed: int = 1
 
     def __post_init__(self):
@@ -99,7 +101,7 @@ class MinHashSignatures(Stage):
     def process(self, task: Task) -> PartResult:
         from pipeline.dedup.minhash import signatures
 
-        table = pq.read_table(task.spec["path"], columns=list(self.needs))
+        table = pq.read_table(task.params["path"], columns=list(self.needs))
         texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
         sigs = signatures(texts, num_perm=self.config.num_perm, seed=self.config.seed)
         if sigs.size and int(sigs.max()) > np.iinfo(np.uint32).max:
@@ -199,7 +201,7 @@ class NearDedup(Stage):
         return [Task(p.stem, {"path": str(p)}) for p in part_files(self.pool)]
 
     def process(self, task: Task) -> PartResult:
-        table = pq.read_table(task.spec["path"])
+        table = pq.read_table(task.params["path"])
         drop = pq.read_table(
             self.clusters_file,
             columns=["row"],

@@ -1,6 +1,6 @@
 """Semantic near dedup over an embedded folder (rows with a unit `embedding`).
 
-In: the folder written by pipeline.embed.EmbedConversations. Out: the pairs
+In: the folder written by pipeline.evalset.embed.EmbedConversations. Out: the pairs
 (`prompt_id`, `duplicate_of`, `similarity`) whose cosine reaches the threshold,
 written to Parquet for inspection, and the set of ids to drop. Parts are read
 one at a time, only their ids and vectors; the one thing held across parts is a
@@ -23,18 +23,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.dedup.float32_recheck import DEFAULT_MARGIN, Float32Vectors, Row
-from pipeline.dedup.kept_index import DEFAULT_NPROBE, SEARCHES, new_kept_index
-from pipeline.embed import EmbedConfig, embedded_dtype, vectors_of
-from pipeline.errors import UserError
-from pipeline.hashing import folder_fingerprint
-from pipeline.parquet_io import (
+from core.errors import UserError
+from core.hashing import folder_fingerprint
+from core.parquet_io import (
     part_files,
     require_columns,
     write_json_atomic,
     write_parquet_atomic,
 )
-from pipeline.stage import PartResult, Stage, Task, write_filtered_part
+from core.stage import PartResult, Stage, Task, write_filtered_part
+from pipeline.dedup.float32_recheck import DEFAULT_MARGIN, Float32Vectors, Row
+from pipeline.dedup.kept_index import DEFAULT_NPROBE, SEARCHES, new_kept_index
+from pipeline.evalset.embed import EmbedConfig, embedded_dtype, vectors_of
 
 DEFAULT_THRESHOLD = 0.95
 
@@ -267,8 +267,8 @@ class SemanticDedup(Stage):
     def process(self, task: Task) -> PartResult:
         import pyarrow.compute as pc
 
-        table = pq.read_table(task.spec["path"])
-        require_columns(table.schema, self.needs, task.spec["path"])
+        table = pq.read_table(task.params["path"])
+        require_columns(table.schema, self.needs, task.params["path"])
         stat = self.pairs_file.stat()
         drop = _dropped_ids(str(self.pairs_file), stat.st_size, stat.st_mtime_ns)
         kept = table.filter(pc.invert(pc.is_in(table.column("prompt_id"), value_set=drop)))

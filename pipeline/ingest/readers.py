@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.errors import UserError
+from core.errors import UserError
 
 POOL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.schemas import ROLES
+from core.schemas import ROLES
 
 ID_FIELDS = ("source_id", "question_id", "uid", "id", "prompt_id")
 SHAREGPT_ROLES = {

@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.hashing import file_fingerprint, table_hash
+from core.defaults import MAX_CONVERSATION_CHARS
+from core.errors import UserError
+from core.hashing import file_fingerprint, table_hash
+from core.parquet_io import write_parquet_atomic
+from core.schemas import CONVERSATION, QUARANTINE, prompt_id
+from core.stage import PartResult, Stage, Task
 from pipeline.ingest.readers import plan_file, read_records
 from pipeline.ingest.shapes import RowRejected, to_conversation
-from pipeline.parquet_io import write_parquet_atomic
-from pipeline.schemas import CONVERSATION, QUARANTINE, prompt_id
-from pipeline.stage import PartResult, Stage, Task
 
 RAW_PREVIEW_CHARS = 2000
 
 
 @dataclass(frozen=True)
 class IngestConfig:
-    max_chars: int = 200_000  # a conversation longer than this is quarantined
-    chunk_mb: int = 32  # JSONL byte range per task
+    max_chars: int = field(
+        default=MAX_CONVERSATION_CHARS, metadata={"help": "longer conversations are quarantined"}
+    )
+    chunk_mb: int = field(default=32, metadata={"help": "JSONL bytes per task"})
 
     def __post_init__(self):
         if self.max_chars < 1 or self.chunk_mb < 1:
-            raise ValueError("max_chars and chunk_mb must be positive")
+            raise UserError(
+                f"--max-chars {self.max_chars} / --chunk-mb {self.chunk_mb}: both must be positive"
+            )
 
 
 def _decode(raw: bytes, max_chars: int):
@@ -72,7 +78,7 @@ class IngestPools(Stage):
         return tasks
 
     def process(self, task: Task) -> PartResult:
-        spec, max_chars = task.spec, self.config.max_chars
+        spec, max_chars = task.params, self.config.max_chars
         source_file = spec["path"]
         source = Path(source_file).stem
         rows, rejected = [], []

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.errors import UserError
+from core.errors import UserError
+from core.submit import compute_tasks
 
 OUTCOMES = ("model_a", "model_b", "tie", "tie (bothbad)")
 LEFT_RIGHT = {"left": "model_a", "right": "model_b", "tie": "tie"}
@@ -30,7 +31,6 @@ class BattleFilter:
     models: tuple[str, ...] = ()  # keep battles where both models are listed
     since: str | None = None  # ISO date, on a `tstamp` (unix seconds) or `date` column
     until: str | None = None
-    drop_errors: bool = True  # always true: a judge error is never a win or a tie
 
 
 @dataclass
@@ -148,7 +148,9 @@ def count_partition(part: pd.DataFrame, filt: BattleFilter) -> pd.DataFrame:
     return pd.concat([counts, pd.DataFrame(extra, columns=counts.columns)], ignore_index=True)
 
 
-def aggregate_battles(paths: list[Path], filt: BattleFilter, client) -> Aggregate:
+def aggregate_battles(
+    paths: list[Path], filt: BattleFilter, client, progress: bool = True
+) -> Aggregate:
     """Sum the outcome counts of every partition of every file on the cluster."""
     from dask import delayed
 
@@ -156,7 +158,7 @@ def aggregate_battles(paths: list[Path], filt: BattleFilter, client) -> Aggregat
     if filt.judges and any("judge" not in f.columns for f in frames):
         raise UserError("--judge needs a `judge` column in every battle file")
     tasks = [delayed(count_partition)(part, filt) for f in frames for part in f.to_delayed()]
-    parts = client.gather(client.compute(tasks))
+    parts = compute_tasks(client, tasks, desc="count battles", progress=progress)
     every = pd.concat(parts, ignore_index=True).groupby(["model_a", "model_b", "outcome"]).n.sum()
     every = every.reset_index()
     is_count = every.outcome.isin(OUTCOMES)
@@ -173,12 +175,14 @@ def _kept_battles(part: pd.DataFrame, filt: BattleFilter) -> pd.DataFrame:
     return normalize_partition(part, filt)[0]
 
 
-def collect_battles(paths: list[Path], filt: BattleFilter, client) -> pd.DataFrame:
+def collect_battles(
+    paths: list[Path], filt: BattleFilter, client, progress: bool = True
+) -> pd.DataFrame:
     """Every counted battle, in file order, in one frame: for online Elo and style control only,
     which need battles rather than counts."""
     from dask import delayed
 
     frames = [open_battle_file(Path(p)) for p in paths]
     tasks = [delayed(_kept_battles)(part, filt) for f in frames for part in f.to_delayed()]
-    parts = client.gather(client.compute(tasks))
+    parts = compute_tasks(client, tasks, desc="collect battles", progress=progress)
     return pd.concat(parts, ignore_index=True)

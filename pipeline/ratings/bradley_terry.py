@@ -32,7 +32,13 @@ class Anchor:
         name, sep, value = text.rpartition("=")
         if not sep:
             raise ValueError(f"anchor {text!r}: expected mean, mean=VALUE or MODEL=VALUE")
-        return cls(None if name == "mean" else name, float(value))
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not np.isfinite(number):
+            raise ValueError(f"anchor {text!r}: the value must be a finite number")
+        return cls(None if name == "mean" else name, number)
 
     def apply(self, elo: np.ndarray, models: list[str]) -> np.ndarray:
         """Shift ratings (one row per round, or a single vector) onto the anchor."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from core.errors import UserError
 
 
 def read_reference(path: Path) -> pd.DataFrame:

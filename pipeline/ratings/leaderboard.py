@@ -35,7 +35,7 @@ class Leaderboard:
 
 def build_leaderboard(counts: PairCounts, options: RatingOptions, progress=None) -> Leaderboard:
     if options.anchor.model is not None and options.anchor.model not in counts.models:
-        from pipeline.errors import UserError
+        from core.errors import UserError
 
         raise UserError(f"anchor model {options.anchor.model!r} has no battles")
     dist = bootstrap_ratings(

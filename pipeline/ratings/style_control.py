@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from pipeline.ratings.bradley_terry import to_elo
 
 HEADER = re.compile(r"^#{1,6}\s", re.MULTILINE)

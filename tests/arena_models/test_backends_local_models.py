@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from arena_models.local_models import minilm_dir, resolve_model_path
-from pipeline.errors import UserError
+from core.errors import UserError
 
 CONVERT = "from arena_models.local_models import smollm2_dir; print(smollm2_dir())"
 

@@ -7,7 +7,7 @@ import pytest
 from arena_models.backends.base import Sampling
 from arena_models.backends.recorded_backend import RecordedBackend
 from arena_models.multiturn import answer_turn_by_turn
-from pipeline.errors import UserError
+from core.errors import UserError
 
 
 @pytest.fixture(scope="module")

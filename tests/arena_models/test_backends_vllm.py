@@ -59,9 +59,10 @@ def _answer(spec, conversations):
 
 
 def _engine_count() -> int:
-    from arena_models.backends import vllm_backend
+    from arena_models.backends.vllm_backend import KIND
+    from core.worker_cache import loaded
 
-    return len(vllm_backend._ENGINES)
+    return len(loaded(KIND))
 
 
 def test_runs_in_a_dask_worker_holding_the_gpu_resource(tmp_path):

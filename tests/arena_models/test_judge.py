@@ -9,7 +9,7 @@ import pytest
 
 from arena_models.judge import JudgeItem, PairwiseJudge, load_template, parse_verdict
 from arena_models.verdicts import explanation_of, find_score, label_pattern
-from pipeline.errors import UserError
+from core.errors import UserError
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from arena_models.backends.recorded_backend import RecordedBackend
 from arena_models.backends.transformers_backend import TransformersBackend
 from arena_models.backends.vllm_backend import VLLMBackend
 from arena_models.roster import load_roster, make_backend
-from pipeline.errors import UserError
+from core.errors import UserError
 
 
 def write(tmp_path, text, name="roster.yaml"):

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
+from core.errors import UserError
 from jobs.cli import main
 from jobs.cluster import parse_resources
-from pipeline.errors import UserError
 
 HEAVY = (
     "dask",
@@ -57,3 +57,18 @@ def test_bad_resource_is_a_one_line_error(tmp_path, capsys):
         main(["ingest", str(pool), "--out", str(tmp_path / "o"), "--worker-resources", "GPU"]) == 2
     )
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("arena ingest: error:")
+
+
+def test_embedded_cluster_gets_the_resources_the_roster_needs():
+    import argparse
+
+    from jobs.cluster import embedded_resources
+    from pipeline.flows.battle import prepare_battle
+
+    setup = prepare_battle("demo", judge="smollm2-judge", judge_roster="judges")
+    args = argparse.Namespace(worker_resources=None)
+    embedded_resources(args, setup.resources)
+    assert args.worker_resources == "GPU=1"
+    chosen = argparse.Namespace(worker_resources="GPU=2")
+    embedded_resources(chosen, {"GPU": 1.0})
+    assert chosen.worker_resources == "GPU=2"

@@ -1,0 +1,83 @@
+"""Atomic Parquet and JSON writes, and readers for stage folders.
+
+A stage folder holds its rows as `part-*.parquet` at the top level. Side outputs
+(quarantine, reports, shuffle files, completion markers) live in folders whose
+names start with `_`, which Arrow's dataset discovery skips, so
+`pandas.read_parquet(folder)` reads exactly the stage's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.errors import UserError
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write to a hidden temporary name, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def write_json_atomic(data, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Drop half-written files a killed run left behind."""
+    for tmp in folder.rglob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
+def part_files(folder: str | os.PathLike) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder of Parquet parts")
+    return sorted(folder.glob("part-*.parquet"))
+
+
+def read_folder(folder: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """All rows of a stage folder (small folders: tests, reports, eval sets)."""
+    parts = part_files(folder)
+    if not parts:
+        raise UserError(f"{folder}: no part-*.parquet files")
+    return pa.concat_tables(pq.read_table(p, columns=columns) for p in parts)
+
+
+def require_columns(schema: pa.Schema, needed, where: str) -> None:
+    missing = [c for c in needed if c not in schema.names]
+    if missing:
+        raise UserError(f"{where}: missing column(s) {', '.join(missing)}")
+
+
+def write_frame_parts(frame, folder: Path, rows_per_part: int) -> None:
+    """A pandas frame as a stage folder: parts of `rows_per_part` rows and a manifest whose
+    content hash is the parts' (as a stage's), so later stages can fingerprint it."""
+    from core.hashing import combine_hashes, table_hash
+
+    hashes = {}
+    for start in range(0, max(len(frame), 1), rows_per_part):
+        table = pa.Table.from_pandas(
+            frame.iloc[start : start + rows_per_part], preserve_index=False
+        )
+        name = f"part-{start // rows_per_part:05d}"
+        write_parquet_atomic(table, folder / f"{name}.parquet")
+        hashes[name] = table_hash(table)
+    write_json_atomic(
+        {"rows_out": len(frame), "content_hash": combine_hashes(hashes)}, folder / "_manifest.json"
+    )

@@ -1,0 +1,127 @@
+"""The one abstraction every step of the pipeline shares.
+
+A Stage turns input partitions into output parts. It declares the columns it
+needs and makes, and the worker resources its tasks need ({"GPU": 1} for
+generation); `core.runner` decides where tasks run. Each task writes its
+files atomically and then a completion marker holding its counts, so a rerun
+after a crash skips finished tasks and never duplicates or loses rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from core.hashing import config_hash
+from core.parquet_io import write_json_atomic
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: `name` names its output part; `params` say what to read."""
+
+    name: str
+    params: dict
+
+
+@dataclass
+class PartResult:
+    """What a finished task reports; kept in its completion marker and the manifest."""
+
+    name: str
+    rows_in: int
+    rows_out: int
+    rows_rejected: int = 0
+    content_hash: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def write_filtered_part(out: Path, name: str, rows_in: int, kept) -> PartResult:
+    """Write the rows a filtering task kept (a pyarrow Table) as part `name` of `out`, and
+    report how many it dropped."""
+    from core.hashing import table_hash
+    from core.parquet_io import write_parquet_atomic
+
+    write_parquet_atomic(kept, out / f"{name}.parquet")
+    return PartResult(
+        name,
+        rows_in,
+        kept.num_rows,
+        content_hash=table_hash(kept),
+        stats={"dropped": rows_in - kept.num_rows},
+    )
+
+
+class Stage(ABC):
+    """Base class: subclasses set `name`, `needs`, `makes`, and implement plan/process."""
+
+    name: ClassVar[str] = "stage"
+    needs: ClassVar[tuple[str, ...]] = ()
+    makes: ClassVar[tuple[str, ...]] = ()
+    resources: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, out: str | Path, config: Any = None):
+        self.out = Path(out)
+        self.config = config
+
+    # -- what subclasses provide ------------------------------------------------
+    @abstractmethod
+    def plan(self) -> list[Task]:
+        """The full, deterministic list of tasks (finished ones included)."""
+
+    @abstractmethod
+    def process(self, task: Task) -> PartResult:
+        """Run one task on a worker: read, transform, write atomically, count."""
+
+    def input_fingerprints(self) -> list[dict]:
+        return []
+
+    def summary(self, results: list[PartResult]) -> dict:
+        """Stage-specific totals for the manifest (beyond rows in/out/rejected)."""
+        return {}
+
+    # -- shared machinery -------------------------------------------------------
+    def config_dict(self) -> dict:
+        cfg = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
+        return {"stage": self.name, **cfg}
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config_dict())
+
+    @property
+    def done_dir(self) -> Path:
+        return self.out / "_done"
+
+    def execute(self, task: Task) -> PartResult:
+        """What the runner ships to a worker: process, then mark the task done."""
+        result = self.process(task)
+        write_json_atomic(dataclasses.asdict(result), self.done_dir / f"{task.name}.json")
+        return result
+
+
+class FolderStage(Stage):
+    """A stage reading one stage folder (`pool`): the folder's fingerprint is part of its
+    config (a changed input is another configuration), and by default one task per part."""
+
+    def __init__(self, pool: str | Path, out: str | Path, config: Any = None):
+        super().__init__(out, config)
+        self.pool = Path(pool)
+
+    def config_dict(self) -> dict:
+        from core.hashing import folder_fingerprint
+
+        return {**super().config_dict(), "input": folder_fingerprint(self.pool)}
+
+    def input_fingerprints(self) -> list[dict]:
+        from core.hashing import folder_fingerprint
+
+        return [folder_fingerprint(self.pool)]
+
+    def plan(self) -> list[Task]:
+        from core.parquet_io import part_files
+
+        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.pool)]

@@ -1,0 +1,1 @@
+"""WizardArena eval sets: embeddings, K-means, Diverse / Hard / Mix selection, difficulty, report, decontamination."""

@@ -1,0 +1,181 @@
+"""EmbedConversations: conversation parts -> the same rows plus a normalised `embedding`.
+
+The sentence-transformers model is loaded once per worker process and kept.
+Texts are sorted by token length and batched under a token budget rather than a
+fixed row count: long prompts in batches of 128 ran ~2x slower per row than in
+small ones (the activations leave the cache), while short prompts want big
+batches. dtype "auto" runs the model in bfloat16 where the hardware computes it
+natively (a CUDA GPU, or a CPU with AVX512-BF16 or AMX): there MiniLM embeds
+2.1-2.3x (short prompts) to 2.9-3.3x (real prompts) faster than a plain float32
+encode, with cosine >= 0.9998 to the float32 vectors. Elsewhere it runs float32:
+on an AVX2-only CPU, emulated bfloat16 was 3-6x slower than float32. The vectors
+are stored in float32, re-normalised, so later stages never re-embed and cosine
+similarity is a dot product; each part's footer says which dtype made them
+(`embedded_dtype`), so semantic dedup knows which decisions need a float32 look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.defaults import EMBED_MODEL
+from core.errors import UserError
+from core.hashing import table_hash
+from core.parquet_io import part_files, require_columns, write_parquet_atomic
+from core.schemas import prompt_text
+from core.stage import FolderStage, PartResult, Task
+from core.worker_cache import load_on_worker
+
+DTYPES = ("auto", "float32", "bfloat16")
+DTYPE_KEY = b"arena.embedding_dtype"  # Parquet schema metadata of every embedded part
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    model: str = EMBED_MODEL
+    dtype: str = "auto"  # bfloat16 where native (GPU, AVX512-BF16, AMX), else float32
+    batch_size: int = 128  # most rows in a batch (short texts)
+    tokens_per_batch: int = 2048  # most padded tokens in a batch (long texts)
+    max_seq_length: int = 256
+    rows_per_task: int = 1024  # a big part is split so every worker gets a share
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise UserError(f"embed dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}")
+
+
+def encoder_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolved_dtype(dtype: str) -> str:
+    """The dtype `auto` stands for on this machine: bfloat16 where it is native."""
+    from arena_models.hardware import native_bfloat16
+
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if native_bfloat16(encoder_device()) else "float32"
+
+
+def load_encoder(model: str, dtype: str, max_seq_length: int):
+    """The sentence-transformers model, loaded once per worker process."""
+    key = ("encoder", model, dtype, max_seq_length)
+    return load_on_worker(key, lambda: _build_encoder(model, dtype, max_seq_length), limit=2)
+
+
+def _build_encoder(model: str, dtype: str, max_seq_length: int):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from arena_models.local_models import resolve_model_path
+
+    encoder = SentenceTransformer(resolve_model_path(model), device=encoder_device())
+    encoder.max_seq_length = max_seq_length
+    if resolved_dtype(dtype) == "bfloat16":
+        encoder = encoder.to(torch.bfloat16)
+    return encoder
+
+
+def embedded_dtype(part: Path, default: str) -> str:
+    """The dtype recorded in an embedded part's footer; `default` for parts written without."""
+    metadata = pq.read_schema(part).metadata or {}
+    return metadata[DTYPE_KEY].decode() if DTYPE_KEY in metadata else default
+
+
+def embedding_width(encoder) -> int:
+    # sentence-transformers 6 renamed get_sentence_embedding_dimension
+    width = getattr(encoder, "get_embedding_dimension", None)
+    return (width or encoder.get_sentence_embedding_dimension)()
+
+
+def token_batches(lengths: np.ndarray, tokens_per_batch: int, max_rows: int) -> list[np.ndarray]:
+    """Row indices in batches of similar length whose padded size stays within the budget."""
+    order = np.argsort(-lengths, kind="stable")  # longest first: a batch's first row is its widest
+    batches, start = [], 0
+    while start < len(order):
+        rows = max(1, min(max_rows, tokens_per_batch // max(int(lengths[order[start]]), 1)))
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
+
+
+def embed_texts(texts: list[str], config: EmbedConfig) -> np.ndarray:
+    """Unit-length float32 vectors, one row per text."""
+    encoder = load_encoder(config.model, config.dtype, config.max_seq_length)
+    ids = encoder.tokenizer(texts, truncation=True, max_length=config.max_seq_length)["input_ids"]
+    lengths = np.fromiter((len(row) for row in ids), np.int64, len(ids))
+    vectors = np.empty((len(texts), embedding_width(encoder)), np.float32)
+    for batch in token_batches(lengths, config.tokens_per_batch, config.batch_size):
+        vectors[batch] = (
+            encoder.encode(
+                [texts[i] for i in batch],
+                batch_size=len(batch),
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+            .float()
+            .cpu()
+            .numpy()
+        )
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def vectors_of(table: pa.Table, column: str = "embedding") -> np.ndarray:
+    """The fixed-size-list column as a (rows, dim) float32 matrix, without copies where possible."""
+    col = table.column(column).combine_chunks()
+    # The width comes from the type, so an empty part is (0, dim) like any other.
+    return col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
+
+
+class EmbedConversations(FolderStage):
+    name = "embed"
+    needs = ("prompt_id", "messages")
+    makes = ("embedding",)
+
+    def __init__(self, pool: Path, out: Path, config: EmbedConfig = EmbedConfig()):
+        super().__init__(pool, out, config)
+
+    def plan(self) -> list[Task]:
+        tasks, size = [], self.config.rows_per_task
+        for path in part_files(self.pool):
+            rows = pq.ParquetFile(path).metadata.num_rows
+            for k, start in enumerate(range(0, max(rows, 1), size)):
+                tasks.append(
+                    Task(f"{path.stem}-{k:04d}", {"path": str(path), "start": start, "rows": size})
+                )
+        return tasks
+
+    def process(self, task: Task) -> PartResult:
+        table = pq.read_table(task.params["path"]).slice(task.params["start"], task.params["rows"])
+        require_columns(table.schema, self.needs, task.params["path"])
+        texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
+        if texts:
+            vectors = embed_texts(texts, self.config)
+        else:  # an empty part keeps the model's width, so every part has one schema
+            encoder = load_encoder(self.config.model, self.config.dtype, self.config.max_seq_length)
+            vectors = np.zeros((0, embedding_width(encoder)), np.float32)
+        dim = vectors.shape[1]
+        column = pa.FixedSizeListArray.from_arrays(
+            pa.array(vectors.astype(np.float32).ravel()), dim
+        )
+        if "embedding" in table.column_names:
+            table = table.drop_columns(["embedding"])
+        table = table.append_column("embedding", column)
+        dtype = resolved_dtype(self.config.dtype).encode()
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), DTYPE_KEY: dtype})
+        write_parquet_atomic(table, self.out / f"{task.name}.parquet")
+        return PartResult(
+            task.name,
+            table.num_rows,
+            table.num_rows,
+            content_hash=table_hash(table),
+            stats={"dim": dim},
+        )

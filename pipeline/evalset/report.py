@@ -1,0 +1,107 @@
+"""A short report of a built eval set: sizes, sources, lengths, cluster histogram and a 2-D map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+
+from core.schemas import prompt_text
+from pipeline.evalset.embed import vectors_of
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _lengths(frame: pd.DataFrame) -> pd.Series:
+    return frame.messages.map(lambda m: len(prompt_text(list(m))))
+
+
+def plot_cluster_sizes(sizes: pd.Series, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.hist(sizes, bins=min(40, max(5, len(sizes) // 2)), color="tab:blue")
+    ax.set_xlabel("rows per cluster")
+    ax.set_ylabel("clusters")
+    ax.set_title(f"cluster sizes ({len(sizes)} clusters)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_embedding_map(
+    clustered: Path, chosen: pd.DataFrame, path: Path, sample: int = 20_000, seed: int = 0
+) -> None:
+    """PCA of a sample of the pool (grey) with the chosen rows marked by subset."""
+    plt = _pyplot()
+    table = ds.dataset(str(clustered), format="parquet").to_table(
+        columns=["prompt_id", "embedding"]
+    )
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(table.num_rows, size=min(sample, table.num_rows), replace=False)
+    pool = vectors_of(table.take(rows))
+    mean = pool.mean(axis=0)
+    _, _, axes = np.linalg.svd(pool - mean, full_matrices=False)
+    project = lambda v: (v - mean) @ axes[:2].T  # noqa: E731
+    fig, ax = plt.subplots(figsize=(7, 6))
+    xy = project(pool)
+    ax.scatter(xy[:, 0], xy[:, 1], s=2, c="lightgrey", label="pool (sample)")
+    colours = {"diverse": "tab:blue", "hard": "tab:red", "both": "tab:purple"}
+    for subset, group in chosen.groupby("subset"):
+        xy = project(np.stack(group.embedding.to_numpy()))
+        ax.scatter(xy[:, 0], xy[:, 1], s=14, c=colours.get(subset, "black"), label=subset)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("embedding space (PCA) with the chosen rows")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(
+    out: Path,
+    index: pd.DataFrame,
+    diverse: pd.DataFrame,
+    hard: pd.DataFrame,
+    mixed: pd.DataFrame,
+    scored: pd.DataFrame,
+    clustered: Path,
+) -> Path:
+    sizes = index.groupby("cluster").size()
+    plot_cluster_sizes(sizes, out / "cluster_sizes.png")
+    plot_embedding_map(clustered, mixed, out / "embedding_map.png")
+    lines = [
+        "# Eval set report",
+        "",
+        f"- pool rows clustered: {len(index)} in {len(sizes)} clusters "
+        f"(sizes min {sizes.min()}, median {int(sizes.median())}, max {sizes.max()})",
+        f"- diverse: {len(diverse)} rows from {diverse.cluster.nunique()} clusters",
+        f"- hard candidates: {len(scored)} scored, {int(scored.difficulty.isna().sum())} judge errors; "
+        f"hard: {len(hard)} rows (difficulty {hard.difficulty.min() if len(hard) else 'n/a'}"
+        f"-{hard.difficulty.max() if len(hard) else 'n/a'})",
+        f"- mix: {len(mixed)} rows, {int((mixed.messages.map(len) > 1).sum())} multi-turn",
+        "",
+        "| subset | rows | median prompt chars | sources |",
+        "|---|---:|---:|---|",
+    ]
+    for name, frame in (("diverse", diverse), ("hard", hard), ("mix", mixed)):
+        sources = ", ".join(f"{s} {n}" for s, n in frame.source.value_counts().items())
+        median = int(_lengths(frame).median()) if len(frame) else 0
+        lines.append(f"| {name} | {len(frame)} | {median} | {sources} |")
+    lines += [
+        "",
+        "![cluster sizes](cluster_sizes.png)",
+        "",
+        "![embedding map](embedding_map.png)",
+        "",
+    ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path

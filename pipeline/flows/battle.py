@@ -1,0 +1,69 @@
+"""Flow: a battle run. `prepare_battle` loads and checks the roster, the judge, the
+config and the schedule (every mistake a UserError, before any cluster work);
+`run_battles` answers, judges and writes records, combined pairs and the summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from arena_models.judge import load_template
+from arena_models.roster import ModelSpec, load_roster, pick_model
+from pipeline.battle.config import BattleConfig
+from pipeline.battle.run import run_battle
+from pipeline.battle.schedule import check_schedule
+from pipeline.battle.summary import render
+
+
+@dataclass(frozen=True)
+class BattleSetup:
+    """A checked battle run: who battles, who judges, how, and where answers are cached."""
+
+    specs: list[ModelSpec]
+    judge: ModelSpec
+    config: BattleConfig
+    cache: str | None = None  # None: OUT/_cache
+
+    @property
+    def resources(self) -> dict[str, float]:
+        """The largest amount of each resource any roster model or the judge needs."""
+        needed: dict[str, float] = {}
+        for spec in [*self.specs, self.judge]:
+            for name, amount in spec.resources.items():
+                needed[name] = max(amount, needed.get(name, 0))
+        return needed
+
+
+def prepare_battle(
+    roster,
+    config: BattleConfig = BattleConfig(),
+    *,
+    judge: str | None = None,
+    judge_roster: str | None = None,
+    cache: str | None = None,
+) -> BattleSetup:
+    """`judge`: an entry of `judge_roster` (default: the battle roster itself)."""
+    specs = load_roster(roster)
+    judge_spec = pick_model(judge_roster or specs, judge)
+    check_schedule([s.name for s in specs], config)
+    load_template(config.judge_template)
+    return BattleSetup(specs, judge_spec, config, cache)
+
+
+def run_battles(client, setup: BattleSetup, evalset, out, *, progress: bool = True) -> dict:
+    """Battle the roster on the eval set; returns the summary (also OUT/summary.json)."""
+    return run_battle(
+        client,
+        setup.specs,
+        setup.judge,
+        evalset=evalset,
+        out=out,
+        config=setup.config,
+        cache=setup.cache,
+        progress=progress,
+    )
+
+
+def battle_report(summary: dict, out) -> str:
+    out = Path(out)
+    return f"{render(summary)}\nrecords: {out / 'battles'}; pairs: {out / 'combined'}"

@@ -1,0 +1,82 @@
+"""Flow: a training pool minus the rows nearest to every benchmark item (top-k by
+embedding, the paper's k = 5; optionally every row above a cosine threshold)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.errors import UserError
+from core.runner import run_stage
+from core.schemas import prompt_id, prompt_text
+from pipeline.evalset.decontaminate import (
+    DecontaminationConfig,
+    DropContaminated,
+    NearestTrainRows,
+    choose_removals,
+)
+from pipeline.evalset.embed import EmbedConfig, EmbedConversations, embed_texts
+from pipeline.ingest.readers import expand_inputs, plan_file, read_records
+from pipeline.ingest.shapes import RowRejected, to_conversation
+
+
+def benchmark_conversations(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(prompt_ids, texts) of every benchmark item, from stage folders or raw pool files."""
+    import pandas as pd
+
+    ids, texts = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() and list(path.glob("part-*.parquet")):
+            frame = pd.read_parquet(path, columns=["prompt_id", "messages"])
+            ids += list(frame.prompt_id)
+            texts += [prompt_text(list(m)) for m in frame.messages]
+            continue
+        for file in expand_inputs([raw]):
+            for chunk in plan_file(file, 1 << 30):
+                for _, value, raw in read_records(chunk):
+                    try:
+                        messages, _, _ = to_conversation(json.loads(raw) if raw else value, 10**7)
+                    except (RowRejected, ValueError):  # unreadable benchmark rows are not compared
+                        continue
+                    ids.append(prompt_id(messages))
+                    texts.append(prompt_text(messages))
+    return ids, texts
+
+
+def decontaminate(
+    client,
+    train: Path,
+    against: list[str],
+    out: Path,
+    config: DecontaminationConfig = DecontaminationConfig(),
+    embed: EmbedConfig = EmbedConfig(),
+    *,
+    overwrite: bool = False,
+) -> dict:
+    """Drop the training rows nearest to every benchmark item; returns the manifest."""
+    import pandas as pd
+
+    out = Path(out)
+    ids, texts = benchmark_conversations(against)
+    if not texts:
+        raise UserError("the benchmark sets hold no conversations")
+    bench = embed_texts(texts, embed)
+    if overwrite:  # the work folders live inside OUT: start them afresh too
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    embedded = out / "_embedded"
+    run_stage(EmbedConversations(train, embedded, embed), client)
+    run_stage(NearestTrainRows(embedded, out / "_candidates", bench, config), client)
+    removals = choose_removals(pd.read_parquet(out / "_candidates"), config)
+    stage = DropContaminated(embedded, out, removals, ids, texts, config)
+    return run_stage(stage, client)
+
+
+def decontaminate_report(manifest: dict, out) -> str:
+    return (
+        f"decontaminate: {manifest['rows_in']} training rows, {manifest['rows_rejected']} removed, "
+        f"{manifest['rows_out']} kept -> {out} (report: {out}/_removed/)"
+    )

@@ -1,0 +1,247 @@
+"""Flow: WizardArena Diverse / Hard / Mix eval sets, each step a resumable folder of OUT.
+
+pool -> ingest -> exact dedup -> embed -> [semantic dedup] -> K-means -> Diverse + Hard
+candidates -> difficulty by a judge LLM (a roster entry) -> Hard -> Mix. With
+`semantic_threshold` set, rows whose embedding has cosine >= it to an earlier kept row
+are dropped before K-means (OUT/semantic_dedup/, pairs in OUT/semantic_dedup/_pairs/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from core.defaults import EMBED_MODEL
+from core.errors import UserError
+from core.parquet_io import write_frame_parts
+from core.runner import claim_output, is_complete, run_stage
+from pipeline.flows.dedup import run_exact_dedup
+from pipeline.flows.ingest import ingest
+from pipeline.ingest.stage import IngestConfig
+
+RECIPES = Path(__file__).resolve().parents[2] / "eval_sets" / "recipes"
+DIFFICULTY_MODES = ("expected", "generate")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An eval-set recipe (YAML keys; every key is also a build-evalset flag)."""
+
+    clusters: int = field(default=500, metadata={"help": "K-means clusters"})
+    diverse_per_cluster: int = field(default=2, metadata={"help": "Diverse rows per cluster"})
+    hard_candidates_per_cluster: int = field(
+        default=20, metadata={"help": "rows per cluster the difficulty judge scores"}
+    )
+    hard_top: int = field(default=1000, metadata={"help": "Hard rows: the most difficult"})
+    seed: int = 0
+    embed_model: str = field(default=EMBED_MODEL, metadata={"help": "sentence-transformers model"})
+    embed_dtype: str = field(
+        default="auto",
+        metadata={"help": "auto: bfloat16 where the hardware has it natively, else float32"},
+    )
+    difficulty_judge: str = field(
+        default="smollm2-difficulty", metadata={"help": "entry of --judge-roster that scores"}
+    )
+    judge_roster: str = field(
+        default="judges", metadata={"help": "roster file (or packaged name) of the judge"}
+    )
+    difficulty_retries: int = 2
+    difficulty_mode: str = field(
+        default="expected",
+        metadata={
+            "help": "expected: probability-weighted score; generate: parse a written one",
+            "choices": DIFFICULTY_MODES,
+        },
+    )
+    semantic_threshold: float | None = field(
+        default=None, metadata={"help": "cosine; unset: no semantic dedup"}
+    )
+    semantic_margin: float = field(
+        default=0.005, metadata={"help": "pairs this close to the threshold decided in float32"}
+    )
+    semantic_search: str = field(
+        default="auto", metadata={"help": "kept-vector index: exact, ivf, auto (ivf from 100k)"}
+    )
+    semantic_nprobe: int = field(default=16, metadata={"help": "ivf: cells searched per row"})
+
+    def __post_init__(self):
+        t = self.semantic_threshold
+        if t is not None and (
+            isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 1
+        ):
+            raise UserError(f"semantic_threshold {t!r}: expected a cosine in (0, 1] or null (off)")
+        if self.difficulty_mode not in DIFFICULTY_MODES:
+            raise UserError(
+                f"difficulty_mode {self.difficulty_mode!r}: expected one of "
+                f"{', '.join(DIFFICULTY_MODES)}"
+            )
+
+    @classmethod
+    def load(cls, path: str | None, overrides: dict | None = None) -> Recipe:
+        """A recipe file (or packaged name), with `overrides` (None values ignored) on top."""
+        import yaml
+
+        values = {}
+        if path:
+            recipe = Path(path)
+            if not recipe.exists():
+                recipe = RECIPES / f"{path}.yaml"
+            if not recipe.exists():
+                raise UserError(f"{path}: no such recipe file or packaged recipe")
+            try:
+                values = yaml.safe_load(recipe.read_text()) or {}
+            except yaml.YAMLError as err:
+                raise UserError(f"{recipe}: not valid YAML ({str(err).splitlines()[0]})") from None
+            if not isinstance(values, dict):
+                raise UserError(f"{recipe}: expected a mapping of recipe keys")
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise UserError(
+                    f"{recipe}: unknown recipe key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                )
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls(**values)
+
+    def embed_config(self):
+        from pipeline.evalset.embed import EmbedConfig
+
+        return EmbedConfig(model=self.embed_model, dtype=self.embed_dtype)
+
+    def difficulty_config(self):
+        """The Hard-set scorer: the named roster entry, checked (a UserError otherwise)."""
+        from arena_models.roster import pick_model
+        from pipeline.evalset.difficulty import DifficultyConfig
+
+        judge = pick_model(self.judge_roster, self.difficulty_judge, "--difficulty-judge")
+        return DifficultyConfig(
+            judge=judge, retries=self.difficulty_retries, seed=self.seed, mode=self.difficulty_mode
+        )
+
+
+def build_evalset(
+    client,
+    files: list[Path],
+    out,
+    recipe: Recipe,
+    ingest_config: IngestConfig = IngestConfig(),
+    *,
+    overwrite: bool = False,
+) -> dict:
+    """Pool files -> OUT/pool, OUT/dedup, then the eval set in OUT; returns counts."""
+    out = Path(out)
+    ingest(client, files, out / "pool", ingest_config, overwrite=overwrite)
+    run_exact_dedup(client, out / "pool", out / "dedup", overwrite=overwrite)
+    return build_from_deduped(client, out / "dedup", out, recipe, overwrite=overwrite)
+
+
+def build_from_deduped(
+    client, pool_dir: Path, out: Path, recipe: Recipe, *, overwrite: bool = False
+) -> dict:
+    """From a deduplicated conversation folder to OUT/{diverse,hard,mix}; returns counts."""
+    import pandas as pd
+
+    from pipeline.evalset.difficulty import ScoreDifficulty
+    from pipeline.evalset.embed import EmbedConversations
+    from pipeline.evalset.kmeans import AssignClusters, KMeansConfig, train_kmeans
+    from pipeline.evalset.report import write_report
+    from pipeline.evalset.select import (
+        cluster_index,
+        draw_per_cluster,
+        fetch_rows,
+        mix,
+        top_by_difficulty,
+    )
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    difficulty = recipe.difficulty_config()  # a bad judge fails before the first stage
+    embed = recipe.embed_config()
+    run_stage(EmbedConversations(pool_dir, out / "embedded", embed), client, overwrite=overwrite)
+    embedded, semantic = out / "embedded", None
+    if recipe.semantic_threshold is not None:
+        semantic = drop_semantic_duplicates(
+            client, embedded, out / "semantic_dedup", recipe, overwrite
+        )
+        embedded = out / "semantic_dedup"
+    centroids = train_kmeans(embedded, KMeansConfig(clusters=recipe.clusters, seed=recipe.seed))
+    run_stage(AssignClusters(embedded, out / "clustered", centroids), client, overwrite=overwrite)
+
+    index = cluster_index(out / "clustered")
+    diverse_ids = draw_per_cluster(index, recipe.diverse_per_cluster, recipe.seed, "diverse")
+    candidate_ids = draw_per_cluster(index, recipe.hard_candidates_per_cluster, recipe.seed, "hard")
+    diverse = fetch_rows(out / "clustered", diverse_ids.prompt_id)
+    candidates = fetch_rows(out / "clustered", candidate_ids.prompt_id).sort_values("prompt_id")
+    write_frame_parts(candidates, out / "candidates", rows_per_part=16)
+    run_stage(
+        ScoreDifficulty(out / "candidates", out / "scored", difficulty),
+        client,
+        overwrite=overwrite,
+    )
+
+    scored = pd.read_parquet(out / "scored")
+    hard = top_by_difficulty(scored, recipe.hard_top, recipe.seed)
+    mixed = mix(diverse, hard)
+    for name, frame in (("diverse", diverse), ("hard", hard), ("mix", mixed)):
+        write_frame_parts(frame.sort_values("prompt_id"), out / name, rows_per_part=100_000)
+    report = write_report(out, index, diverse, hard, mixed, scored, out / "clustered")
+    if semantic is not None:
+        add_semantic_line(report, semantic)
+    return {
+        "diverse": len(diverse),
+        "diverse_clusters": int(diverse.cluster.nunique()),
+        "candidates": len(scored),
+        "judge_errors": int(scored.difficulty.isna().sum()),
+        "hard": len(hard),
+        "mix": len(mixed),
+        "semantic_threshold": recipe.semantic_threshold,
+        "semantic_dropped": semantic["summary"]["dropped"] if semantic else 0,
+        "report": str(report),
+        "out": str(out),
+    }
+
+
+def drop_semantic_duplicates(
+    client, embedded: Path, out: Path, recipe: Recipe, overwrite: bool
+) -> dict:
+    """Drop rows too similar to an earlier kept row, on the embedded parts; returns the manifest."""
+    from pipeline.dedup.semantic import SemanticDedup, SemanticDedupConfig
+
+    config = SemanticDedupConfig(
+        threshold=recipe.semantic_threshold,
+        embed=recipe.embed_config(),
+        margin=recipe.semantic_margin,
+        search=recipe.semantic_search,
+        nprobe=recipe.semantic_nprobe,
+    )
+    stage = SemanticDedup(embedded, out, config)
+    claim_output(stage, overwrite)
+    if not is_complete(stage) and not stage.pairs_file.exists():
+        stage.find_pairs()
+    return run_stage(stage, client, overwrite=overwrite)
+
+
+def add_semantic_line(report: Path, manifest: dict) -> None:
+    """The report's summary list gains a line on what semantic dedup dropped."""
+    line = (
+        f"- semantic dedup: {manifest['summary']['dropped']} of {manifest['rows_in']} rows dropped "
+        f"at cosine >= {manifest['summary']['threshold']} before clustering "
+        "(pairs: semantic_dedup/_pairs/pairs.parquet)"
+    )
+    lines = report.read_text().split("\n")
+    at = next((i + 1 for i, x in enumerate(lines) if x.startswith("- mix:")), len(lines))
+    report.write_text("\n".join([*lines[:at], line, *lines[at:]]))
+
+
+def evalset_report(counts: dict, out) -> str:
+    text = (
+        f"eval set: diverse {counts['diverse']} rows from {counts['diverse_clusters']} clusters, "
+        f"hard {counts['hard']} of {counts['candidates']} candidates ({counts['judge_errors']} judge "
+        f"errors), mix {counts['mix']} -> {out}; report {counts['report']}"
+    )
+    if counts["semantic_threshold"] is not None:
+        text += (
+            f"; semantic dedup dropped {counts['semantic_dropped']} rows "
+            f"(cosine >= {counts['semantic_threshold']})"
+        )
+    return text

@@ -1,0 +1,172 @@
+"""Flow: battle files -> Bradley-Terry leaderboard with bootstrap CIs (`arena elo`).
+
+Battles are reduced to outcome counts per model pair on the workers; the fit and
+the bootstrap work on those counts (pipeline/ratings)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import UserError
+
+
+@dataclass(frozen=True)
+class RatingsConfig:
+    ties: str = field(
+        default="half",
+        metadata={
+            "help": "a tie counts half a win each way, or not at all",
+            "choices": ("half", "ignore"),
+        },
+    )
+    bothbad: str = field(
+        default="tie", metadata={"help": "how 'tie (bothbad)' counts", "choices": ("tie", "ignore")}
+    )
+    anchor: str = field(
+        default="mean=1000",
+        metadata={"help": "mean=VALUE or MODEL=VALUE (paper: Llama-2-70B-Chat=1100)"},
+    )
+    bootstrap: int = field(default=100, metadata={"help": "bootstrap rounds (0: point fit only)"})
+    seed: int = 0
+    alpha: float = field(default=1e-4, metadata={"help": "regulariser: pseudo-count per pair"})
+    judge: tuple[str, ...] = field(
+        default=(), metadata={"help": "keep battles of this judge (repeatable)", "repeat": True}
+    )
+    models: tuple[str, ...] = field(
+        default=(), metadata={"help": "comma-separated: keep battles between these models"}
+    )
+    since: str | None = field(
+        default=None,
+        metadata={"help": "keep battles on or after this date (tstamp or date column)"},
+    )
+    until: str | None = field(default=None, metadata={"help": "keep battles before this date"})
+    online_elo: bool = field(
+        default=False, metadata={"help": "add FastChat's online Elo (k=4) column"}
+    )
+    style_control: bool = field(
+        default=False, metadata={"help": "add a style-controlled rating column"}
+    )
+    reference: str | None = field(
+        default=None,
+        metadata={"help": "reference leaderboard (model, rating[, lower, upper]) for consistency"},
+    )
+
+    def __post_init__(self):
+        from pipeline.ratings.bradley_terry import Anchor
+
+        try:
+            Anchor.parse(self.anchor)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        if self.bootstrap < 0:
+            raise UserError(f"--bootstrap {self.bootstrap}: expected 0 or more rounds")
+        if not self.alpha >= 0:
+            raise UserError(f"--alpha {self.alpha}: expected a pseudo-count >= 0")
+
+    def options(self) -> dict:
+        return {
+            "anchor": self.anchor,
+            "ties": self.ties,
+            "bothbad": self.bothbad,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
+            "alpha": self.alpha,
+        }
+
+
+def rate_battles(
+    client, paths, out, config: RatingsConfig = RatingsConfig(), *, progress: bool = True
+) -> dict:
+    """Aggregate, fit, write the leaderboard files; returns the summary (table included)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from pipeline.ratings.battle_files import BattleFilter, aggregate_battles, collect_battles
+    from pipeline.ratings.bradley_terry import Anchor
+    from pipeline.ratings.leaderboard import RatingOptions, build_leaderboard, write_leaderboard
+    from pipeline.ratings.pair_counts import PairCounts
+
+    anchor = Anchor.parse(config.anchor)
+    paths = [Path(p) for p in paths]
+    filt = BattleFilter(tuple(config.judge), tuple(config.models), config.since, config.until)
+    agg = aggregate_battles(paths, filt, client, progress=progress)
+    if agg.battles == 0:
+        raise UserError(
+            f"no battles to rate (dropped: {agg.dropped or 0}, filtered out: {agg.filtered})"
+        )
+    bothbad_as_tie = config.bothbad == "tie"
+    counts = PairCounts.from_counts(agg.counts, bothbad_as_tie=bothbad_as_tie)
+    options = RatingOptions(
+        config.ties, bothbad_as_tie, anchor, config.bootstrap, config.alpha, config.seed
+    )
+    with tqdm(
+        total=config.bootstrap,
+        desc="bootstrap",
+        file=sys.stderr,
+        disable=not progress or not config.bootstrap,
+    ) as bar:
+        board = build_leaderboard(counts, options, progress=bar)
+    unrated = sorted(set(config.models) - set(counts.models))
+    if unrated:
+        board.warnings.append(f"no battles for {', '.join(unrated)}: not rated")
+
+    extra = {
+        "battles": agg.battles,
+        "dropped": agg.dropped,
+        "filtered": agg.filtered,
+        "models": len(counts.models),
+        "options": config.options(),
+    }
+    if config.online_elo or config.style_control:
+        battles = collect_battles(paths, filt, client, progress=progress)
+        if not bothbad_as_tie:
+            battles = battles[battles.outcome != "tie (bothbad)"]
+        index = {m: i for i, m in enumerate(counts.models)}
+        if config.online_elo:
+            from pipeline.ratings.online_elo import online_elo
+
+            elo = online_elo(
+                battles.model_a.map(index).to_numpy(),
+                battles.model_b.map(index).to_numpy(),
+                battles.outcome.to_numpy(),
+                counts.models,
+            )
+            board.table["online_elo"] = board.table.model.map(dict(zip(counts.models, elo)))
+        if config.style_control:
+            from pipeline.ratings.style_control import fit_style_controlled
+
+            fit = fit_style_controlled(battles, counts.models)
+            shifted = anchor.apply(fit.elo, counts.models)
+            board.table["rating_style_controlled"] = board.table.model.map(
+                dict(zip(counts.models, shifted))
+            )
+            extra["style_coefficients"] = dict(zip(fit.features, np.round(fit.coefficients, 4)))
+    if config.reference:
+        from pipeline.ratings.consistency import consistency, read_reference
+
+        extra["consistency"] = consistency(board.table, read_reference(Path(config.reference)))
+    write_leaderboard(board, Path(out), extra)
+    return {**extra, "warnings": board.warnings, "table": board.table}
+
+
+def ratings_report(summary: dict, out) -> str:
+    from pipeline.ratings.leaderboard import markdown_table
+
+    lines = [markdown_table(summary["table"]).rstrip()]
+    dropped = sum(summary["dropped"].values())
+    lines.append(
+        f"{summary['battles']} battles counted, {dropped} dropped, {summary['filtered']} filtered out; "
+        f"{summary['models']} models -> {out}/leaderboard.csv"
+    )
+    lines += [f"  dropped ({reason}): {n}" for reason, n in sorted(summary["dropped"].items())]
+    lines += [f"  warning: {w}" for w in summary["warnings"]]
+    if "consistency" in summary:
+        c = summary["consistency"]
+        lines.append(
+            f"consistency with reference ({c['models_compared']} models): spearman {c['spearman']:.3f}, "
+            f"agreement with CI {c['agreement_with_ci']:.3f}, separability {c['separability']:.3f}, "
+            f"brier {c['brier']:.4f}"
+        )
+    return "\n".join(lines)
