@@ -84,8 +84,8 @@ def write_report(
         f"(sizes min {sizes.min()}, median {int(sizes.median())}, max {sizes.max()})",
         f"- diverse: {len(diverse)} rows from {diverse.cluster.nunique()} clusters",
         f"- hard candidates: {len(scored)} scored, {int(scored.difficulty.isna().sum())} judge errors; "
-        f"hard: {len(hard)} rows (difficulty {hard.difficulty.min() if len(hard) else 'n/a'}"
-        f"-{hard.difficulty.max() if len(hard) else 'n/a'})",
+        f"hard: {len(hard)} rows (difficulty "
+        + (f"{hard.difficulty.min():.2f}-{hard.difficulty.max():.2f})" if len(hard) else "n/a)"),
         f"- mix: {len(mixed)} rows, {int((mixed.messages.map(len) > 1).sum())} multi-turn",
         "",
         "| subset | rows | median prompt chars | sources |",

@@ -55,7 +55,7 @@ def file_format(path: Path) -> str:
 
 
 def plan_file(path: Path, chunk_bytes: int) -> list[dict]:
-    """Task specs for one file: {"path", "format", ...range...}."""
+    """Task ranges for one file: {"path", "format", ...range...}."""
     fmt = file_format(path)
     if fmt == "jsonl":
         return [{"path": str(path), "format": fmt, **c} for c in _jsonl_chunks(path, chunk_bytes)]
@@ -68,11 +68,11 @@ def plan_file(path: Path, chunk_bytes: int) -> list[dict]:
         meta = pq.ParquetFile(path).metadata
     except Exception as exc:  # noqa: BLE001 - any Arrow error means "unreadable"
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
-    specs, first = [], 1
+    ranges, first = [], 1
     for group in range(meta.num_row_groups):
-        specs.append({"path": str(path), "format": fmt, "row_group": group, "first_line": first})
+        ranges.append({"path": str(path), "format": fmt, "row_group": group, "first_line": first})
         first += meta.row_group(group).num_rows
-    return specs
+    return ranges
 
 
 def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[dict]:
@@ -108,22 +108,22 @@ def _load_array(path: Path) -> list:
     return data
 
 
-def read_records(spec: dict) -> Iterator[tuple[int, object, bytes | None]]:
+def read_records(part: dict) -> Iterator[tuple[int, object, bytes | None]]:
     """(record number, decoded value or None, raw bytes when decoding failed)."""
-    fmt = spec["format"]
+    fmt = part["format"]
     if fmt == "jsonl":
-        with open(spec["path"], "rb") as f:
-            f.seek(spec["offset"])
-            data = f.read(spec["length"])
+        with open(part["path"], "rb") as f:
+            f.seek(part["offset"])
+            data = f.read(part["length"])
         for i, raw in enumerate(data.split(b"\n")):
             if raw.strip():
-                yield spec["first_line"] + i, None, raw
+                yield part["first_line"] + i, None, raw
     elif fmt == "json_array":
-        for i, value in enumerate(_load_array(Path(spec["path"]))):
+        for i, value in enumerate(_load_array(Path(part["path"]))):
             yield 1 + i, value, None
     else:
         import pyarrow.parquet as pq
 
-        table = pq.ParquetFile(spec["path"]).read_row_group(spec["row_group"])
+        table = pq.ParquetFile(part["path"]).read_row_group(part["row_group"])
         for i, value in enumerate(table.to_pylist()):
-            yield spec["first_line"] + i, value, None
+            yield part["first_line"] + i, value, None

@@ -73,16 +73,16 @@ class IngestPools(Stage):
         chunk = self.config.chunk_mb << 20
         tasks = []
         for file_index, path in enumerate(self.files):
-            for chunk_index, spec in enumerate(plan_file(path, chunk)):
-                tasks.append(Task(f"part-{file_index:04d}-{chunk_index:05d}", spec))
+            for chunk_index, part in enumerate(plan_file(path, chunk)):
+                tasks.append(Task(f"part-{file_index:04d}-{chunk_index:05d}", part))
         return tasks
 
     def process(self, task: Task) -> PartResult:
-        spec, max_chars = task.params, self.config.max_chars
-        source_file = spec["path"]
+        part, max_chars = task.params, self.config.max_chars
+        source_file = part["path"]
         source = Path(source_file).stem
         rows, rejected = [], []
-        for line, value, raw in read_records(spec):
+        for line, value, raw in read_records(part):
             try:
                 if raw is not None:
                     value = _decode(raw, max_chars)
