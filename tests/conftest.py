@@ -35,3 +35,28 @@ def client():
         Client(cluster) as c,
     ):
         yield c
+
+
+@pytest.fixture(scope="session")
+def gpu_worker():
+    """gpu_worker() -> a context giving a client of a fresh one-worker LocalCluster whose
+    worker holds GPU=1, as vLLM tasks need (fresh: tests count the worker's engines)."""
+    import contextlib
+
+    from dask.distributed import Client, LocalCluster
+
+    @contextlib.contextmanager
+    def start():
+        with (
+            LocalCluster(
+                n_workers=1,
+                threads_per_worker=1,
+                processes=True,
+                resources={"GPU": 1},
+                dashboard_address=":0",
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+
+    return start

@@ -65,9 +65,7 @@ def _engine_count() -> int:
     return len(loaded(KIND))
 
 
-def test_runs_in_a_dask_worker_holding_the_gpu_resource(tmp_path):
-    from dask.distributed import Client, LocalCluster
-
+def test_runs_in_a_dask_worker_holding_the_gpu_resource(gpu_worker, tmp_path):
     spec = parse_entry(
         {
             "name": "smollm2-vllm",
@@ -81,16 +79,7 @@ def test_runs_in_a_dask_worker_holding_the_gpu_resource(tmp_path):
         tmp_path / "roster.yaml",
     )
     assert spec.resources == {"GPU": 1.0}
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            resources={"GPU": 1},
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with gpu_worker() as client:
         first = client.submit(_answer, spec, chats("Name a fruit."), resources=spec.resources)
         second = client.submit(_answer, spec, chats("Name a city."), resources=spec.resources)
         texts = first.result(timeout=300) + second.result(timeout=300)

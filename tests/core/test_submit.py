@@ -10,7 +10,6 @@ def _square(x):
     return x * x
 
 
-
 def _fails_once(marker: str) -> str:
     # A file, not a global: the retry may land in another worker process.
     from pathlib import Path

@@ -134,9 +134,8 @@ def _engines() -> int:
 
 
 @pytest.mark.slow
-def test_vllm_judge_scores_on_a_gpu_worker_like_transformers(tmp_path):
+def test_vllm_judge_scores_on_a_gpu_worker_like_transformers(gpu_worker, tmp_path):
     import pandas as pd
-    from dask.distributed import Client, LocalCluster
 
     from core.runner import run_stage
 
@@ -147,16 +146,7 @@ def test_vllm_judge_scores_on_a_gpu_worker_like_transformers(tmp_path):
         tmp_path, backend="vllm", path=MODEL, dtype="float32", enforce_eager=True, max_model_len=512
     )
     stage = ScoreDifficulty(tmp_path / "candidates", tmp_path / "scored", DifficultyConfig(judge))
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            resources={"GPU": 1},
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with gpu_worker() as client:
         manifest = run_stage(stage, client, progress=False)
         engines = client.run(_engines)
     assert manifest["parts"] == 2 and manifest["rows_rejected"] == 0
