@@ -35,9 +35,11 @@ def load_on_worker(
         _OBJECTS[key] = value
         if limit is not None:
             same_kind = [k for k in _OBJECTS if k[0] == key[0]]
-            for old in same_kind[: max(0, len(same_kind) - limit)]:
+            evicted = same_kind[: max(0, len(same_kind) - limit)]
+            for old in evicted:
                 del _OBJECTS[old]
-            gc.collect()
+            if evicted:
+                gc.collect()
         return value
 
 

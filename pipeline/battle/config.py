@@ -20,11 +20,15 @@ class BattleConfig:
     consistent (FastChat: the games must agree, otherwise a tie)."""
 
     schedule: str = field(default="all-pairs", metadata={"choices": SCHEDULES})
-    target: str | None = field(default=None, metadata={"help": "target/sampled: the model that battles"})
+    target: str | None = field(
+        default=None, metadata={"help": "target/sampled: the model that battles"}
+    )
     opponents: tuple[str, ...] = field(
         default=(), metadata={"help": "target: comma-separated (default: all others)"}
     )
-    anchor: str | None = field(default=None, metadata={"help": "anchor: every model meets this one"})
+    anchor: str | None = field(
+        default=None, metadata={"help": "anchor: every model meets this one"}
+    )
     k: int = field(default=1, metadata={"help": "sampled: opponents per model per prompt"})
     seed: int = field(default=0, metadata={"help": "sampled: seed of the draw"})
     combine: str = field(

@@ -55,7 +55,8 @@ CLUSTERS = pa.schema(
 @dataclass(frozen=True)
 class NearDedupConfig:
     threshold: float = field(
-        default=0.8, metadata={"help": "estimated Jaccard of word 3-gram sets that makes a duplicate"}
+        default=0.8,
+        metadata={"help": "estimated Jaccard of word 3-gram sets that makes a duplicate"},
     )
     num_perm: int = field(default=128, metadata={"help": "MinHash permutations"})
     seed: int = 1

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 
 from arena_models.roster import ModelSpec, load_roster, make_backend, pick_model
 from core.errors import UserError
-from core.hashing import folder_fingerprint, table_hash
-from core.parquet_io import part_files, write_parquet_atomic
+from core.hashing import table_hash
+from core.parquet_io import write_parquet_atomic
 from core.schemas import prompt_text
-from core.stage import PartResult, Stage, Task
+from core.stage import FolderStage, PartResult, Task
 
 DEFAULT_JUDGE = "smollm2-difficulty"
 # The backends with continuation_probabilities (mode "expected"); checked by a test.
@@ -54,22 +54,15 @@ class DifficultyConfig:
                 raise UserError(f"difficulty template {path}: needs a file with {{instruction}}")
 
 
-class ScoreDifficulty(Stage):
+class ScoreDifficulty(FolderStage):
     name = "score-difficulty"
     needs = ("prompt_id", "messages")
     makes = ("difficulty", "difficulty_error", "difficulty_reply")
 
     def __init__(self, candidates: Path, out: Path, config: DifficultyConfig | None = None):
         config = config or DifficultyConfig()
-        super().__init__(out, config)
-        self.candidates = Path(candidates)
+        super().__init__(candidates, out, config)
         self.resources = dict(config.judge.resources)  # e.g. GPU=1 for a vLLM judge
-
-    def config_dict(self) -> dict:
-        return {**super().config_dict(), "input": folder_fingerprint(self.candidates)}
-
-    def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.candidates)]
 
     def process(self, task: Task) -> PartResult:
         from arena_models.difficulty import DEFAULT_TEMPLATE, DifficultyScorer

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arena_models.roster import ModelSpec
 from pipeline.battle.config import BattleConfig
 from pipeline.flows.battle import BattleSetup, battle_report, prepare_battle, run_battles
 from pipeline.flows.dedup import dedup_report, run_exact_dedup
@@ -53,12 +54,13 @@ class MainJob:
     battle: BattleSetup
     ingest: IngestConfig
     ratings: RatingsConfig
+    difficulty_judge: ModelSpec
 
     @property
     def resources(self) -> dict[str, float]:
         """What the embedded cluster's workers must hold: battles' and difficulty judge's."""
         needed = dict(self.battle.resources)
-        for name, amount in self.recipe.difficulty_config().judge.resources.items():
+        for name, amount in self.difficulty_judge.resources.items():
             needed[name] = max(amount, needed.get(name, 0))
         return needed
 
@@ -67,7 +69,6 @@ def prepare_main(config: MainJobConfig, ingest_config: IngestConfig = IngestConf
     from eval_sets import sample_pool_files
 
     recipe = Recipe.load(config.recipe)
-    recipe.difficulty_config()
     battle = prepare_battle(
         config.roster,
         BattleConfig(limit=config.battle_prompts or None),
@@ -75,7 +76,9 @@ def prepare_main(config: MainJobConfig, ingest_config: IngestConfig = IngestConf
         judge_roster=config.judge_roster,
     )
     files = pool_files(config.pool or sample_pool_files())
-    return MainJob(files, recipe, battle, ingest_config, RatingsConfig(bootstrap=config.bootstrap))
+    ratings = RatingsConfig(bootstrap=config.bootstrap)
+    judge = recipe.difficulty_config().judge
+    return MainJob(files, recipe, battle, ingest_config, ratings, judge)
 
 
 def run_main(
