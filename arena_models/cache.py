@@ -51,11 +51,15 @@ VERDICT = pa.schema(
         ("model_b", pa.string()),
         ("game", pa.int8()),
         ("answers_key", pa.string()),  # which two cached answers were judged
-        ("score_a", pa.float32()),
+        ("score_a", pa.float32()),  # as the judge's scoring gives them (discrete or expected)
         ("score_b", pa.float32()),
+        ("expected_a", pa.float32()),  # probability-weighted scores, when computed
+        ("expected_b", pa.float32()),
         ("error", pa.string()),
         ("explanation", pa.string()),
         ("raw", pa.string()),  # the judge's last reply, verbatim
+        ("constraint", pa.string()),  # regex | json | none: how the format was enforced
+        ("finish_reason", pa.string()),  # stop | length (cut off: an error) | None
         ("attempts", pa.int8()),
         ("prompt_tokens", pa.int64()),
         ("completion_tokens", pa.int64()),

@@ -2,9 +2,11 @@
 
 The prompt is a template file (`{instruction}` is replaced) that users can swap.
 Two modes:
-- "generate": the judge writes "Difficulty: N"; a reply with no readable score
-  in 0-10 is retried with sampling, then recorded as an error with a null score,
-  never as a made-up number.
+- "generate": the judge writes "Difficulty: N", in that form by construction
+  where the backend enforces a constraint (a regex, or a JSON schema on an
+  endpoint); a reply with no readable score in 0-10, or one cut off at
+  max_tokens, is retried with sampling, then recorded as an error with a null
+  score, never as a made-up number.
 - "expected" (backends that expose next-token probabilities): the judge's
   probability of each score 0..10 after "Difficulty: ", and the score is its
   expectation (G-Eval style). If the judge puts under `min_mass` of its
@@ -13,11 +15,18 @@ Two modes:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from arena_models.backends.base import ChatBackend, Sampling
+from arena_models.backends.base import (
+    ChatBackend,
+    Constraint,
+    Generation,
+    Sampling,
+    pick_constraint,
+)
 from core.defaults import JUDGE_SEES_CHARS
 from core.errors import UserError
 
@@ -26,6 +35,20 @@ SCORE = re.compile(
     r"difficulty\W{0,3}(?:is\s+|of\s+)?(\d{1,2}(?:\.\d+)?)(?:\s*/\s*10)?", re.IGNORECASE
 )
 BARE = re.compile(r"^\s*(\d{1,2}(?:\.\d+)?)\s*(?:/\s*10)?\s*$")
+CONSTRAINTS = {
+    "regex": Constraint("regex", "Difficulty: (10|[0-9])"),
+    "json": Constraint(
+        "json",
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {"difficulty": {"type": "integer", "minimum": 0, "maximum": 10}},
+                "required": ["difficulty"],
+                "additionalProperties": False,
+            }
+        ),
+    ),
+}
 
 
 def parse_difficulty(text: str) -> float | None:
@@ -56,6 +79,7 @@ class DifficultyScorer:
         mode: str = "generate",
         min_mass: float = 0.5,
         max_instruction_chars: int = JUDGE_SEES_CHARS,
+        constraint: str = "auto",
     ):
         if mode not in ("generate", "expected"):
             raise UserError(f"difficulty mode {mode!r} is not one of expected, generate")
@@ -64,6 +88,8 @@ class DifficultyScorer:
                 f"{backend.name}: this backend gives no token probabilities; use mode generate"
             )
         self.mode = mode
+        kind = pick_constraint(constraint, backend.constraint_kinds, backend.name)
+        self.constraint = CONSTRAINTS[kind] if kind else None
         self.min_mass = min_mass
         # The head of a very long instruction shows its difficulty; the rest only costs compute.
         self.max_instruction_chars = max_instruction_chars
@@ -103,6 +129,23 @@ class DifficultyScorer:
                 )
         return results
 
+    def read(self, out: Generation) -> tuple[float | None, str | None]:
+        """(score, error) of one reply."""
+        if out.error:
+            return None, out.error
+        if out.finish_reason == "length":
+            return None, f"reply cut off at max_tokens ({self.max_tokens})"
+        if self.constraint and self.constraint.kind == "json":
+            try:
+                score = float(json.loads(out.text)["difficulty"])
+            except (ValueError, KeyError, TypeError):
+                score = None
+        else:
+            score = parse_difficulty(out.text)
+        if score is None or not 0 <= score <= 10:
+            return None, "no score 0-10 in reply"
+        return score, None
+
     def _generate(self, instructions: list[str]) -> list[DifficultyResult]:
         results: list[DifficultyResult | None] = [None] * len(instructions)
         pending = list(range(len(instructions)))
@@ -114,17 +157,12 @@ class DifficultyScorer:
                 seed=self.seed + attempt,
             )
             outputs = self.backend.generate(
-                [self.prompt(instructions[i]) for i in pending], sampling
+                [self.prompt(instructions[i]) for i in pending], sampling, self.constraint
             )
             still = []
             for i, out in zip(pending, outputs):
-                score = None if out.error else parse_difficulty(out.text)
-                results[i] = DifficultyResult(
-                    score,
-                    out.text,
-                    attempt + 1,
-                    None if score is not None else (out.error or "no score 0-10 in reply"),
-                )
+                score, error = self.read(out)
+                results[i] = DifficultyResult(score, out.text, attempt + 1, error)
                 if score is None:
                     still.append(i)
             pending = still

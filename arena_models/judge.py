@@ -3,20 +3,42 @@
 The judge sees the dialogue history, the last instruction and the two answers,
 rendered through a template file users can replace (fields {history},
 {instruction}, {answer_a}, {answer_b}). Its reply must carry both scores
-("Score A: 7/10"); a reply without them, or a backend failure, is retried with
-sampling, then returned as an error with no scores, never as a made-up verdict.
-The judge does not know which model wrote which answer, nor which game it is:
-the battle stage swaps the order for game 2.
+("Score A: 7/10"); a reply without them, one cut off at max_tokens, or a backend
+failure is retried with sampling, then returned as an error with no scores, never
+as a made-up verdict. The judge does not know which model wrote which answer, nor
+which game it is: the battle stage swaps the order for game 2.
+
+Where the backend can, the reply format is enforced while decoding (`constraint`:
+a regex on vLLM and transformers, a JSON schema on an OpenAI-compatible
+endpoint), so a weak judge can no longer fail to answer in form; the free-text
+parser reads judges that cannot be constrained. A constraint fixes the format,
+not the judgement: with `distributions`, the judge also reads its probability of
+each score 1-10 at both score positions and reports the expected scores, which
+separate answers that a weak judge scores alike.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena_models.backends.base import ChatBackend, Sampling
-from arena_models.verdicts import explanation_of, find_pair_scores, label_pattern
+from arena_models.backends.base import (
+    ChatBackend,
+    Constraint,
+    Generation,
+    Sampling,
+    pick_constraint,
+)
+from arena_models.verdicts import (
+    VERDICT_REGEX,
+    VERDICT_SCHEMA,
+    explanation_of,
+    find_pair_scores,
+    label_pattern,
+    parse_json_verdict,
+)
 from core.defaults import JUDGE_SEES_CHARS
 from core.errors import UserError
 
@@ -27,6 +49,11 @@ _FIELD = re.compile(r"\{(" + "|".join(FIELDS) + r")\}")
 SCORE_A = label_pattern("A")
 SCORE_B = label_pattern("B")
 NO_HISTORY = "(none: this is the first turn)"
+SCORES = [str(s) for s in range(1, 11)]
+CONSTRAINTS = {
+    "regex": Constraint("regex", VERDICT_REGEX),
+    "json": Constraint("json", json.dumps(VERDICT_SCHEMA, sort_keys=True)),
+}
 
 
 def load_template(path: str | Path | None = None) -> str:
@@ -58,7 +85,11 @@ class JudgeItem:
 
     @classmethod
     def from_dialogue(
-        cls, messages: list[dict], first: list[str], second: list[str], max_chars: int = JUDGE_SEES_CHARS
+        cls,
+        messages: list[dict],
+        first: list[str],
+        second: list[str],
+        max_chars: int = JUDGE_SEES_CHARS,
     ) -> JudgeItem:
         """Build a game from a conversation and each side's answers, one per user turn.
 
@@ -87,7 +118,9 @@ class JudgeItem:
 
 @dataclass
 class Verdict:
-    """Scores by position (`first` = Answer A as shown); both None when `error` is set."""
+    """Scores by position (`first` = Answer A as shown); both None when `error` is set.
+    `expected_*`: probability-weighted scores (None unless the judge computes them);
+    `constraint`: the kind enforced ("regex", "json" or "none")."""
 
     score_first: float | None
     score_second: float | None
@@ -97,6 +130,10 @@ class Verdict:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     raw: list[str] = field(default_factory=list)
+    expected_first: float | None = None
+    expected_second: float | None = None
+    constraint: str = "none"
+    finish_reason: str | None = None
 
 
 def parse_verdict(text: str) -> tuple[float, float] | None:
@@ -105,7 +142,9 @@ def parse_verdict(text: str) -> tuple[float, float] | None:
 
 
 class PairwiseJudge:
-    """Judge games in batches with one backend; `retries` more tries for unreadable replies."""
+    """Judge games in batches with one backend; `retries` more tries for unreadable replies.
+    `constraint`: auto (the backend's preferred kind), regex, json or none;
+    `distributions`: also compute expected scores (backends with token probabilities)."""
 
     def __init__(
         self,
@@ -116,6 +155,8 @@ class PairwiseJudge:
         max_tokens: int = 128,
         retry_temperature: float = 0.7,
         seed: int = 0,
+        constraint: str = "auto",
+        distributions: bool = False,
     ):
         self.backend = backend
         self.template_path = str(template or DEFAULT_TEMPLATE)
@@ -124,6 +165,15 @@ class PairwiseJudge:
         self.max_tokens = max_tokens
         self.retry_temperature = retry_temperature
         self.seed = seed
+        kind = pick_constraint(constraint, backend.constraint_kinds, backend.name)
+        self.constraint = CONSTRAINTS.get(kind) if kind else None
+        if distributions and not hasattr(backend, "continuation_probabilities"):
+            raise UserError(
+                f"{backend.name}: expected scores need a backend with token probabilities"
+            )
+        if distributions and kind == "json":
+            raise UserError(f"{backend.name}: expected scores read the 'Score A:' form, not JSON")
+        self.distributions = distributions
 
     def render(self, item: JudgeItem) -> list[dict]:
         values = {
@@ -135,8 +185,33 @@ class PairwiseJudge:
         # One pass: an answer that contains "{answer_b}" is not expanded again.
         return [{"role": "user", "content": _FIELD.sub(lambda m: values[m[1]], self.template)}]
 
+    def read(self, out: Generation) -> tuple[tuple[float, float] | None, str, str | None]:
+        """(scores, explanation, error) of one reply. Answer text inside the prompt
+        cannot reach this: only the judge's own reply is read."""
+        if out.error:
+            return None, "", f"judge backend failed: {out.error}"
+        if out.finish_reason == "length":
+            return (
+                None,
+                explanation_of(out.text),
+                f"verdict cut off at max_tokens ({self.max_tokens})",
+            )
+        if self.constraint and self.constraint.kind == "json":
+            parsed = parse_json_verdict(out.text)
+            if parsed is None:
+                return (
+                    None,
+                    out.text[:2000],
+                    "judge reply is not a JSON verdict with score_a, score_b 1-10",
+                )
+            return parsed[:2], parsed[2], None
+        scores = parse_verdict(out.text)
+        error = None if scores else "no 'Score A' and 'Score B' from 1 to 10 in the judge's reply"
+        return scores, explanation_of(out.text), error
+
     def judge(self, items: list[JudgeItem]) -> list[Verdict]:
-        verdicts = [Verdict(None, None, "", 0) for _ in items]
+        kind = self.constraint.kind if self.constraint else "none"
+        verdicts = [Verdict(None, None, "", 0, constraint=kind) for _ in items]
         pending = list(range(len(items)))
         for attempt in range(self.retries + 1):
             # Greedy first; retries sample so that they can say something different.
@@ -145,7 +220,9 @@ class PairwiseJudge:
                 max_tokens=self.max_tokens,
                 seed=self.seed + attempt,
             )
-            outputs = self.backend.generate([self.render(items[i]) for i in pending], sampling)
+            outputs = self.backend.generate(
+                [self.render(items[i]) for i in pending], sampling, self.constraint
+            )
             still = []
             for i, out in zip(pending, outputs):
                 v = verdicts[i]
@@ -153,22 +230,43 @@ class PairwiseJudge:
                 v.prompt_tokens += out.prompt_tokens
                 v.completion_tokens += out.completion_tokens
                 v.raw.append(out.text)
-                scores = None if out.error else parse_verdict(out.text)
+                v.finish_reason = out.finish_reason
+                scores, v.explanation, v.error = self.read(out)
                 if scores is None:
-                    v.error = (
-                        f"judge backend failed: {out.error}"
-                        if out.error
-                        else "no 'Score A' and 'Score B' from 1 to 10 in the judge's reply"
-                    )
-                    v.explanation = explanation_of(out.text)
                     still.append(i)
                 else:
                     v.score_first, v.score_second = scores
-                    v.error = None
-                    v.explanation = explanation_of(out.text)
             pending = still
             if not pending:
                 break
         for i in pending:
             verdicts[i].error += f" ({verdicts[i].attempts} attempts)"
+        if self.distributions:
+            self._expected(items, verdicts)
         return verdicts
+
+    def _expected(self, items: list[JudgeItem], verdicts: list[Verdict]) -> None:
+        """Expected scores: E[score A] after "Score A: ", then E[score B] after the
+        judge's own "Score A: <a>/10" line (grouped by a, one call per value)."""
+        judged = [i for i, v in enumerate(verdicts) if v.error is None]
+        if not judged:
+            return
+        probs, _ = self.backend.continuation_probabilities(
+            [self.render(items[i]) for i in judged], "Score A: ", SCORES
+        )
+        for i, p in zip(judged, probs):
+            verdicts[i].expected_first = _mean(p)
+        by_first: dict[float, list[int]] = {}
+        for i in judged:
+            by_first.setdefault(verdicts[i].score_first, []).append(i)
+        for first, group in by_first.items():
+            probs, _ = self.backend.continuation_probabilities(
+                [self.render(items[i]) for i in group], f"Score A: {first:g}/10\nScore B: ", SCORES
+            )
+            for i, p in zip(group, probs):
+                verdicts[i].expected_second = _mean(p)
+
+
+def _mean(probabilities: list[float]) -> float:
+    """The expected score of a distribution over 1..10."""
+    return round(sum(k * q for k, q in enumerate(probabilities, start=1)), 4)

@@ -7,6 +7,7 @@
         backend: transformers       # transformers | vllm | openai | recorded
         path: builtin:smollm2-135m-instruct
         sampling: {temperature: 0}
+        constraint: auto            # judges: enforce the verdict format (auto|regex|json|none)
 
 Every mistake is one line naming the file, the entry and the field: an unknown
 backend, a missing path, a typo'd key (with the closest valid key suggested), a
@@ -24,12 +25,26 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from arena_models.backends.base import ChatBackend, Sampling
+from arena_models.backends.base import ChatBackend, Sampling, pick_constraint
 from core.errors import UserError
 
 PACKAGED = Path(__file__).parent / "rosters"
-COMMON = {"name": str, "backend": str, "sampling": dict, "system_prompt": str}
-LOCAL = {"path": str, "dtype": str, "chat_template": str, "max_model_len": int}
+COMMON = {
+    "name": str,
+    "backend": str,
+    "sampling": dict,
+    "system_prompt": str,
+    "constraint": str,  # used when the entry judges; not a backend setting
+}
+# How a judge entry's verdict scores are read: written (discrete) or probability-weighted.
+SCORINGS = ("discrete", "expected")
+LOCAL = {
+    "path": str,
+    "dtype": str,
+    "chat_template": str,
+    "max_model_len": int,
+    "scoring": str,  # judges only: expected needs the token probabilities local models give
+}
 FIELDS: dict[str, dict[str, type]] = {
     "transformers": {**COMMON, **LOCAL, "batch_size": int, "device": str},
     "vllm": {
@@ -65,6 +80,17 @@ class ModelSpec:
     backend: str
     sampling: Sampling
     options: dict = field(default_factory=dict)
+
+    @property
+    def constraint(self) -> str:
+        """How a judge on this entry enforces its reply format (auto: the backend's best)."""
+        return self.options.get("constraint", "auto")
+
+    @property
+    def scoring(self) -> str:
+        """How a judge on this entry scores: discrete (its written 1-10, the paper's) or
+        expected (probability-weighted, local backends only)."""
+        return self.options.get("scoring", "discrete")
 
     @property
     def resources(self) -> dict[str, float]:
@@ -149,30 +175,44 @@ def parse_entry(entry, number: int, source: Path, defaults: dict | None = None) 
     if merged.get("dtype", "auto") not in DTYPES:
         raise UserError(f"{label}: dtype {merged['dtype']!r} is not one of {', '.join(DTYPES)}")
     sampling = _sampling(label, merged.pop("sampling"))
+    if merged.get("scoring", "discrete") not in SCORINGS:
+        raise UserError(
+            f"{label}: scoring {merged['scoring']!r} is not one of {', '.join(SCORINGS)}"
+        )
+    if "constraint" in merged:
+        pick_constraint(merged["constraint"], backend_class(backend).constraint_kinds, label)
     options = {k: v for k, v in merged.items() if k not in ("name", "backend")}
     _resolve_paths(options, source.parent, label)
     _check_paths(backend, options, label)
     return ModelSpec(str(merged["name"]), backend, sampling, options)
 
 
-def make_backend(spec: ModelSpec) -> ChatBackend:
-    """The backend object for a spec. Cheap: engines and models load on first use."""
-    options = dict(spec.options)
-    if spec.backend == "transformers":
+def backend_class(backend: str) -> type[ChatBackend]:
+    """The class of a backend name (its module imports nothing heavy until used)."""
+    if backend == "transformers":
         from arena_models.backends.transformers_backend import TransformersBackend
 
-        return TransformersBackend(name=spec.name, **options)
-    if spec.backend == "vllm":
+        return TransformersBackend
+    if backend == "vllm":
         from arena_models.backends.vllm_backend import VLLMBackend
 
-        return VLLMBackend(name=spec.name, **options)
-    if spec.backend == "openai":
+        return VLLMBackend
+    if backend == "openai":
         from arena_models.backends.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(name=spec.name, **options)
+        return OpenAIBackend
     from arena_models.backends.recorded_backend import RecordedBackend
 
-    return RecordedBackend(options.pop("path"), name=spec.name, **options)
+    return RecordedBackend
+
+
+def make_backend(spec: ModelSpec) -> ChatBackend:
+    """The backend object for a spec. Cheap: engines and models load on first use."""
+    # constraint and scoring say how the entry judges; the backend never sees them.
+    options = {k: v for k, v in spec.options.items() if k not in ("constraint", "scoring")}
+    if spec.backend == "recorded":
+        return backend_class("recorded")(options.pop("path"), name=spec.name, **options)
+    return backend_class(spec.backend)(name=spec.name, **options)
 
 
 def _hint(key: str, valid: list[str]) -> str:

@@ -82,3 +82,37 @@ def explanation_of(text: str, limit: int = 2000) -> str:
     body = text[match.end() :] if match else text
     body = body.strip()
     return body if len(body) <= limit else body[:limit] + " [...]"
+
+
+# The pairwise verdict format of the packaged template, as a backend enforces it. The
+# explanation is one bounded line, so a constrained reply always ends well inside the
+# judge's max_tokens; a reply cut off anyway is an error, not a verdict.
+EXPLANATION_CHARS = 240
+_SCORE = "(10|[1-9])"
+VERDICT_REGEX = (
+    f"Score A: {_SCORE}/10\nScore B: {_SCORE}/10\nExplanation: [^\\n]{{1,{EXPLANATION_CHARS}}}"
+)
+VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "score_a": {"type": "integer", "minimum": 1, "maximum": 10},
+        "score_b": {"type": "integer", "minimum": 1, "maximum": 10},
+        "explanation": {"type": "string", "maxLength": EXPLANATION_CHARS},
+    },
+    "required": ["score_a", "score_b", "explanation"],
+    "additionalProperties": False,
+}
+
+
+def parse_json_verdict(text: str) -> tuple[float, float, str] | None:
+    """(score A, score B, explanation) of a reply in VERDICT_SCHEMA's form, or None."""
+    import json
+
+    try:
+        data = json.loads(text)
+        a, b = data["score_a"], data["score_b"]
+        explanation = str(data.get("explanation", ""))
+    except (ValueError, KeyError, TypeError):
+        return None
+    ok = all(isinstance(s, int | float) and not isinstance(s, bool) and 1 <= s <= 10 for s in (a, b))
+    return (float(a), float(b), explanation) if ok else None

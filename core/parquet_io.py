@@ -38,6 +38,13 @@ def write_json_atomic(data, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_text_atomic(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def remove_temporaries(folder: Path) -> None:
     """Drop half-written files a killed run left behind."""
     for tmp in folder.rglob(".*.tmp-*"):

@@ -51,6 +51,11 @@ BATTLE = pa.schema(
         ("winner", pa.string()),  # model_a | model_b | tie; null when the judge failed
         ("error", pa.string()),
         ("explanation", pa.string()),
+        ("raw", pa.string()),  # the judge's reply, verbatim
+        ("constraint", pa.string()),  # regex | json | none: how the reply format was enforced
+        ("finish_reason", pa.string()),
+        ("prompt_tokens", pa.int64()),  # the judge's, over every attempt
+        ("completion_tokens", pa.int64()),
     ]
 )
 

@@ -17,6 +17,7 @@ JOBS = (
     "jobs.decontaminate",
     "jobs.elo",
     "jobs.battle",
+    "jobs.judge_eval",
 )
 
 

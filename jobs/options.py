@@ -3,9 +3,10 @@
 A field `max_chars: int = 200_000` with `metadata={"help": ...}` becomes
 `--max-chars` (help text, the default shown); the flag's own default is None, so
 `config_from_args` passes only what the user typed and the dataclass fills the
-rest (and checks it, raising UserError). Booleans are switches, tuples take
-comma-separated values (or repeat the flag with `metadata={"repeat": True}`, or take
-several words with `metadata={"nargs": "+"}`).
+rest (and checks it, raising UserError). Booleans are switches (one that defaults
+to True also gets `--no-NAME`), tuples take comma-separated values (or repeat the
+flag with `metadata={"repeat": True}`, or take several words with
+`metadata={"nargs": "+"}`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def add_config_arguments(
             text = f"{text} (default: {shown})" if text else f"(default: {shown})"
         options = dict(dest=dest, default=None, help=text.replace("%", "%%"))
         if kind == "bool":
-            target.add_argument(flag, action="store_true", **options)
+            # A True default needs a way off: --name / --no-name.
+            action = argparse.BooleanOptionalAction if default is True else "store_true"
+            target.add_argument(flag, action=action, **options)
             continue
         if "choices" in field.metadata:
             options["choices"] = field.metadata["choices"]

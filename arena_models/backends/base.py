@@ -13,6 +13,8 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 
+from core.errors import UserError
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -26,6 +28,48 @@ class Sampling:
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+CONSTRAINT_KINDS = ("regex", "json")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A reply format the backend enforces while decoding (structured outputs).
+
+    `kind` "regex": `pattern` is a regular expression the whole reply matches (vLLM's
+    structured outputs; xgrammar in transformers). `kind` "json": `pattern` is a JSON
+    schema, as text (an OpenAI-compatible server's `response_format`).
+    """
+
+    kind: str
+    pattern: str
+
+    def __post_init__(self):
+        if self.kind not in CONSTRAINT_KINDS:
+            raise ValueError(f"constraint kind {self.kind!r}: expected one of {CONSTRAINT_KINDS}")
+
+
+CONSTRAINT_CHOICES = ("auto", *CONSTRAINT_KINDS, "none")
+
+
+def pick_constraint(requested: str, kinds: tuple[str, ...], name: str) -> str | None:
+    """The constraint kind to use: `requested` (auto: the backend's preferred kind, or
+    none when it has none); a kind the backend cannot enforce is a UserError."""
+    if requested not in CONSTRAINT_CHOICES:
+        raise UserError(
+            f"{name}: constraint {requested!r} is not one of {', '.join(CONSTRAINT_CHOICES)}"
+        )
+    if requested == "none" or (requested == "auto" and not kinds):
+        return None
+    if requested == "auto":
+        return kinds[0]
+    if requested not in kinds:
+        raise UserError(
+            f"{name}: this backend cannot enforce a {requested} constraint"
+            f" ({', '.join(kinds) or 'none'}; use constraint: none)"
+        )
+    return requested
 
 
 @dataclass
@@ -66,10 +110,18 @@ class ChatBackend(ABC):
 
     name: str
     resources: dict[str, float] = {}
+    # Constraint kinds `generate` can enforce, preferred first; () for none.
+    constraint_kinds: tuple[str, ...] = ()
 
     @abstractmethod
-    def generate(self, conversations: list[list[dict]], sampling: Sampling) -> list[Generation]:
-        """One Generation per conversation, in order; failures are reported, not raised."""
+    def generate(
+        self,
+        conversations: list[list[dict]],
+        sampling: Sampling,
+        constraint: Constraint | None = None,
+    ) -> list[Generation]:
+        """One Generation per conversation, in order; failures are reported, not raised.
+        `constraint` must be of a kind in `constraint_kinds` (None: free text)."""
 
     def close(self) -> None:
         """Release engines, sessions or GPU memory."""

@@ -6,10 +6,16 @@ a timeout or a dropped connection is retried with exponential backoff (honouring
 Retry-After), and an item that still fails becomes a Generation with `error`
 set, so one bad prompt never sinks the batch. The API key is read from the
 environment variable the roster names, never from the roster itself.
+
+A constraint goes out as `response_format` json_schema (OpenAI's structured outputs,
+which vLLM, SGLang and TGI servers honour) or, for a regex, as vLLM's
+`structured_outputs` body field; the legacy `guided_json` is silently ignored by
+current vLLM servers, so it is never sent.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -17,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from arena_models.backends.base import (
     ChatBackend,
+    Constraint,
     Generation,
     Sampling,
     failed,
@@ -30,6 +37,8 @@ MAX_RETRY_AFTER_S = 60.0
 
 class OpenAIBackend(ChatBackend):
     """`endpoint`: base URL ending in /v1; `model`: the served model name (default: `name`)."""
+
+    constraint_kinds = ("json", "regex")  # regex: vLLM servers only
 
     def __init__(
         self,
@@ -71,15 +80,22 @@ class OpenAIBackend(ChatBackend):
             )
         return self._client
 
-    def generate(self, conversations: list[list[dict]], sampling: Sampling) -> list[Generation]:
+    def generate(
+        self,
+        conversations: list[list[dict]],
+        sampling: Sampling,
+        constraint: Constraint | None = None,
+    ) -> list[Generation]:
         conversations = with_system_prompt(conversations, self.system_prompt)
         if not conversations:
             return []
         workers = min(self.concurrency, len(conversations))
         with ThreadPoolExecutor(workers, thread_name_prefix=f"http-{self.name}") as pool:
-            return list(pool.map(lambda c: self._one(c, sampling), conversations))
+            return list(pool.map(lambda c: self._one(c, sampling, constraint), conversations))
 
-    def _one(self, messages: list[dict], sampling: Sampling) -> Generation:
+    def _one(
+        self, messages: list[dict], sampling: Sampling, constraint: Constraint | None = None
+    ) -> Generation:
         import httpx
 
         body = {
@@ -90,6 +106,7 @@ class OpenAIBackend(ChatBackend):
             "max_tokens": sampling.max_tokens,
             "seed": sampling.seed,
             **self.extra_body,
+            **_constraint_body(constraint),
         }
         url = f"{self.endpoint}/chat/completions"
         last = "no attempt made"
@@ -120,6 +137,15 @@ class OpenAIBackend(ChatBackend):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _constraint_body(constraint: Constraint | None) -> dict:
+    if constraint is None:
+        return {}
+    if constraint.kind == "json":
+        schema = {"name": "reply", "schema": json.loads(constraint.pattern), "strict": True}
+        return {"response_format": {"type": "json_schema", "json_schema": schema}}
+    return {"structured_outputs": {"regex": constraint.pattern}}
 
 
 def _parse(response) -> Generation:

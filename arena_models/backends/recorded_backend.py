@@ -6,7 +6,8 @@ files), optionally `model` and an id (`uid`, `question_id`, `id` or `prompt_id`)
 Each assistant turn is indexed by the user turns before it, two ways: their
 prompt id (core.schemas.prompt_id) and their normalised text, so a
 conversation finds its answer whatever pool it was read from. A conversation
-with no recorded answer gets a per-item error, never a made-up reply.
+with no recorded answer gets a per-item error, never a made-up reply; `covers`
+tells a caller beforehand which conversations have their answers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import glob
 import json
 from pathlib import Path
 
-from arena_models.backends.base import ChatBackend, Generation, Sampling, failed
+from arena_models.backends.base import ChatBackend, Constraint, Generation, Sampling, failed
+from arena_models.multiturn import pending_turns
 from core.errors import UserError
 from core.schemas import normalize_text, prompt_id
 
@@ -34,6 +36,11 @@ def _keys(user_turns: list[str]) -> tuple[str, str]:
         prompt_id([{"role": "user", "content": t} for t in user_turns]),
         "text:" + normalize_text("\n".join(user_turns)),
     )
+
+
+def _find(index: dict[str, str], users: list[str]) -> str | None:
+    """The answer recorded after this run of user turns, or None."""
+    return next((index[k] for k in _keys(users) if k in index), None)
 
 
 class RecordedBackend(ChatBackend):
@@ -91,12 +98,31 @@ class RecordedBackend(ChatBackend):
             return failed(f"{self.name}: no recorded answer for id {row_id}")
         return Generation(text, finish_reason="stop")
 
-    def generate(self, conversations: list[list[dict]], sampling: Sampling) -> list[Generation]:
+    def covers(self, conversations: list[list[dict]]) -> list[bool]:
+        """Whether every turn answer_turn_by_turn asks of each conversation has a recorded
+        answer, so a battle can leave out the prompts this model cannot answer."""
+        index = self._answers()
+        out = []
+        for conversation in conversations:
+            # Each pending turn is looked up by the user turns up to it, as generate sees them.
+            asked = [
+                [_content(m["content"]) for m in conversation[: i + 1] if m["role"] == "user"]
+                for i in pending_turns(conversation)
+            ]
+            out.append(bool(asked) and all(_find(index, users) is not None for users in asked))
+        return out
+
+    def generate(
+        self,
+        conversations: list[list[dict]],
+        sampling: Sampling,
+        constraint: Constraint | None = None,
+    ) -> list[Generation]:
         index = self._answers()
         out = []
         for conversation in conversations:
             users = [_content(m["content"]) for m in conversation if m["role"] == "user"]
-            text = next((index[k] for k in _keys(users) if k in index), None)
+            text = _find(index, users)
             if text is None:
                 head = users[-1][:60] if users else ""
                 out.append(failed(f"{self.name}: no recorded answer for prompt {head!r}"))

@@ -3,7 +3,9 @@
 The model and tokenizer are loaded once per process and config (the worker
 cache keeps one copy across tasks). Conversations are rendered with the tokenizer's
 chat template (or an override), sorted by prompt length and batched with left
-padding, so short prompts do not wait on long ones. dtype auto is bfloat16 on a
+padding, so short prompts do not wait on long ones. A constraint (regex or JSON
+schema) is enforced by xgrammar's logits processor for transformers, its grammar
+compiled once per process. dtype auto is bfloat16 on a
 CPU that computes it natively (AVX512-BF16, AMX: about 1.6x the tokens/s of
 float32 for SmolLM2-135M) and float32 on one that does not (on an AVX2 CPU
 emulated bfloat16 took 2x as long as float32), float16 on a GPU.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from arena_models.backends.base import (
     ChatBackend,
+    Constraint,
     Generation,
     Sampling,
     failed,
@@ -39,6 +42,17 @@ def _load(path: str, dtype: str, device: str = "cpu"):
     return tokenizer, model
 
 
+def _compile(tokenizer, vocab_size: int, constraint: Constraint):
+    import xgrammar
+
+    info = xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+    compiler = xgrammar.GrammarCompiler(info)
+    if constraint.kind == "regex":
+        return compiler.compile_regex(constraint.pattern)
+    # Compact JSON: whitespace between fields only spends the reply's token budget.
+    return compiler.compile_json_schema(constraint.pattern, any_whitespace=False)
+
+
 def _resolve_dtype(dtype: str, device: str) -> str:
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
@@ -53,6 +67,8 @@ class TransformersBackend(ChatBackend):
     """`path`: a local model folder or `builtin:NAME`; `dtype`: auto (see above),
     bfloat16, float16 or float32; `chat_template`: a Jinja template replacing the
     tokenizer's; `system_prompt`: put first in every conversation."""
+
+    constraint_kinds = ("regex", "json")  # xgrammar
 
     def __init__(
         self,
@@ -87,6 +103,17 @@ class TransformersBackend(ChatBackend):
             ("transformers", path, dtype, device), lambda: _load(path, dtype, device), limit=2
         )
 
+    def _grammar(self, constraint: Constraint):
+        """The compiled grammar of a constraint for this model's tokenizer (seconds to
+        compile a bounded regex, so once per process)."""
+        tokenizer, model = self._model()
+        path = resolve_model_path(self.path)
+        return load_on_worker(
+            ("xgrammar", path, constraint.kind, constraint.pattern),
+            lambda: _compile(tokenizer, model.config.vocab_size, constraint),
+            limit=4,
+        )
+
     def render(self, conversations: list[list[dict]]) -> list[str]:
         """Prompt strings, as the model sees them, ending with the assistant header."""
         tokenizer, _ = self._model()
@@ -97,10 +124,16 @@ class TransformersBackend(ChatBackend):
             for c in with_system_prompt(conversations, self.system_prompt)
         ]
 
-    def generate(self, conversations: list[list[dict]], sampling: Sampling) -> list[Generation]:
+    def generate(
+        self,
+        conversations: list[list[dict]],
+        sampling: Sampling,
+        constraint: Constraint | None = None,
+    ) -> list[Generation]:
         import torch
 
         tokenizer, model = self._model()
+        grammar = self._grammar(constraint) if constraint else None
         prompts = self.render(conversations)
         ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
         limit = self.max_model_len or getattr(model.config, "max_position_embeddings", None)
@@ -122,7 +155,7 @@ class TransformersBackend(ChatBackend):
             )
             try:
                 outputs = self._generate_batch(
-                    tokenizer, model, [prompts[i] for i in batch], sampling, max_new
+                    tokenizer, model, [prompts[i] for i in batch], sampling, max_new, grammar
                 )
             except (RuntimeError, ValueError) as err:  # e.g. out of memory: fail these items only
                 for i in batch:
@@ -141,12 +174,20 @@ class TransformersBackend(ChatBackend):
         return results  # type: ignore[return-value]
 
     @staticmethod
-    def _generate_batch(tokenizer, model, prompts: list[str], sampling: Sampling, max_new: int):
+    def _generate_batch(
+        tokenizer, model, prompts: list[str], sampling: Sampling, max_new: int, grammar=None
+    ):
         import torch
 
         inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         inputs = inputs.to(model.device)
         sample = sampling.temperature > 0
+        processors = None
+        if grammar is not None:
+            from xgrammar.contrib.hf import LogitsProcessor
+
+            # One matcher per row; a processor serves one generate() call only.
+            processors = [LogitsProcessor([grammar] * len(prompts))]
         with torch.inference_mode():
             output = model.generate(
                 **inputs,
@@ -156,6 +197,7 @@ class TransformersBackend(ChatBackend):
                 top_p=sampling.top_p if sample else None,
                 top_k=None,
                 pad_token_id=tokenizer.pad_token_id,
+                logits_processor=processors,
             )
         return output[:, inputs.input_ids.shape[1] :].cpu()
 

@@ -19,6 +19,7 @@ import os
 
 from arena_models.backends.base import (
     ChatBackend,
+    Constraint,
     Generation,
     Sampling,
     failed,
@@ -37,6 +38,7 @@ def _cpu_defaults(kv_cache_gib: int) -> None:
         "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),  # GiB preallocated per engine
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # cores are shared with other workers
         "VLLM_USE_AOT_COMPILE": "0",  # the AOT artifact never reloads on CPU; inductor cache does
+        "VLLM_USE_V2_MODEL_RUNNER": "0",  # structured outputs need the V1 runner on CPU
         "VLLM_LOGGING_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",
     }.items():
@@ -69,6 +71,7 @@ class VLLMBackend(ChatBackend):
     generation); `kv_cache_gib`: CPU KV cache size (VLLM_CPU_KVCACHE_SPACE)."""
 
     resources = {"GPU": 1}
+    constraint_kinds = ("regex", "json")  # structured outputs (xgrammar)
 
     def __init__(
         self,
@@ -122,8 +125,14 @@ class VLLMBackend(ChatBackend):
         key = self._key()
         return load_on_worker((KIND, *key), lambda: _build_engine(key, self.kv_cache_gib))
 
-    def generate(self, conversations: list[list[dict]], sampling: Sampling) -> list[Generation]:
+    def generate(
+        self,
+        conversations: list[list[dict]],
+        sampling: Sampling,
+        constraint: Constraint | None = None,
+    ) -> list[Generation]:
         from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
 
         llm = self.engine()
         conversations = with_system_prompt(conversations, self.system_prompt)
@@ -149,6 +158,11 @@ class VLLMBackend(ChatBackend):
             top_p=sampling.top_p,
             max_tokens=sampling.max_tokens,
             seed=sampling.seed if sampling.temperature > 0 else None,
+            structured_outputs=(
+                StructuredOutputsParams(**{constraint.kind: constraint.pattern})
+                if constraint
+                else None
+            ),
         )
         try:
             outputs = llm.chat(

@@ -9,6 +9,7 @@ from core.errors import UserError
 
 SCHEDULES = ("all-pairs", "target", "anchor", "sampled")
 COMBINE_RULES = ("total", "consistent")
+SCORINGS = ("discrete", "expected")
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,19 @@ class BattleConfig:
             "choices": COMBINE_RULES,
         },
     )
+    answerable_only: bool = field(
+        default=True,
+        metadata={
+            "help": "battle only on prompts every roster model can answer"
+            " (recorded answers cover only their own prompts)"
+        },
+    )
     limit: int | None = field(
-        default=None, metadata={"help": "first N prompts (prompt_id order: a stable sample)"}
+        default=None,
+        metadata={
+            "help": "first N prompts (prompt_id order: a stable sample),"
+            " counted after --answerable-only"
+        },
     )
     judge_template: str | None = field(
         default=None, metadata={"help": "judge prompt template file (default: the packaged one)"}
@@ -47,6 +59,15 @@ class BattleConfig:
     judge_retries: int = field(default=2, metadata={"help": "retries of unreadable verdicts"})
     judge_max_tokens: int | None = field(
         default=None, metadata={"help": "unset: the judge entry's sampling.max_tokens"}
+    )
+    judge_scoring: str | None = field(
+        default=None,
+        metadata={
+            "help": "discrete: the judge's written 1-10 scores (the paper's); expected: its"
+            " probability-weighted scores (vLLM and transformers judges); unset: the judge"
+            " entry's `scoring`",
+            "choices": SCORINGS,
+        },
     )
     max_answer_chars: int = field(
         default=JUDGE_SEES_CHARS, metadata={"help": "answer text the judge sees"}
@@ -72,5 +93,9 @@ class BattleConfig:
             raise UserError("--k must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise UserError("--limit must be at least 1")
+        if self.judge_scoring not in (None, *SCORINGS):
+            raise UserError(
+                f"judge scoring {self.judge_scoring!r}: expected one of {', '.join(SCORINGS)}"
+            )
         if self.judge_retries < 0 or self.answer_chunk < 1 or self.judge_chunk < 1:
             raise UserError("retries must be >= 0 and chunk sizes >= 1")

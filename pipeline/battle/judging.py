@@ -21,10 +21,20 @@ from pipeline.battle.prompts import read_prompts
 
 @dataclass(frozen=True)
 class JudgeOptions:
+    """`scoring`: discrete (the written 1-10 scores, the paper's) or expected (the
+    probability-weighted scores); `distributions`: compute the expected scores even when
+    the written ones decide (judge evaluation reports both)."""
+
     template: str | None = None
     retries: int = 2
     max_tokens: int = 128
     max_answer_chars: int = JUDGE_SEES_CHARS
+    scoring: str = "discrete"
+    distributions: bool = False
+
+    @property
+    def computes_expected(self) -> bool:
+        return self.distributions or self.scoring == "expected"
 
 
 def answers_key(key_a: str, key_b: str) -> str:
@@ -42,6 +52,8 @@ def make_judge(spec, options: JudgeOptions):
         retries=options.retries,
         max_tokens=options.max_tokens,
         seed=spec.sampling.seed,
+        constraint=spec.constraint,
+        distributions=options.computes_expected,
     )
 
 
@@ -50,7 +62,13 @@ def judge_key(spec, options: JudgeOptions) -> str:
     from arena_models.judge import load_template
 
     template = load_template(options.template)
-    settings = (options.retries, options.max_tokens, options.max_answer_chars)
+    settings = (
+        options.retries,
+        options.max_tokens,
+        options.max_answer_chars,
+        options.scoring,
+        options.computes_expected,
+    )
     blob = f"{spec.fingerprint()}\x00{template}\x00{settings}"
     return short_hash(blob, 8)
 
@@ -86,8 +104,16 @@ def judge_chunk(
     verdicts = judge.judge(items)
     rows = []
     for g, v in zip(games, verdicts):
-        score_a, score_b = (
-            (v.score_first, v.score_second) if g["game"] == 1 else (v.score_second, v.score_first)
+        first, second = (
+            (v.expected_first, v.expected_second)
+            if options.scoring == "expected"
+            else (v.score_first, v.score_second)
+        )
+        score_a, score_b = (first, second) if g["game"] == 1 else (second, first)
+        expected_a, expected_b = (
+            (v.expected_first, v.expected_second)
+            if g["game"] == 1
+            else (v.expected_second, v.expected_first)
         )
         rows.append(
             {
@@ -100,9 +126,13 @@ def judge_chunk(
                 "answers_key": answers_key(g["key_a"], g["key_b"]),
                 "score_a": score_a,
                 "score_b": score_b,
+                "expected_a": expected_a,
+                "expected_b": expected_b,
                 "error": v.error,
                 "explanation": v.explanation,
                 "raw": v.raw[-1] if v.raw else "",
+                "constraint": v.constraint,
+                "finish_reason": v.finish_reason,
                 "attempts": v.attempts,
                 "prompt_tokens": v.prompt_tokens,
                 "completion_tokens": v.completion_tokens,

@@ -1,5 +1,7 @@
 """The prompts of a battle: an eval-set folder of canonical conversations in, a small
-Parquet file of (prompt_id, messages) out, which every answer and judge task reads."""
+Parquet file of (prompt_id, messages) out, which every answer and judge task reads.
+Prompts some battling model cannot answer (recorded answers cover only their own
+prompts) are left out before the limit and counted, so a limit of N is N full battles."""
 
 from __future__ import annotations
 
@@ -24,9 +26,12 @@ def as_prompt(messages: list[dict]) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages[:end]]
 
 
-def load_prompts(evalset: str | Path, limit: int | None = None) -> pa.Table:
-    """Prompts of an eval set, sorted by prompt_id (the first `limit` of them), deduplicated;
-    rows with no user turn are left out."""
+def load_prompts(
+    evalset: str | Path, limit: int | None = None, answerers: list = ()
+) -> tuple[pa.Table, dict]:
+    """Prompts of an eval set, sorted by prompt_id, deduplicated, without rows that have no
+    user turn or that some model of `answerers` (ModelSpecs) cannot answer; then the first
+    `limit` of them. Also returns what `answerable` left out."""
     parts = part_files(evalset)
     if not parts:
         raise UserError(
@@ -41,10 +46,45 @@ def load_prompts(evalset: str | Path, limit: int | None = None) -> pa.Table:
         prompt = as_prompt(messages or [])
         if pid not in rows and any(m["role"] == "user" for m in prompt):
             rows[pid] = prompt
-    ids = sorted(rows)[:limit] if limit else sorted(rows)
-    if not ids:
+    if not rows:
         raise UserError(f"{evalset}: no prompt with a user turn")
-    return pa.table({"prompt_id": ids, "messages": [rows[i] for i in ids]}, schema=PROMPTS)
+    ids, left_out = answerable({i: rows[i] for i in sorted(rows)}, answerers)
+    if not ids:
+        raise UserError(f"{evalset}: no prompt every roster model can answer: {lacks(left_out)}")
+    ids = ids[:limit]
+    prompts = pa.table({"prompt_id": ids, "messages": [rows[i] for i in ids]}, schema=PROMPTS)
+    return prompts, left_out
+
+
+def answerable(prompts: dict[str, list[dict]], specs: list) -> tuple[list[str], dict]:
+    """The prompt ids every model of `specs` can answer, in order, and what was left out:
+    {"prompts": count, "of": all prompts, "by_model": {model: prompts it cannot answer}}.
+    A backend with `covers` (recorded answers: an index read here) knows which prompts it
+    answers; any other answers every prompt."""
+    from arena_models.roster import make_backend
+
+    ids, conversations = list(prompts), list(prompts.values())
+    lacking = {}
+    for spec in specs:
+        covers = getattr(make_backend(spec), "covers", None)
+        if covers is not None:
+            lacked = {i for i, ok in zip(ids, covers(conversations)) if not ok}
+            if lacked:
+                lacking[spec.name] = lacked
+    dropped = set().union(*lacking.values())
+    left_out = {
+        "prompts": len(dropped),
+        "of": len(ids),
+        "by_model": {m: len(lacked) for m, lacked in lacking.items()},
+    }
+    return [i for i in ids if i not in dropped], left_out
+
+
+def lacks(left_out: dict) -> str:
+    """Which models left prompts out, and how many each, as one phrase."""
+    return "no recorded answer from " + ", ".join(
+        f"{m} ({n})" for m, n in left_out["by_model"].items()
+    )
 
 
 def write_prompts(table: pa.Table, path: Path) -> None:

@@ -31,6 +31,15 @@ COMBINED = pa.schema(
     ]
 )
 ROWS_PER_PART = 100_000
+# What a record carries over from its verdict besides scores and error.
+VERDICT_DETAIL = (
+    "explanation",
+    "raw",
+    "constraint",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+)
 
 
 def battle_records(games: list[dict], verdicts: pa.Table, judge: str) -> pa.Table:
@@ -43,7 +52,7 @@ def battle_records(games: list[dict], verdicts: pa.Table, judge: str) -> pa.Tabl
         v = found.get(tuple(g[k] for k in key)) if g.get("answers_key") else None
         if v is None:
             error = g.get("missing") or "no verdict (the judge task did not finish)"
-            v = {"score_a": None, "score_b": None, "error": error, "explanation": None}
+            v = {"score_a": None, "score_b": None, "error": error}
         rows.append(
             {
                 "prompt_id": g["prompt_id"],
@@ -55,7 +64,7 @@ def battle_records(games: list[dict], verdicts: pa.Table, judge: str) -> pa.Tabl
                 "score_b": v["score_b"],
                 "winner": None if v["error"] else game_winner(v["score_a"], v["score_b"]),
                 "error": v["error"],
-                "explanation": v["explanation"],
+                **{k: v.get(k) for k in VERDICT_DETAIL},
             }
         )
     return pa.Table.from_pylist(rows, BATTLE)

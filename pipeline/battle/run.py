@@ -28,7 +28,7 @@ from pipeline.battle.config import BattleConfig
 from pipeline.battle.judging import JudgeOptions, answers_key, judge_chunk, judge_key
 from pipeline.battle.prompts import load_prompts, write_prompts
 from pipeline.battle.records import battle_records, combined_pairs, write_table
-from pipeline.battle.schedule import schedule
+from pipeline.battle.schedule import battling_models, schedule
 from pipeline.battle.summary import render, summarize
 
 
@@ -117,7 +117,9 @@ def run_battle(
     out = Path(out)
     cache_root = Path(cache) if cache else out / "_cache"
     work = out / "_work"
-    prompts = load_prompts(evalset, config.limit)
+    # Read in the driver before any task: recorded answers say which prompts they cover.
+    names = battling_models([s.name for s in specs], config) if config.answerable_only else []
+    prompts, left_out = load_prompts(evalset, config.limit, [s for s in specs if s.name in names])
     write_prompts(prompts, work / "prompts.parquet")
     prompt_ids = prompts.column("prompt_id").to_pylist()
     battles = schedule(prompt_ids, [s.name for s in specs], config)
@@ -132,6 +134,7 @@ def run_battle(
         config.judge_retries,
         config.judge_max_tokens or judge.sampling.max_tokens,
         config.max_answer_chars,
+        config.judge_scoring or judge.scoring,
     )
     key = judge_key(judge, options)
     games = scheduled_games(battles, players, cache_root)
@@ -179,6 +182,7 @@ def run_battle(
     write_table(records, out / "battles", manifest)
     write_table(combined, out / "combined", manifest)
     run = {
+        "prompts_left_out": left_out,
         "answers": answered["stats"],
         "judge": {
             "judged": sum(r["judged"] for r in judged),

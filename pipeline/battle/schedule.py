@@ -59,6 +59,14 @@ def sampled_pairs(
     return sorted(pairs)
 
 
+def battling_models(models: list[str], config: BattleConfig) -> list[str]:
+    """The models the schedule can put in a battle, in roster order (sampled: any)."""
+    if config.schedule == "sampled":
+        return list(models)
+    playing = {m for pair in fixed_pairs(models, config) for m in pair}
+    return [m for m in models if m in playing]
+
+
 def check_schedule(models: list[str], config: BattleConfig) -> None:
     """Raise UserError for a schedule the roster cannot play (before any work starts)."""
     if config.schedule != "sampled":

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.battle.prompts import lacks
+
 
 def win_matrix(combined: pa.Table, models: list[str]) -> dict[str, dict[str, int]]:
     """wins[x][y]: prompts on which x beat y (pairs with a winner; ties not counted)."""
@@ -25,8 +27,9 @@ def win_matrix(combined: pa.Table, models: list[str]) -> dict[str, dict[str, int
 def summarize(
     records: pa.Table, combined: pa.Table, models: list[str], judge: str, rule: str, run: dict
 ) -> dict:
-    """`run`: answers (per model: needed, cached, generated, failed, tokens), judge
-    (judged, reused, errors, tokens, seconds) and seconds of this run."""
+    """`run`: prompts_left_out (pipeline.battle.prompts.answerable), answers (per model:
+    needed, cached, generated, failed, tokens), judge (judged, reused, errors, tokens,
+    seconds) and seconds of this run."""
     errors = records.filter(pc.is_valid(records.column("error")))
     judge_failures = errors.filter(
         pc.invert(pc.starts_with(errors.column("error"), "no answer from"))
@@ -40,6 +43,7 @@ def summarize(
         "judge": judge,
         "combine": rule,
         "prompts": len(set(records.column("prompt_id").to_pylist())),
+        "prompts_left_out": run["prompts_left_out"],
         "models": models,
         "battles": records.num_rows,
         "pairs": combined.num_rows,
@@ -73,11 +77,17 @@ def summarize(
 
 def render(s: dict) -> str:
     """The summary as Markdown: headline, answers, win matrix, errors."""
+    left_out = s["prompts_left_out"]
     lines = [
         f"# Battles judged by {s['judge']}",
         "",
         f"- {s['battles']} battle records ({s['pairs']} pairs x 2 games) on {s['prompts']} prompts"
         f" among {len(s['models'])} models",
+        *(
+            [f"- left out {left_out['prompts']} of {left_out['of']} prompts: {lacks(left_out)}"]
+            if left_out["prompts"]
+            else []
+        ),
         f"- judged now: {s['games_judged_now']} games; from cache: {s['games_from_cache']}"
         f" ({s['retried_games_now']} needed a retry)",
         f"- judge errors: {s['judge_errors']} ({s['judge_error_rate']:.1%} of games);"

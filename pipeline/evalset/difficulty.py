@@ -75,6 +75,7 @@ class ScoreDifficulty(FolderStage):
             max_tokens=cfg.max_tokens,
             seed=cfg.seed,
             mode=cfg.mode,
+            constraint=cfg.judge.constraint,
         )
         table = pq.read_table(task.params["path"])
         results = scorer.score([prompt_text(m) for m in table.column("messages").to_pylist()])

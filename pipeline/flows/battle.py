@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arena_models.judge import load_template
-from arena_models.roster import ModelSpec, load_roster, pick_model
+from arena_models.roster import ModelSpec, backend_class, load_roster, pick_model
+from core.errors import UserError
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.run import run_battle
 from pipeline.battle.schedule import check_schedule
@@ -23,6 +24,11 @@ class BattleSetup:
     judge: ModelSpec
     config: BattleConfig
     cache: str | None = None  # None: OUT/_cache
+
+    @property
+    def scoring(self) -> str:
+        """How the judge's scores are read: the config's choice, else the judge entry's."""
+        return self.config.judge_scoring or self.judge.scoring
 
     @property
     def resources(self) -> dict[str, float]:
@@ -46,6 +52,13 @@ def prepare_battle(
     specs = load_roster(roster)
     judge_spec = pick_model(judge_roster or specs, judge)
     check_schedule([s.name for s in specs], config)
+    if (config.judge_scoring or judge_spec.scoring) == "expected" and not hasattr(
+        backend_class(judge_spec.backend), "continuation_probabilities"
+    ):
+        raise UserError(
+            f"judge {judge_spec.name}: expected scores need token probabilities"
+            f" (a vllm or transformers judge), not backend {judge_spec.backend}"
+        )
     load_template(config.judge_template)
     return BattleSetup(specs, judge_spec, config, cache)
 

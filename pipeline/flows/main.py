@@ -2,9 +2,11 @@
 
 pool -> ingest -> exact dedup -> WizardArena eval set (embed, K-means, Diverse,
 Hard by judged difficulty, Mix) -> battles of the roster on the Mix set, judged
-pairwise in two games -> Bradley-Terry leaderboard. Each step writes its own
-subfolder of OUT, so a rerun resumes where the last run stopped (answers and
-verdicts come from the battle caches).
+pairwise in two games -> the battle judge measured against people on labelled
+answer pairs -> Bradley-Terry leaderboard, and OUT/report.md, which puts the
+leaderboard beside how far its judge agrees with people. Each step writes its
+own subfolder of OUT, so a rerun resumes where the last run stopped (answers and
+verdicts come from the battle caches, judge-eval games from its own).
 """
 
 from __future__ import annotations
@@ -14,11 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arena_models.roster import ModelSpec
+from core.errors import UserError
+from core.parquet_io import write_text_atomic
 from pipeline.battle.config import BattleConfig
 from pipeline.flows.battle import BattleSetup, battle_report, prepare_battle, run_battles
 from pipeline.flows.dedup import dedup_report, run_exact_dedup
 from pipeline.flows.evalset import Recipe, build_from_deduped, evalset_report
 from pipeline.flows.ingest import ingest, ingest_report, pool_files
+from pipeline.flows.judge_eval import (
+    JudgeEvalConfig,
+    JudgeEvalSetup,
+    agreement_line,
+    prepare_judge_eval,
+    run_judge_eval,
+)
 from pipeline.flows.ratings import RatingsConfig, rate_battles, ratings_report
 from pipeline.ingest.stage import IngestConfig
 
@@ -40,9 +51,23 @@ class MainJobConfig:
         default="smollm2-judge", metadata={"help": "judge model of the judge roster"}
     )
     battle_prompts: int = field(
-        default=50, metadata={"help": "Mix prompts the roster battles on (0: all)"}
+        default=50,
+        metadata={
+            "help": "Mix prompts the roster battles on, of those every model answers (0: all)"
+        },
     )
     bootstrap: int = field(default=100, metadata={"help": "bootstrap rounds of the leaderboard"})
+    judge_eval_pairs: int = field(
+        default=50,
+        metadata={
+            "help": "labelled answer pairs (LLMFAO, packaged) the battle judge is measured on"
+            " against people, a stable sample of N (0: skip)"
+        },
+    )
+
+    def __post_init__(self):
+        if self.battle_prompts < 0 or self.judge_eval_pairs < 0 or self.bootstrap < 0:
+            raise UserError("--battle-prompts, --judge-eval-pairs and --bootstrap must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,7 @@ class MainJob:
     ingest: IngestConfig
     ratings: RatingsConfig
     difficulty_judge: ModelSpec
+    judge_eval: JudgeEvalSetup | None = None
 
     @property
     def resources(self) -> dict[str, float]:
@@ -78,7 +104,25 @@ def prepare_main(config: MainJobConfig, ingest_config: IngestConfig = IngestConf
     files = pool_files(config.pool or sample_pool_files())
     ratings = RatingsConfig(bootstrap=config.bootstrap)
     judge = recipe.difficulty_config().judge
-    return MainJob(files, recipe, battle, ingest_config, ratings, judge)
+    judge_eval = None
+    if config.judge_eval_pairs:
+        from eval_sets import LABELLED_PAIRS
+
+        settings = battle.config
+        judge_eval = prepare_judge_eval(
+            LABELLED_PAIRS,
+            JudgeEvalConfig(
+                judge_roster=config.judge_roster,
+                judge=config.judge,
+                judge_template=settings.judge_template,
+                judge_retries=settings.judge_retries,
+                judge_max_tokens=settings.judge_max_tokens,
+                max_answer_chars=settings.max_answer_chars,
+                expected_scores=battle.scoring == "expected",
+                limit=config.judge_eval_pairs,
+            ),
+        )
+    return MainJob(files, recipe, battle, ingest_config, ratings, judge, judge_eval)
 
 
 def run_main(
@@ -96,6 +140,44 @@ def run_main(
     say(evalset_report(counts, out / "evalset"))
     summary = run_battles(client, job.battle, out / "evalset" / "mix", out / "battles")
     say(battle_report(summary, out / "battles"))
+    trust = None
+    if job.judge_eval:
+        measured = run_judge_eval(client, job.judge_eval, out / "judge_eval")
+        trust = agreement_line(measured, job.battle.scoring)
+        say(f"{trust}\nreport: {out / 'judge_eval' / 'report.md'}")
     board = rate_battles(client, [out / "battles" / "battles"], out / "leaderboard", job.ratings)
     say(ratings_report(board, out / "leaderboard"))
+    write_main_report(out, board, summary, trust)
+    if trust:
+        say(trust)
+    say(f"report: {out / 'report.md'}")
     return board
+
+
+def write_main_report(out: Path, board: dict, battles: dict, trust: str | None) -> None:
+    """OUT/report.md, the page to open first: the leaderboard, how far to trust its judge,
+    what battled, and where each step's own report is."""
+    from pipeline.ratings.leaderboard import markdown_table
+
+    left = battles.get("prompts_left_out") or {}
+    lines = [
+        "# Arena run",
+        "",
+        f"**How far to trust this leaderboard:** {trust}." if trust else "",
+        "",
+        markdown_table(board["table"]).rstrip(),
+        "",
+        f"{board['battles']} battles counted among {board['models']} models on"
+        f" {battles['prompts']} prompts, judged by {battles['judge']}"
+        + (
+            f" ({left['prompts']} of {left['of']} eval-set prompts left out:"
+            f" not every model answers them)"
+            if left.get("prompts")
+            else ""
+        )
+        + ".",
+        "",
+        "Each step's report: [eval set](evalset/report.md), [battles](battles/summary.md),"
+        " [judge evaluation](judge_eval/report.md), [leaderboard](leaderboard/leaderboard.md).",
+    ]
+    write_text_atomic("\n".join(lines) + "\n", out / "report.md")

@@ -4,6 +4,7 @@ injection with a tiny local HTTP server that errors, throttles or hangs."""
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,6 +41,7 @@ def vllm_server(tmp_path_factory):
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",
         "VLLM_USE_AOT_COMPILE": "0",
         "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        "VLLM_USE_V2_MODEL_RUNNER": "0",  # structured outputs on CPU
     }
     # The `vllm` console script of vllm-cpu looks up the wrong distribution name: use the module.
     command = [
@@ -101,6 +103,44 @@ def test_real_vllm_server(vllm_server):
         and "after 1 attempts" in mixed[1].error
     )
     backend.close()
+
+
+@pytest.mark.slow
+def test_real_vllm_server_enforces_the_verdict_format(vllm_server):
+    """response_format json_schema and vLLM's structured_outputs regex, through a real
+    server: every verdict parses, in the form asked for."""
+    from arena_models.judge import JudgeItem, PairwiseJudge
+    from arena_models.verdicts import VERDICT_REGEX
+
+    backend = OpenAIBackend(vllm_server, name="smollm2-http", model="smollm2", concurrency=2)
+    items = [
+        JudgeItem("(none)", "What is the capital of France?", "Paris.", "Lyon, I think."),
+        JudgeItem("(none)", "Name a prime number.", "9", "7 is prime."),
+    ]
+    as_json = PairwiseJudge(backend, retries=0)  # auto: json for an endpoint
+    for v in as_json.judge(items):
+        assert v.error is None and v.constraint == "json" and v.finish_reason == "stop", v.raw
+        assert json.loads(v.raw[-1])["score_a"] == v.score_first
+    as_regex = PairwiseJudge(backend, retries=0, constraint="regex")
+    for v in as_regex.judge(items):
+        assert v.error is None and v.constraint == "regex", v.raw
+        assert re.fullmatch(VERDICT_REGEX, v.raw[-1])
+
+
+def test_constraints_go_out_as_response_format_or_structured_outputs(fault_server):
+    from arena_models.backends.base import Constraint
+
+    url, faults = fault_server
+    backend = OpenAIBackend(url, name="m", retries=0)
+    backend.generate([chat("a")], Sampling(), Constraint("json", '{"type": "object"}'))
+    backend.generate([chat("b")], Sampling(), Constraint("regex", "[ab]"))
+    backend.generate([chat("c")], Sampling())
+    json_body, regex_body, plain = faults.requests
+    assert json_body["response_format"]["type"] == "json_schema"
+    assert json_body["response_format"]["json_schema"]["schema"] == {"type": "object"}
+    assert regex_body["structured_outputs"] == {"regex": "[ab]"}
+    assert not {"response_format", "structured_outputs", "guided_json"} & set(plain)
+    assert "guided_json" not in json_body
 
 
 class Faults:

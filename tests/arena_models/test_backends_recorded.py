@@ -64,22 +64,19 @@ def test_other_model_filter_and_bad_files(arena_hard, tmp_path):
         RecordedBackend(str(bad), name="x").generate([], Sampling())
 
 
+def _write_two_turn_answers(folder):
+    """An MT-bench style row: two user turns, a string answer after each."""
+    turns = [
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue."},
+        {"role": "user", "content": "Another one?"},
+        {"role": "assistant", "content": "Green."},
+    ]
+    (folder / "mt.jsonl").write_text(json.dumps({"question_id": 81, "messages": turns}) + "\n")
+
+
 def test_multi_turn_recorded_answers_turn_by_turn(tmp_path):
-    # MT-bench style: two user turns with string answers after each.
-    (tmp_path / "mt.jsonl").write_text(
-        json.dumps(
-            {
-                "question_id": 81,
-                "messages": [
-                    {"role": "user", "content": "Name a colour."},
-                    {"role": "assistant", "content": "Blue."},
-                    {"role": "user", "content": "Another one?"},
-                    {"role": "assistant", "content": "Green."},
-                ],
-            }
-        )
-        + "\n"
-    )
+    _write_two_turn_answers(tmp_path)
     backend = RecordedBackend(str(tmp_path), name="recorded")
     turns = [
         [
@@ -94,3 +91,31 @@ def test_multi_turn_recorded_answers_turn_by_turn(tmp_path):
     answers = answer_turn_by_turn(backend, turns, Sampling())
     assert [g.text for g in answers[0]] == ["Blue.", "Green."]
     assert answers[1][0].error and answers[1][1].error == "turn 2 not asked: turn 1 failed"
+
+
+def test_covers_says_which_conversations_have_every_asked_turn_recorded(arena_hard, tmp_path):
+    questions, _, path = arena_hard
+    backend = RecordedBackend(str(path), name="gpt-4-0314")
+    assert backend.covers(
+        [
+            [{"role": "user", "content": questions[0]["prompt"]}],
+            [{"role": "user", "content": " " + questions[1]["prompt"].upper()}],
+            [{"role": "user", "content": "A question nobody recorded."}],
+        ]
+    ) == [True, True, False]
+    _write_two_turn_answers(tmp_path)
+    mt = RecordedBackend(str(tmp_path), name="recorded")
+    colour, another = (
+        {"role": "user", "content": "Name a colour."},
+        {"role": "user", "content": "Another one?"},
+    )
+    third = {"role": "user", "content": "And a third?"}
+    # Both turns recorded; a third turn is not; the first alone is (its own prompt).
+    assert mt.covers([[colour, another], [colour, another, third], [colour]]) == [
+        True,
+        False,
+        True,
+    ]
+    # covers agrees with what answering turn by turn gets.
+    answers = answer_turn_by_turn(mt, [[colour, another], [colour, another, third]], Sampling())
+    assert [all(g.error is None for g in turns) for turns in answers] == [True, False]

@@ -7,8 +7,21 @@ import json
 
 import pytest
 
-from arena_models.judge import JudgeItem, PairwiseJudge, load_template, parse_verdict
-from arena_models.verdicts import explanation_of, find_score, label_pattern
+from arena_models.backends.base import Generation, pick_constraint
+from arena_models.judge import (
+    CONSTRAINTS,
+    JudgeItem,
+    PairwiseJudge,
+    load_template,
+    parse_verdict,
+)
+from arena_models.verdicts import (
+    VERDICT_REGEX,
+    explanation_of,
+    find_score,
+    label_pattern,
+    parse_json_verdict,
+)
 from core.errors import UserError
 
 
@@ -163,3 +176,52 @@ def test_failing_judge_backend_is_an_error(tmp_path):
     (v,) = judge.judge([JudgeItem("(none)", "q", "a", "b")])
     assert v.error.startswith("judge backend failed: rec: no recorded answer")
     assert v.attempts == 2 and v.score_first is None
+
+
+def _recorded(tmp_path):
+    from arena_models.backends.recorded_backend import RecordedBackend
+
+    answers = tmp_path / "a.jsonl"
+    row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x"}]}
+    answers.write_text(json.dumps(row) + "\n")
+    return RecordedBackend(str(answers), name="rec")
+
+
+def test_reading_a_reply_by_its_constraint_and_finish_reason(tmp_path):
+    judge = PairwiseJudge(_recorded(tmp_path))  # recorded answers: no constraint to enforce
+    assert judge.constraint is None
+    good = "Score A: 7/10\nScore B: 10/10\nExplanation: B is exact."
+    assert judge.read(Generation(good, finish_reason="stop")) == ((7, 10), "B is exact.", None)
+    scores, _, error = judge.read(Generation(good, finish_reason="length"))
+    assert scores is None and error == "verdict cut off at max_tokens (128)"
+    assert judge.read(Generation("", error="HTTP 500"))[2] == "judge backend failed: HTTP 500"
+    judge.constraint = CONSTRAINTS["json"]
+    reply = '{"score_a": 3, "score_b": 9, "explanation": "B cites the source."}'
+    assert judge.read(Generation(reply, finish_reason="stop")) == (
+        (3, 9),
+        "B cites the source.",
+        None,
+    )
+    assert judge.read(Generation('{"score_a": 11, "score_b": 2}', finish_reason="stop"))[0] is None
+
+
+def test_the_verdict_formats():
+    import re
+
+    assert re.fullmatch(VERDICT_REGEX, "Score A: 10/10\nScore B: 1/10\nExplanation: ok")
+    assert not re.fullmatch(VERDICT_REGEX, "Score A: 0/10\nScore B: 1/10\nExplanation: ok")
+    assert not re.fullmatch(
+        VERDICT_REGEX, "Score A: 5/10\nScore B: 1/10\nExplanation: " + "x" * 241
+    )
+    assert parse_json_verdict('{"score_a": 4, "score_b": 5, "explanation": "e"}') == (4, 5, "e")
+    for bad in ("not json", '{"score_a": true, "score_b": 5}', '{"score_a": 4}', "[1, 2]"):
+        assert parse_json_verdict(bad) is None
+
+
+def test_constraint_choice_follows_the_backend():
+    assert pick_constraint("auto", ("regex", "json"), "m") == "regex"
+    assert pick_constraint("auto", (), "m") is None
+    assert pick_constraint("none", ("regex",), "m") is None
+    assert pick_constraint("json", ("json", "regex"), "m") == "json"
+    with pytest.raises(UserError, match="m: this backend cannot enforce a json constraint"):
+        pick_constraint("json", ("regex",), "m")

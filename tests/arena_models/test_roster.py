@@ -21,26 +21,29 @@ def test_packaged_demo_roster():
     specs = load_roster("demo")
     assert [s.name for s in specs] == [
         "smollm2-greedy",
-        "smollm2-t0.7",
         "smollm2-concise",
+        "gpt-3.5-turbo-0125",
         "gpt-4-0314",
     ]
-    greedy, warm, concise, gpt4 = specs
+    greedy, concise, gpt35, gpt4 = specs
     assert greedy.sampling == Sampling(temperature=0.0, max_tokens=256, seed=0)
-    assert warm.sampling.temperature == 0.7 and warm.sampling.top_p == 0.95
     assert "concise" in concise.options["system_prompt"]
-    assert greedy.resources == {"GPU": 1.0} and gpt4.resources == {}
+    assert greedy.resources == {"GPU": 1.0} and gpt35.resources == gpt4.resources == {}
     assert len({s.fingerprint() for s in specs}) == 4
     backends = [make_backend(s) for s in specs]
     assert isinstance(backends[0], VLLMBackend) and backends[0].resources == {"GPU": 1}
-    assert isinstance(backends[3], RecordedBackend) and backends[3].name == "gpt-4-0314"
-    # Same engine settings: the three SmolLM2 entries share one vLLM engine per worker.
-    assert backends[0]._key() == backends[1]._key() == backends[2]._key()
+    for backend, name in zip(backends[2:], ("gpt-3.5-turbo-0125", "gpt-4-0314")):
+        # The packaged answers: one per Arena-Hard v0.1 prompt.
+        assert isinstance(backend, RecordedBackend) and backend.name == name
+        assert len({k for k in backend._answers() if k.startswith("id:")}) == 500
+    # Same engine settings: the two SmolLM2 entries share one vLLM engine per worker.
+    assert backends[0]._key() == backends[1]._key()
 
 
 def test_other_packaged_rosters_load(monkeypatch):
     specs = load_roster("demo_transformers")
     assert isinstance(make_backend(specs[0]), TransformersBackend)
+    assert [s.name for s in specs] == [s.name for s in load_roster("demo")]  # the same arena
     endpoints = load_roster("openai_endpoints")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     hosted = make_backend(endpoints[1])
@@ -117,6 +120,17 @@ models:
             "sampling needs temperature >= 0, 0 < top_p <= 1",
         ),
         ("{name: m, backend: recorded, path: a.jsonl, endpoint: x}", "unknown key 'endpoint'"),
+        (
+            "{name: m, backend: vllm, path: x, constraint: grammar}",
+            "constraint 'grammar' is not one",
+        ),
+        (
+            "{name: m, backend: openai, endpoint: 'http://h/v1', constraint: xml}",
+            "constraint 'xml' is not one of auto, regex, json, none",
+        ),
+        ("{name: m, backend: vllm, path: x, scoring: vibes}", "scoring 'vibes' is not one of"),
+        ("{name: m, backend: openai, endpoint: 'http://h/v1', scoring: expected}", "unknown key"),
+        ("{name: m, backend: recorded, path: a.jsonl, constraint: json}", "unknown key"),
     ],
 )
 def test_mistakes_are_one_line_naming_entry_and_field(tmp_path, entry, message):
@@ -141,3 +155,16 @@ def test_duplicates_and_file_level_mistakes(tmp_path):
         load_roster(tmp_path / "missing.yaml")
     # A bare list is a roster too.
     assert load_roster(write(tmp_path, twice.replace("  - ", "- ")))[0].name == "m"
+
+
+def test_judging_keys_stay_out_of_the_backend(tmp_path):
+    path = write(
+        tmp_path,
+        "models:\n  - {name: j, backend: transformers, path: builtin:smollm2-135m-instruct,"
+        " constraint: json, scoring: expected}\n  - {name: k, backend: vllm, path: x}\n",
+    )
+    judge, plain = load_roster(path)
+    assert (judge.constraint, judge.scoring) == ("json", "expected")
+    assert (plain.constraint, plain.scoring) == ("auto", "discrete")
+    backend = make_backend(judge)  # the backend takes neither key
+    assert backend.constraint_kinds == ("regex", "json")

@@ -72,3 +72,37 @@ def test_embedded_cluster_gets_the_resources_the_roster_needs():
     chosen = argparse.Namespace(worker_resources="GPU=2")
     embedded_resources(chosen, {"GPU": 1.0})
     assert chosen.worker_resources == "GPU=2"
+
+
+def test_a_true_default_bool_can_be_turned_off():
+    import argparse
+
+    from jobs.options import add_config_arguments, config_from_args
+    from pipeline.battle.config import BattleConfig
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, BattleConfig)
+
+    def parsed(*argv):
+        return config_from_args(BattleConfig, parser.parse_args(argv))
+
+    assert parsed().answerable_only is True and parsed().rejudge_errors is False
+    assert parsed("--no-answerable-only").answerable_only is False
+    assert parsed("--answerable-only", "--rejudge-errors").rejudge_errors is True
+    with pytest.raises(SystemExit):  # a False default stays a plain switch
+        parser.parse_args(["--no-rejudge-errors"])
+
+
+def test_judging_mistakes_stop_before_any_cluster(tmp_path, capsys):
+    evalset = tmp_path / "e"  # never read: the mistake is found first
+    cases = [
+        (["battle", "--roster", "demo", "--judge", "gpt-4-0314", "--judge-scoring", "expected"],
+         "judge gpt-4-0314: expected scores need token probabilities"),
+        (["run", "--judge-eval-pairs", "-1"], "--judge-eval-pairs and --bootstrap must be >= 0"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        if argv[0] == "battle":
+            argv = [*argv, "--evalset", str(evalset)]
+        assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

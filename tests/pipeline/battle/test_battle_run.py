@@ -24,7 +24,9 @@ from pipeline.battle.config import BattleConfig
 from pipeline.flows.battle import prepare_battle, run_battles
 
 REPO = Path(__file__).resolve().parents[3]
-OPTIONS = dict(max_answer_chars=300, judge_retries=1, judge_chunk=4)
+# answerable_only off: the MT-bench prompt, which no recorded answer covers, battles too,
+# so the games without an answer are tested (test_answerable_prompts.py tests the filter).
+OPTIONS = dict(max_answer_chars=300, judge_retries=1, judge_chunk=4, answerable_only=False)
 
 
 def battle(client, roster, evalset, out, *, judge=None, judge_roster=None, cache=None, **options):
@@ -110,6 +112,7 @@ def first_run(arena, client):
     then run the same battle again on the test cluster."""
     command = [sys.executable, "-m", "jobs.cli", *_cli(arena, "roster3.yaml"), "--workers", "1"]
     command += ["--max-answer-chars", "300", "--judge-retries", "1", "--judge-chunk", "4"]
+    command += ["--no-answerable-only"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         command,
