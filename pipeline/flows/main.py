@@ -167,6 +167,15 @@ def write_main_report(out: Path, board: dict, battles: dict, trust: str | None) 
         "",
         markdown_table(board["table"]).rstrip(),
         "",
+        *(
+            [
+                "Every model shares rank 1: their 95% intervals overlap, so this judge separates"
+                " none of them on these prompts.",
+                "",
+            ]
+            if len(board["table"]) > 1 and set(board["table"]["rank"]) == {1}
+            else []
+        ),
         f"{board['battles']} battles counted among {board['models']} models on"
         f" {battles['prompts']} prompts, judged by {battles['judge']}"
         + (
