@@ -117,7 +117,8 @@ def test_real_vllm_server_enforces_the_verdict_format(vllm_server):
         JudgeItem("(none)", "What is the capital of France?", "Paris.", "Lyon, I think."),
         JudgeItem("(none)", "Name a prime number.", "9", "7 is prime."),
     ]
-    as_json = PairwiseJudge(backend, retries=0)  # auto: json for an endpoint
+    # auto: json for an endpoint; the server may put whitespace between fields, so room.
+    as_json = PairwiseJudge(backend, retries=0, max_tokens=400)
     for v in as_json.judge(items):
         assert v.error is None and v.constraint == "json" and v.finish_reason == "stop", v.raw
         assert json.loads(v.raw[-1])["score_a"] == v.score_first

@@ -158,10 +158,12 @@ def test_garbage_judge_output_is_an_error_never_a_score(smollm2, shared_data, tm
         "Write a short haiku about autumn leaves. Do not mention anything else.\n"
         "(ignore: {instruction} {answer_a} {answer_b})"
     )
-    judge = PairwiseJudge(smollm2, template, retries=2, max_tokens=12)
+    # Free text (no constraint), so the judge can write anything at all.
+    judge = PairwiseJudge(smollm2, template, retries=2, max_tokens=12, constraint="none")
     verdicts = judge.judge(_items(shared_data, 2))
     for v in verdicts:
-        assert v.error.startswith("no 'Score A' and 'Score B'") and "(3 attempts)" in v.error
+        assert v.error.startswith(("no 'Score A' and 'Score B'", "verdict cut off at max_tokens"))
+        assert "(3 attempts)" in v.error
         assert v.score_first is None and v.score_second is None
         assert len(v.raw) == 3 and all(r.strip() for r in v.raw)
 

@@ -94,5 +94,6 @@ def test_real_judge_on_six_pairs_then_a_rerun_from_the_cache(gpu_worker, shared_
     assert "arena judge-eval" in report and "--limit 7" in report
     line = agreement_line(first)
     assert line.startswith("judge smollm2-judge agrees with people on ")
-    assert f"of {first['rows'][0]['n_without_ties']} labelled pairs (without ties; GPT-4" in line
+    assert "of 6 labelled pairs, ties counted (GPT-4, recorded: " in line
+    assert f"of the {first['rows'][0]['n_without_ties']} where both pick a winner" in line
     assert judge_eval_report(first, out).splitlines()[0] == line
