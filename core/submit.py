@@ -92,3 +92,13 @@ def _drain(futures, desc: str, unit: str, done: int, progress: bool, release: bo
             if release:
                 future.release()
     return results
+
+
+def worker_chunks(client, items: list, cap: int) -> list[list]:
+    """At most `cap` items a chunk, and at least one chunk per worker when there are enough
+    items, so a small run still uses every worker."""
+    import math
+
+    workers = max(1, len(client.scheduler_info()["workers"]))
+    size = max(1, min(cap, math.ceil(len(items) / workers)))
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from arena_models.roster import SCORINGS
 from core.defaults import JUDGE_SEES_CHARS
 from core.errors import UserError
 
 SCHEDULES = ("all-pairs", "target", "anchor", "sampled")
 COMBINE_RULES = ("total", "consistent")
-SCORINGS = ("discrete", "expected")
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,13 @@ model does not compete with it for memory) and carry the model's resources
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 from arena_models.cache import AnswerCache, VerdictCache
 from core.hashing import folder_fingerprint
 from core.parquet_io import write_json_atomic
-from core.submit import run_tasks
+from core.submit import run_tasks, worker_chunks
 from pipeline.battle.answers import answer_chunk
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.judging import JudgeOptions, answers_key, judge_chunk, judge_key
@@ -30,14 +29,6 @@ from pipeline.battle.prompts import load_prompts, write_prompts
 from pipeline.battle.records import battle_records, combined_pairs, write_table
 from pipeline.battle.schedule import battling_models, schedule
 from pipeline.battle.summary import render, summarize
-
-
-def _chunks(items: list, cap: int, client) -> list[list]:
-    """At most `cap` items a chunk, and at least one chunk per worker when there are enough
-    items, so a small run still uses every worker."""
-    workers = max(1, len(client.scheduler_info()["workers"]))
-    size = max(1, min(cap, math.ceil(len(items) / workers)))
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def generate_answers(client, specs, prompt_ids, work, cache_root, config, progress) -> dict:
@@ -50,7 +41,7 @@ def generate_answers(client, specs, prompt_ids, work, cache_root, config, progre
         missing = [p for p in prompt_ids if p not in cached]
         args = [
             (spec, chunk, str(work / "prompts.parquet"), str(cache_root))
-            for chunk in _chunks(missing, config.answer_chunk, client)
+            for chunk in worker_chunks(client, missing, config.answer_chunk)
         ]
         results = run_tasks(
             client,
@@ -157,7 +148,7 @@ def run_battle(
             {k: g[k] for k in ("prompt_id", "model_a", "model_b", "game", "key_a", "key_b")}
             for g in c
         ]
-        for c in _chunks(pending, config.judge_chunk, client)
+        for c in worker_chunks(client, pending, config.judge_chunk)
     ]
     args = [(judge, options, c, str(work / "prompts.parquet"), str(cache_root)) for c in task_games]
     judged = run_tasks(

@@ -16,7 +16,6 @@ counting a game twice. Tasks go through core.submit with the judge's resources
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import pyarrow.parquet as pq
 
 from core.parquet_io import remove_temporaries, write_parquet_atomic
 from core.schemas import short_hash
-from core.submit import run_tasks
+from core.submit import run_tasks, worker_chunks
 from pipeline.battle.judging import JudgeOptions, judge_key, make_judge
 from pipeline.judge_eval.pairs import LabelledPair
 
@@ -152,12 +151,6 @@ def cached_games(folder: Path) -> dict[str, dict]:
     return rows
 
 
-def _chunks(items: list, cap: int, workers: int) -> list[list]:
-    """At most `cap` a chunk, and one chunk per worker at least when there are enough."""
-    size = max(1, min(cap, math.ceil(len(items) / max(1, workers))))
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def judge_pairs(
     client,
     spec,
@@ -177,8 +170,7 @@ def judge_pairs(
     games = pair_games(pairs, key)
     done = cached_games(folder)
     pending = list({g["game_key"]: g for g in games if g["game_key"] not in done}.values())
-    workers = len(client.scheduler_info()["workers"])
-    args = [(spec, options, c, str(folder)) for c in _chunks(pending, chunk, workers)]
+    args = [(spec, options, c, str(folder)) for c in worker_chunks(client, pending, chunk)]
     results = run_tasks(
         client,
         judge_games,
