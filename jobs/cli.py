@@ -18,6 +18,8 @@ JOBS = (
     "jobs.elo",
     "jobs.battle",
     "jobs.judge_eval",
+    "jobs.flywheel",
+    "jobs.train",
 )
 
 

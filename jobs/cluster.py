@@ -14,6 +14,8 @@ import contextlib
 import os
 import sys
 
+from core.config_files import parse_resources
+
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster")
@@ -37,21 +39,6 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         default="",
         help="embedded cluster: resources of every worker, e.g. GPU=1 (comma separated)",
     )
-
-
-def parse_resources(text: str) -> dict[str, float]:
-    resources = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        name, sep, amount = item.partition("=")
-        try:
-            resources[name.strip()] = float(amount)
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            from core.errors import UserError
-
-            raise UserError(f"--worker-resources: {item!r} is not NAME=AMOUNT")
-    return resources
 
 
 def _prepare_worker_environment(threads: int) -> None:

@@ -39,6 +39,8 @@ def _cpu_defaults(kv_cache_gib: int) -> None:
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # cores are shared with other workers
         "VLLM_USE_AOT_COMPILE": "0",  # the AOT artifact never reloads on CPU; inductor cache does
         "VLLM_USE_V2_MODEL_RUNNER": "0",  # structured outputs need the V1 runner on CPU
+        # The verdict regex compiles in seconds, past vLLM's 5 s limit on a busy CPU.
+        "VLLM_REGEX_COMPILATION_TIMEOUT_S": "120",
         "VLLM_LOGGING_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",
     }.items():

@@ -167,6 +167,9 @@ def run_battle(
         "judge": judge.name,
         "judge_key": key,
         "models": [s.name for s in players],
+        # Where each model's answers are, so the flywheel can read the texts behind a record.
+        "answer_keys": {s.name: s.fingerprint() for s in players},
+        "cache": str(cache_root.resolve()),
         "evalset": folder_fingerprint(Path(evalset)),
         "config": {k: v for k, v in config.__dict__.items()},
     }

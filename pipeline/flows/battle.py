@@ -52,15 +52,20 @@ def prepare_battle(
     specs = load_roster(roster)
     judge_spec = pick_model(judge_roster or specs, judge)
     check_schedule([s.name for s in specs], config)
-    if (config.judge_scoring or judge_spec.scoring) == "expected" and not hasattr(
-        backend_class(judge_spec.backend), "continuation_probabilities"
-    ):
-        raise UserError(
-            f"judge {judge_spec.name}: expected scores need token probabilities"
-            f" (a vllm or transformers judge), not backend {judge_spec.backend}"
-        )
+    check_scoring(judge_spec, config.judge_scoring)
     load_template(config.judge_template)
     return BattleSetup(specs, judge_spec, config, cache)
+
+
+def check_scoring(judge: ModelSpec, scoring: str | None) -> None:
+    """Expected scores need a judge whose backend reads token probabilities."""
+    if (scoring or judge.scoring) == "expected" and not hasattr(
+        backend_class(judge.backend), "continuation_probabilities"
+    ):
+        raise UserError(
+            f"judge {judge.name}: expected scores need token probabilities"
+            f" (a vllm or transformers judge), not backend {judge.backend}"
+        )
 
 
 def run_battles(client, setup: BattleSetup, evalset, out, *, progress: bool = True) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from core.config_files import read_yaml_mapping
 from core.defaults import EMBED_MODEL
 from core.errors import UserError
 from core.parquet_io import write_frame_parts
@@ -79,8 +80,6 @@ class Recipe:
     @classmethod
     def load(cls, path: str | None, overrides: dict | None = None) -> Recipe:
         """A recipe file (or packaged name), with `overrides` (None values ignored) on top."""
-        import yaml
-
         values = {}
         if path:
             recipe = Path(path)
@@ -88,12 +87,7 @@ class Recipe:
                 recipe = RECIPES / f"{path}.yaml"
             if not recipe.exists():
                 raise UserError(f"{path}: no such recipe file or packaged recipe")
-            try:
-                values = yaml.safe_load(recipe.read_text()) or {}
-            except yaml.YAMLError as err:
-                raise UserError(f"{recipe}: not valid YAML ({str(err).splitlines()[0]})") from None
-            if not isinstance(values, dict):
-                raise UserError(f"{recipe}: expected a mapping of recipe keys")
+            values = read_yaml_mapping(recipe, "recipe keys")
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(values) - known)
             if unknown:

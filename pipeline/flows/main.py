@@ -3,14 +3,17 @@
 pool -> ingest -> exact dedup -> WizardArena eval set (embed, K-means, Diverse,
 Hard by judged difficulty, Mix) -> battles of the roster on the Mix set, judged
 pairwise in two games -> the battle judge measured against people on labelled
-answer pairs -> Bradley-Terry leaderboard, and OUT/report.md, which puts the
-leaderboard beside how far its judge agrees with people. Each step writes its
+answer pairs -> Bradley-Terry leaderboard -> a first flywheel iteration (the pool
+decontaminated against the eval sets, sliced; the target trained on the battles it
+loses and re-rated beside itself) -> OUT/report.md, which puts the leaderboard
+beside how far its judge agrees with people, and what the flywheel made. Each step writes its
 own subfolder of OUT, so a rerun resumes where the last run stopped (answers and
 verdicts come from the battle caches, judge-eval games from its own).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from pipeline.battle.config import BattleConfig
 from pipeline.flows.battle import BattleSetup, battle_report, prepare_battle, run_battles
 from pipeline.flows.dedup import dedup_report, run_exact_dedup
 from pipeline.flows.evalset import Recipe, build_from_deduped, evalset_report
+from pipeline.flows.flywheel import FlywheelSetup, check_inputs, prepare_flywheel, run_flywheel
 from pipeline.flows.ingest import ingest, ingest_report, pool_files
 from pipeline.flows.judge_eval import (
     JudgeEvalConfig,
@@ -31,6 +35,7 @@ from pipeline.flows.judge_eval import (
     run_judge_eval,
 )
 from pipeline.flows.ratings import RatingsConfig, rate_battles, ratings_report
+from pipeline.flywheel.config import FlywheelConfig
 from pipeline.ingest.stage import IngestConfig
 
 
@@ -64,6 +69,13 @@ class MainJobConfig:
             " against people, a stable sample of N (0: skip)"
         },
     )
+    flywheel: str = field(
+        default="demo",
+        metadata={
+            "help": "flywheel config of the first iteration run after the leaderboard"
+            " (packaged: demo; a file; none: skip)"
+        },
+    )
 
     def __post_init__(self):
         if self.battle_prompts < 0 or self.judge_eval_pairs < 0 or self.bootstrap < 0:
@@ -81,13 +93,19 @@ class MainJob:
     ratings: RatingsConfig
     difficulty_judge: ModelSpec
     judge_eval: JudgeEvalSetup | None = None
+    flywheel: FlywheelSetup | None = None
 
     @property
     def resources(self) -> dict[str, float]:
-        """What the embedded cluster's workers must hold: battles' and difficulty judge's."""
+        """What the embedded cluster's workers must hold: battles', the difficulty
+        judge's and the flywheel's training jobs'."""
         needed = dict(self.battle.resources)
-        for name, amount in self.difficulty_judge.resources.items():
-            needed[name] = max(amount, needed.get(name, 0))
+        extra = [self.difficulty_judge.resources]
+        if self.flywheel:
+            extra.append(self.flywheel.resources)
+        for amounts in extra:
+            for name, amount in amounts.items():
+                needed[name] = max(amount, needed.get(name, 0))
         return needed
 
 
@@ -122,7 +140,31 @@ def prepare_main(config: MainJobConfig, ingest_config: IngestConfig = IngestConf
                 limit=config.judge_eval_pairs,
             ),
         )
-    return MainJob(files, recipe, battle, ingest_config, ratings, judge, judge_eval)
+    flywheel = None
+    if config.flywheel != "none":
+        # The main job supplies the arena; the file says who is trained and how much.
+        # Its folders (pool, eval sets) are made by the job's own steps: checked then.
+        arena = {"roster": config.roster, "judge_roster": config.judge_roster,
+                 "judge": config.judge, "bootstrap": config.bootstrap}  # fmt: skip
+        flywheel = prepare_flywheel(
+            FlywheelConfig.load(config.flywheel, arena), None, 1, check_paths=False
+        )
+    return MainJob(files, recipe, battle, ingest_config, ratings, judge, judge_eval, flywheel)
+
+
+def main_flywheel(setup: FlywheelSetup, out: Path) -> FlywheelSetup:
+    """The flywheel on this run's folders: the deduplicated pool decontaminated against
+    every eval set built, re-rated on Mix, sharing the battle caches."""
+    evalsets = [out / "evalset" / name for name in ("mix", "diverse", "hard")]
+    config = dataclasses.replace(
+        setup.config,
+        pool=str(out / "dedup"),
+        decontaminate_against=tuple(str(p) for p in evalsets if p.is_dir()),
+        evalset=str(out / "evalset" / "mix"),
+        cache=str(out / "battles" / "_cache"),
+    )
+    check_inputs(config, out / "flywheel", 1)
+    return dataclasses.replace(setup, config=config)
 
 
 def run_main(
@@ -147,14 +189,20 @@ def run_main(
         say(f"{trust}\nreport: {out / 'judge_eval' / 'report.md'}")
     board = rate_battles(client, [out / "battles" / "battles"], out / "leaderboard", job.ratings)
     say(ratings_report(board, out / "leaderboard"))
-    write_main_report(out, board, summary, trust)
+    iteration = None
+    if job.flywheel:
+        flywheel = main_flywheel(job.flywheel, out)
+        iteration = run_flywheel(client, flywheel, out / "flywheel", overwrite=overwrite, say=say)
+    write_main_report(out, board, summary, trust, iteration)
     if trust:
         say(trust)
     say(f"report: {out / 'report.md'}")
     return board
 
 
-def write_main_report(out: Path, board: dict, battles: dict, trust: str | None) -> None:
+def write_main_report(
+    out: Path, board: dict, battles: dict, trust: str | None, iteration: dict | None = None
+) -> None:
     """OUT/report.md, the page to open first: the leaderboard, how far to trust its judge,
     what battled, and where each step's own report is."""
     from pipeline.ratings.leaderboard import markdown_table
@@ -186,7 +234,30 @@ def write_main_report(out: Path, board: dict, battles: dict, trust: str | None) 
         )
         + ".",
         "",
+        *(flywheel_lines(iteration) if iteration else []),
         "Each step's report: [eval set](evalset/report.md), [battles](battles/summary.md),"
-        " [judge evaluation](judge_eval/report.md), [leaderboard](leaderboard/leaderboard.md).",
+        " [judge evaluation](judge_eval/report.md), [leaderboard](leaderboard/leaderboard.md)"
+        + (", [flywheel iteration 1](flywheel/iteration-1/report.md)" if iteration else "")
+        + ".",
     ]
     write_text_atomic("\n".join(lines) + "\n", out / "report.md")
+
+
+def flywheel_lines(it: dict) -> list[str]:
+    """The flywheel's paragraph of OUT/report.md: data made, rows trained, ratings."""
+    steps = it["steps"]
+    rated = steps.get("rate", {}).get("line", "not re-rated")
+    made = [
+        f"{kind.upper()} {steps[f'{kind}.select']['rows']} rows selected,"
+        f" {steps.get(f'{kind}.train', {}).get('trained_rows', 0)} trained"
+        for kind in ("sft", "dpo", "reward")
+        if f"{kind}.select" in steps
+    ]
+    return [
+        "## Flywheel, iteration 1",
+        "",
+        f"{it['start_model']['name']} battled {', '.join(it['opponents'])} on training-pool"
+        f" slices {', '.join(f'D{k}' for k in it['slices'].values())}: {'; '.join(made)}."
+        f" {rated[:1].upper()}{rated[1:]}.",
+        "",
+    ]

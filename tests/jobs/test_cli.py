@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
+from core.config_files import parse_resources
 from core.errors import UserError
 from jobs.cli import main
-from jobs.cluster import parse_resources
 
 HEAVY = (
     "dask",

@@ -1,0 +1,34 @@
+"""Config files and flag values several configs read: a YAML mapping, NAME=AMOUNT lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import UserError
+
+
+def read_yaml_mapping(file: Path, what: str) -> dict:
+    """The mapping a YAML file holds (an empty file is {}); anything else is one line."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(Path(file).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{file}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{file}: expected a mapping of {what}")
+    return values
+
+
+def parse_resources(text: str, flag: str = "--worker-resources") -> dict[str, float]:
+    """ "GPU=1, MEM=2.5" -> {"GPU": 1.0, "MEM": 2.5}; a malformed item is one line."""
+    resources = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, amount = item.partition("=")
+        try:
+            resources[name.strip()] = float(amount)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise UserError(f"{flag}: {item!r} is not NAME=AMOUNT")
+    return resources

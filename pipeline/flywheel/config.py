@@ -1,0 +1,170 @@
+"""A flywheel config: who is trained, against whom, on which slices, with which thresholds
+and training settings. Read from YAML; every number defaults to the paper's.
+
+Per-iteration numbers are lists: the value for iteration i is the i-th item, or the
+last one when the list is shorter (`sft_gap: [3, 1]`: 3 in the first iteration, then 1).
+Iteration i takes the next `len(data stages)` slices in stage order, so with the
+paper's stages it trains SFT on D1, DPO on D2 and the reward model on D3, then D4..D6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from core.config_files import read_yaml_mapping
+from core.errors import UserError
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+STAGES = ("sft", "dpo", "reward", "rl")
+DATA_STAGES = ("sft", "dpo", "reward")  # each battles on a slice of its own
+MAX_GAP = 9.0  # scores are 1-10
+
+
+@dataclass(frozen=True)
+class FlywheelConfig:
+    target: str  # the roster entry trained (its path is the first base model)
+    roster: str = "demo"  # battle roster: the target and its opponents
+    opponents: tuple[str, ...] = ()  # default: every other roster model
+    judge_roster: str = "judges"
+    judge: str = "smollm2-judge"
+    # How the judge scores the battles that select data (discrete | expected); None:
+    # the judge entry's own. The re-rating always uses the entry's own, like `arena run`.
+    judge_scoring: str | None = None
+    pool: str | None = None  # training pool: a conversation folder (or pool files)
+    decontaminate_against: tuple[str, ...] = ()  # eval sets; () when the pool is clean
+    evalset: str | None = None  # where the checkpoints are re-rated
+    cache: str | None = None  # answer and verdict cache (default OUT/_cache)
+    slices: int = 9  # the paper's D1..D9
+    slice_seed: int = 0
+    slice_prompts: int | None = None  # battle prompts per slice (None: every answerable one)
+    rate_prompts: int | None = None  # eval-set prompts of the re-rating (None: all)
+    stages: tuple[str, ...] = STAGES
+    sft_gap: tuple[float, ...] = (3.0, 1.0)  # paper: 3 in the first iteration, then 1
+    dpo_gap: tuple[float, ...] = (2.0,)  # paper: 2
+    reward_gap: tuple[float, ...] = (2.0,)  # reward pairs are chosen as DPO's
+    combine: str = "total"  # how a pair's two games make a winner (BattleConfig.combine)
+    bootstrap: int = 100  # rounds of the before/after leaderboard
+    train: dict = field(default_factory=dict)  # TrainConfig keys for every kind
+    train_by_kind: dict = field(default_factory=dict)  # {kind: TrainConfig keys}
+    shard_rows: int = 10_000
+    jsonl: bool = False  # also write the shards as JSONL
+    seed: int = 0
+    source: str | None = None  # the file it was read from
+
+    def __post_init__(self):
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown or not self.stages:
+            raise UserError(f"stages {list(self.stages)}: expected some of {', '.join(STAGES)}")
+        if "rl" in self.stages and "reward" not in self.stages:
+            raise UserError("stage rl needs stage reward: its reward model scores the policy")
+        for name in ("sft_gap", "dpo_gap", "reward_gap"):
+            values = getattr(self, name)
+            if not values or any(not 0 <= float(v) <= MAX_GAP for v in values):
+                raise UserError(
+                    f"{name} {list(values)}: expected score gaps between 0 and {MAX_GAP:g}"
+                )
+        if self.judge_scoring not in (None, "discrete", "expected"):
+            raise UserError(
+                f"judge_scoring {self.judge_scoring!r}: expected discrete, expected or null"
+            )
+        if self.slices < 1:
+            raise UserError("slices must be at least 1")
+        for name in ("slice_prompts", "rate_prompts"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1 (or null: all)")
+        if self.iterations < 1:
+            raise UserError(
+                f"{self.slices} slices hold no iteration of stages {', '.join(self.stages)}"
+                f" ({len(self.data_stages)} slices each)"
+            )
+
+    @property
+    def data_stages(self) -> tuple[str, ...]:
+        return tuple(s for s in self.stages if s in DATA_STAGES)
+
+    @property
+    def iterations(self) -> int:
+        return self.slices // len(self.data_stages)
+
+    def gap(self, kind: str, iteration: int) -> float:
+        values = getattr(self, f"{kind}_gap")
+        return float(values[min(iteration, len(values)) - 1])
+
+    def slice_of(self, kind: str, iteration: int) -> int:
+        """The 1-based slice stage `kind` battles on in `iteration`."""
+        per = len(self.data_stages)
+        return (iteration - 1) * per + self.data_stages.index(kind) + 1
+
+    def check_iteration(self, iteration: int) -> None:
+        if not 1 <= iteration <= self.iterations:
+            raise UserError(
+                f"iteration {iteration}: {self.slices} slices give iterations 1..{self.iterations}"
+            )
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: dict | None = None) -> FlywheelConfig:
+        """A config file (or a packaged name: demo, paper); `overrides` win. Relative
+        paths inside the file are relative to the file's folder, those in `overrides`
+        are taken as given."""
+        file = Path(path)
+        if not file.exists() and (CONFIGS / f"{path}.yaml").exists():
+            file = CONFIGS / f"{path}.yaml"
+        if not file.is_file():
+            raise UserError(f"{path}: no such flywheel config file or packaged config")
+        data = read_yaml_mapping(file, "flywheel settings")
+        known = {f.name for f in fields(cls)} - {"source"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"{file}: unknown key {unknown[0]} (known: {', '.join(sorted(known))})")
+        if "target" not in data:
+            raise UserError(f"{file}: `target` (the roster entry to train) is required")
+        for name in ("pool", "evalset", "cache", "roster", "judge_roster"):
+            if name in data:
+                # Rosters may be packaged names; folders may not exist yet (cache).
+                data[name] = _relative(data[name], file.parent, name in ("roster", "judge_roster"))
+        data["decontaminate_against"] = tuple(
+            _relative(p, file.parent) for p in _as_list(data.get("decontaminate_against", ()))
+        )
+        # Overrides come from the command line or the main job: their paths are the caller's.
+        data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        for name in ("opponents", "stages"):
+            if name in data:
+                data[name] = tuple(str(v) for v in _as_list(data[name]))
+        if "stages" in data:  # they run in the method's order, whatever the file's
+            data["stages"] = tuple(
+                [s for s in STAGES if s in data["stages"]]
+                + [s for s in data["stages"] if s not in STAGES]
+            )
+        for name in ("sft_gap", "dpo_gap", "reward_gap"):
+            if name in data:
+                try:
+                    data[name] = tuple(float(v) for v in _as_list(data[name]))
+                except (TypeError, ValueError):
+                    raise UserError(
+                        f"{file}: {name} must be a number or a list of numbers"
+                    ) from None
+        for name in ("train", "train_by_kind"):
+            if not isinstance(data.get(name, {}), dict):
+                raise UserError(f"{file}: {name} must be a mapping")
+        return cls(**data, source=str(file))
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _relative(value, folder: Path, may_be_name: bool = False):
+    """A path relative to the config file's folder; with `may_be_name`, a value that is
+    no file there stays as given (a packaged roster name)."""
+    if value is None or Path(str(value)).is_absolute():
+        return None if value is None else str(value)
+    candidate = folder / str(value)
+    if may_be_name and not candidate.exists():
+        return str(value)
+    return str(candidate)

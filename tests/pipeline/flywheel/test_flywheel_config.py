@@ -1,0 +1,126 @@
+"""The flywheel config (paper defaults per iteration), its state file, and the one-line
+errors an iteration gives before any cluster work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.errors import UserError
+from pipeline.flows.flywheel import prepare_flywheel
+from pipeline.flywheel.config import FlywheelConfig
+from pipeline.flywheel.state import FlywheelState, render_status
+
+ROSTER = """models:
+  - {name: small, backend: vllm, path: 'builtin:smollm2-135m-instruct'}
+  - {name: gpt-4-0314, backend: recorded, path: '%s'}
+"""
+
+
+@pytest.fixture()
+def arena(tmp_path):
+    from pathlib import Path
+
+    answers = Path(__file__).resolve().parents[3] / "arena_models/rosters/answers/gpt-4-0314.jsonl"
+    (tmp_path / "roster.yaml").write_text(ROSTER % answers)
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "evalset").mkdir()
+    return tmp_path
+
+
+def write_config(folder, **keys) -> str:
+    base = {"target": "small", "roster": "roster.yaml", "pool": "pool", "evalset": "evalset"}
+    (folder / "flywheel.yaml").write_text(json.dumps({**base, **keys}))  # JSON is YAML
+    return str(folder / "flywheel.yaml")
+
+
+def test_paper_defaults_per_iteration(arena):
+    config = FlywheelConfig.load(write_config(arena))
+    assert config.iterations == 3  # D1..D9, three slices an iteration
+    assert [config.gap("sft", i) for i in (1, 2, 3)] == [3.0, 1.0, 1.0]
+    assert config.gap("dpo", 2) == 2.0
+    assert [config.slice_of(k, 1) for k in ("sft", "dpo", "reward")] == [1, 2, 3]
+    assert [config.slice_of(k, 3) for k in ("sft", "dpo", "reward")] == [7, 8, 9]
+    # Paths in the file are relative to it.
+    assert config.pool == str(arena / "pool")
+
+
+def test_packaged_configs_load():
+    demo = FlywheelConfig.load("demo")
+    assert demo.stages == ("sft", "dpo") and demo.iterations == 4
+    paper = FlywheelConfig.load("paper")
+    assert paper.stages == ("sft", "dpo", "reward", "rl") and paper.sft_gap == (3.0, 1.0)
+
+
+def test_stages_run_in_the_methods_order(arena):
+    config = FlywheelConfig.load(write_config(arena, stages=["dpo", "sft"]))
+    assert config.stages == ("sft", "dpo")
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"sft_gap": [12]}, "sft_gap [12.0]: expected score gaps between 0 and 9"),
+        ({"dpo_gap": -1}, "dpo_gap [-1.0]: expected score gaps between 0 and 9"),
+        ({"stages": ["rl"]}, "stage rl needs stage reward"),
+        ({"stages": ["ppo"]}, "stages ['ppo']: expected some of sft, dpo, reward, rl"),
+        ({"slices": 2}, "2 slices hold no iteration"),
+        ({"colour": 1}, "unknown key colour"),
+        ({"judge_scoring": "loud"}, "judge_scoring 'loud'"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(arena, keys, message):
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
+        FlywheelConfig.load(write_config(arena, **keys))
+    assert "\n" not in str(err.value)
+
+
+def test_missing_target_and_missing_file(arena):
+    (arena / "empty.yaml").write_text("roster: roster.yaml\n")
+    with pytest.raises(UserError, match="`target`"):
+        FlywheelConfig.load(arena / "empty.yaml")
+    with pytest.raises(UserError, match="no such flywheel config"):
+        FlywheelConfig.load(arena / "nope.yaml")
+
+
+def test_prepare_refuses_what_cannot_be_trained(arena):
+    out = arena / "out"
+    with pytest.raises(UserError, match="'nobody' is not in the roster"):
+        prepare_flywheel(FlywheelConfig.load(write_config(arena, target="nobody")), out)
+    with pytest.raises(UserError, match="target gpt-4-0314 is a recorded entry"):
+        prepare_flywheel(FlywheelConfig.load(write_config(arena, target="gpt-4-0314")), out)
+    with pytest.raises(UserError, match="iteration 5: 9 slices give iterations 1..3"):
+        prepare_flywheel(FlywheelConfig.load(write_config(arena)), out, 5)
+    with pytest.raises(UserError, match="has no flywheel state; run iteration 1"):
+        prepare_flywheel(FlywheelConfig.load(write_config(arena)), out, 2)
+    with pytest.raises(UserError, match="train key colour|training setting 'colour'"):
+        prepare_flywheel(FlywheelConfig.load(write_config(arena, train={"colour": 1})), out)
+    with pytest.raises(UserError, match="pool .*nowhere: no such folder"):
+        prepare_flywheel(FlywheelConfig.load(write_config(arena, pool="nowhere")), out)
+
+
+def test_a_checkpoint_that_does_not_load_is_refused(arena):
+    (arena / "broken").mkdir()
+    (arena / "roster.yaml").write_text(
+        f"models:\n  - {{name: small, backend: vllm, path: '{arena / 'broken'}'}}\n"
+        "  - {name: other, backend: vllm, path: 'builtin:smollm2-135m-instruct'}\n"
+    )
+    with pytest.raises(UserError, match=r"checkpoint .*broken does not load: no config.json"):
+        prepare_flywheel(FlywheelConfig.load(write_config(arena)), arena / "out")
+
+
+def test_state_records_steps_and_refuses_another_config(tmp_path):
+    state = FlywheelState.open(tmp_path, {"a": 1})
+    assert state.done(1, "sft.battle") is None
+    state.update(1, start_model={"name": "m", "path": "/p"}, slices={"sft": 1})
+    state.record(1, "sft.battle", {"line": "12 games"})
+    again = FlywheelState.open(tmp_path, {"a": 1})
+    assert again.done(1, "sft.battle")["line"] == "12 games"
+    with pytest.raises(UserError, match="another flywheel config"):
+        FlywheelState.open(tmp_path, {"a": 2})
+    with pytest.raises(UserError, match="iteration 1 has not finished"):
+        again.require_finished(1)
+    text = render_status(again, tmp_path)
+    assert "iteration 1: running; from m (/p)" in text and "sft.battle" in text
+    assert "no flywheel run here yet" in render_status(None, tmp_path / "x")
