@@ -31,6 +31,11 @@ from core.worker_cache import load_on_worker, offload
 KIND = "vllm"  # worker-cache kind of the engines
 
 
+# Each engine preallocates its KV cache. A flywheel brings a new checkpoint every stage;
+# the oldest engine goes when a third arrives, so a worker holds the judge's and one more.
+ENGINES_PER_WORKER = 2
+
+
 def _cpu_defaults(kv_cache_gib: int) -> None:
     """Environment vLLM reads at import and engine start; a value already set wins."""
     for key, value in {
@@ -125,7 +130,9 @@ class VLLMBackend(ChatBackend):
     def engine(self):
         """The process's engine for these settings, built on first use."""
         key = self._key()
-        return load_on_worker((KIND, *key), lambda: _build_engine(key, self.kv_cache_gib))
+        return load_on_worker(
+            (KIND, *key), lambda: _build_engine(key, self.kv_cache_gib), limit=ENGINES_PER_WORKER
+        )
 
     def generate(
         self,

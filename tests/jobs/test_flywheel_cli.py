@@ -93,9 +93,10 @@ def shard_bytes(out: Path) -> dict[str, bytes]:
 
 def run_until(command, env, out: Path, step: str, timeout: float = 900) -> None:
     """Start the iteration and SIGKILL its whole process group once `step` is recorded."""
+    log = out.with_name(f"{out.name}.log")
     process = subprocess.Popen(
         command, cwd=REPO, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.time() + timeout
     try:
@@ -105,7 +106,8 @@ def run_until(command, env, out: Path, step: str, timeout: float = 900) -> None:
                 "1", {}
             ).get("steps", {}):
                 return
-            assert process.poll() is None, f"the iteration ended before {step}"
+            if process.poll() is not None:
+                raise AssertionError(f"the iteration ended before {step}: {log.read_text()[-3000:]}")
             time.sleep(0.5)
         raise AssertionError(f"{step} not reached in {timeout} s")
     finally:
