@@ -32,6 +32,7 @@ from pipeline.flywheel.rl_prompts import write_rl_prompts
 from pipeline.flywheel.selection import SelectionConfig, select_shard
 from pipeline.flywheel.slices import SliceConfig, TakeSlice
 from pipeline.flywheel.state import FlywheelState
+from pipeline.flywheel.trainers import require_model_folder
 from pipeline.flywheel.training import TrainConfig, TrainJob, train_task
 
 TRAINABLE = ("vllm", "transformers")  # backends whose `path` is a model folder to train
@@ -128,10 +129,7 @@ def train_config(config: FlywheelConfig, kind: str) -> TrainConfig:
 
 
 def check_loadable(spec: ModelSpec) -> None:
-    """A model folder the trainers and backends can read: config.json in place."""
-    path = Path(resolve_model_path(str(spec.options.get("path", ""))))
-    if not (path / "config.json").is_file():
-        raise UserError(f"checkpoint {path} does not load: no config.json (model {spec.name})")
+    require_model_folder(resolve_model_path(str(spec.options.get("path", ""))))
 
 
 def checkpoint_spec(target: ModelSpec, name: str, path: str | Path) -> ModelSpec:
@@ -205,7 +203,7 @@ def run_flywheel(
         )  # fmt: skip
         if kind in ("sft", "dpo") and trained.get("checkpoint"):
             model = checkpoint_spec(
-                setup.start, f"{_base_name(cfg)}-it{i}-{kind}", trained["checkpoint"]
+                setup.start, f"{cfg.target}-it{i}-{kind}", trained["checkpoint"]
             )
     rated = _step(
         state, i, "rate", lambda: rate_step(client, setup, model, here / "rate", cache), say
@@ -227,10 +225,6 @@ def _step(state: FlywheelState, i: int, name: str, work: Callable[[], dict], say
     result = state.record(i, name, work())
     say(f"{name}: {result.get('line', '')}")
     return result
-
-
-def _base_name(cfg: FlywheelConfig) -> str:
-    return cfg.target
 
 
 def training_pool(client, cfg: FlywheelConfig, out: Path) -> dict:
@@ -402,9 +396,7 @@ def _rl(
     )  # fmt: skip
     if not trained.get("checkpoint"):
         return model
-    return checkpoint_spec(
-        setup.start, f"{_base_name(setup.config)}-it{i}-rl", trained["checkpoint"]
-    )
+    return checkpoint_spec(setup.start, f"{setup.config.target}-it{i}-rl", trained["checkpoint"])
 
 
 def rate_step(client, setup: FlywheelSetup, model: ModelSpec, folder: Path, cache: Path) -> dict:

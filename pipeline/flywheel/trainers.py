@@ -73,9 +73,14 @@ def load_reward_model(path: str, *, from_causal: bool):
     )
 
 
-def _loading(path: str, load):
+def require_model_folder(path: str | Path) -> None:
+    """A checkpoint the trainers and backends can read has its config.json in place."""
     if not (Path(path) / "config.json").is_file():
         raise UserError(f"checkpoint {path} does not load: no config.json there")
+
+
+def _loading(path: str, load):
+    require_model_folder(path)
     try:
         return load()
     except (OSError, ValueError) as exc:

@@ -231,9 +231,10 @@ def check_job(job: TrainJob) -> None:
     """The checks that need no model loaded, for a CLI to run before a cluster starts: the
     shard's rows and columns, the checkpoints' config.json, the output folder."""
     plan = _plan(job.config, job.data, job.base, job.reward_model, job.out)
+    from pipeline.flywheel.trainers import require_model_folder
+
     for path in filter(None, (plan.base, plan.scorer)):
-        if not (Path(path) / "config.json").is_file():
-            raise UserError(f"checkpoint {path} does not load: no config.json there")
+        require_model_folder(path)
     _finished(plan.out, plan.digest, job.overwrite)
 
 
