@@ -38,12 +38,37 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+def rss_sample(proc: psutil.Process) -> tuple[int, int, int]:
+    """(whole tree, the process itself, its largest descendant) RSS bytes. For an `arena`
+    run on the embedded cluster: all, the driver (client and scheduler), the largest
+    worker."""
+    own, largest, total = 0, 0, 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            rss = p.memory_info().rss
+        except psutil.Error:
+            continue
+        total += rss
+        if p.pid == proc.pid:
+            own = rss
+        else:
+            largest = max(largest, rss)
+    return total, own, largest
+
+
 def run(
-    args: list[str], kill_when: Path | None = None, at_least: int = 0
+    args: list[str],
+    kill_when: Path | None = None,
+    at_least: int = 0,
+    samples: list | None = None,
+    log_path: Path | None = None,
 ) -> tuple[float, int, bool]:
-    """(seconds, peak tree RSS bytes, killed?) of one CLI run."""
+    """(seconds, peak tree RSS bytes, killed?) of one CLI run. With `samples`, every
+    0.1 s sample is appended to it as (unix time, *rss_sample); with `log_path`, the
+    child's stderr is kept there."""
     start = time.time()
-    log = tempfile.TemporaryFile()  # the child's messages, shown if it fails
+    # the child's messages, shown if it fails
+    log = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [*ARENA, *args],
         start_new_session=True,
@@ -52,7 +77,12 @@ def run(
     )
     ps, peak, killed = psutil.Process(proc.pid), 0, False
     while proc.poll() is None:
-        peak = max(peak, tree_rss(ps))
+        if samples is None:
+            peak = max(peak, tree_rss(ps))
+        else:
+            sample = rss_sample(ps)
+            samples.append((time.time(), *sample))
+            peak = max(peak, sample[0])
         if (
             kill_when is not None
             and kill_when.is_dir()
@@ -67,6 +97,7 @@ def run(
         log.seek(0)
         tail = log.read().decode(errors="replace")[-3000:]
         raise SystemExit(f"arena {' '.join(args)} failed with {proc.returncode}:\n{tail}")
+    log.close()
     return time.time() - start, peak, killed
 
 

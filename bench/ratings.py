@@ -36,9 +36,14 @@ import pandas as pd
 ELO = 400 / math.log(10)
 
 
-def simulate(battles: int, models: int, seed: int = 0) -> pd.DataFrame:
+def simulate(
+    battles: int, models: int, seed: int | list[int] = 0, strength: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Battles a, b (model codes), outcome (0 a wins, 1 b wins, 2 tie: 10%), by Bradley-Terry on
+    `strength` (Elo scale; by default drawn from the seed, normal with sd 200)."""
     rng = np.random.default_rng(seed)
-    strength = rng.normal(0, 200, models)
+    drawn = rng.normal(0, 200, models)
+    strength = drawn if strength is None else strength
     a = rng.integers(0, models, battles, dtype=np.int32)
     b = ((a + rng.integers(1, models, battles, dtype=np.int32)) % models).astype(np.int32)
     p = 1 / (1 + 10 ** ((strength[b] - strength[a]) / 400))
@@ -90,6 +95,13 @@ POOLS = multiprocessing.get_context("forkserver")
 def fastchat_method(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
     unique = df.groupby(["a", "b", "outcome"], observed=True).size().reset_index(name="k")
     a, b, o = (unique[c].to_numpy() for c in ("a", "b", "outcome"))
+    return fastchat_fit(a, b, o, unique.k.to_numpy(), n, rounds)
+
+
+def fastchat_fit(
+    a: np.ndarray, b: np.ndarray, o: np.ndarray, k: np.ndarray, n: int, rounds: int
+) -> np.ndarray:
+    """FastChat's fit and bootstrap on the unique (a, b, outcome) rows and their counts k."""
     # A tie is a half win for each side: two rows, each with half the weight.
     ties = o == 2
     rows_a = np.concatenate([a, a[ties]])
@@ -99,7 +111,7 @@ def fastchat_method(df: pd.DataFrame, n: int, rounds: int) -> np.ndarray:
     half = np.concatenate([np.where(ties, 0.5, 1.0), np.full(ties.sum(), 0.5)])
     fit = partial(_weighted_bt_fit, rows_a, rows_b, y, n)
 
-    k = unique.k.to_numpy().astype(float)
+    k = k.astype(float)
     point = fit(np.concatenate([k, k[ties]]) * half, np.zeros(n))
     if rounds:
         # All rounds' counts in one multinomial call, the fits in a pool of one process

@@ -23,11 +23,12 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write to a hidden temporary name, then rename: readers never see half a file."""
+def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
+    """Write to a hidden temporary name, then rename: readers never see half a file.
+    `row_group_size` (rows) lets a reader of a slice decode only the row groups it needs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
     os.replace(tmp, path)
 
 
@@ -88,3 +89,19 @@ def write_frame_parts(frame, folder: Path, rows_per_part: int) -> None:
     write_json_atomic(
         {"rows_out": len(frame), "content_hash": combine_hashes(hashes)}, folder / "_manifest.json"
     )
+
+
+def read_rows(path, start: int, rows: int) -> pa.Table:
+    """Rows [start, start + rows) of a Parquet file, reading only the row groups that hold
+    them: a task embedding 1,024 rows of a 250k-row part must not read the whole part."""
+    file = pq.ParquetFile(path)
+    groups, first, at = [], None, 0
+    for g in range(file.metadata.num_row_groups):
+        n = file.metadata.row_group(g).num_rows
+        if at + n > start and at < start + rows:
+            groups.append(g)
+            first = at if first is None else first
+        at += n
+    if not groups:
+        return file.schema_arrow.empty_table()
+    return file.read_row_groups(groups).slice(start - first, rows)

@@ -101,6 +101,11 @@ def run_stage(stage: Stage, client, *, overwrite: bool = False, progress: bool =
         "part_results": [dataclasses.asdict(r) for r in ordered],
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(time.time() - started, 3),
+        # Unix times of this run's start (before claiming the folder) and end, so a
+        # benchmark sampling memory can attribute its samples to stages, and the gaps
+        # between stages to the driver's own steps.
+        "started": round(started, 3),
+        "finished": round(time.time(), 3),
     }
     write_json_atomic(manifest, stage.out / MANIFEST_FILE)
     return manifest

@@ -56,7 +56,21 @@ def offload(kind: Hashable | None = None, key: tuple | None = None) -> int:
     if gone:
         gc.collect()
         _empty_accelerator_cache()
+        _return_freed_memory()
     return len(gone)
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap freed by a dropped model back to the OS (glibc keeps it otherwise,
+    and the process's RSS stays as if the model were still there)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to do
+        pass
 
 
 def loaded(kind: Hashable | None = None) -> list[tuple]:

@@ -2,7 +2,8 @@
 
 Order: --scheduler-address, --scheduler-file, DASK_SCHEDULER_ADDRESS, else an
 embedded LocalCluster sized by --workers / --threads-per-worker /
---memory-limit. --worker-resources (e.g. GPU=1) declares resources on the
+--memory-limit; a job small enough for one process and no cluster named runs
+in this process (`connect_unless_small`). --worker-resources (e.g. GPU=1) declares resources on the
 embedded workers; on a real cluster start workers with
 `dask worker ADDRESS --resources GPU=1`.
 """
@@ -65,6 +66,27 @@ def embedded_resources(args: argparse.Namespace, needed: dict[str, float]) -> No
     unless the user chose them. A real cluster declares its own (`dask worker --resources`)."""
     if needed and not args.worker_resources:
         args.worker_resources = ",".join(f"{k}={v:g}" for k, v in sorted(needed.items()))
+
+
+def cluster_named(args: argparse.Namespace) -> bool:
+    """Whether the user pointed at a cluster or sized the embedded one."""
+    return bool(
+        args.scheduler_address
+        or args.scheduler_file
+        or os.environ.get("DASK_SCHEDULER_ADDRESS")
+        or args.workers
+    )
+
+
+@contextlib.contextmanager
+def connect_unless_small(args: argparse.Namespace, small: bool, *, quiet: bool = False):
+    """None (work in this process: no cluster to start or import) for a job small enough for
+    one process when no cluster was named; else a client as `connect` gives."""
+    if small and not cluster_named(args):
+        yield None
+        return
+    with connect(args, quiet=quiet) as client:
+        yield client
 
 
 @contextlib.contextmanager

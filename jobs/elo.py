@@ -25,12 +25,13 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.cluster import connect
+    from jobs.cluster import connect_unless_small
     from jobs.options import config_from_args
     from pipeline.flows.ratings import RatingsConfig, rate_battles, ratings_report
+    from pipeline.ratings.battle_files import fits_one_process
 
     config = config_from_args(RatingsConfig, args)
-    with connect(args) as client:
+    with connect_unless_small(args, fits_one_process(args.battles)) as client:
         summary = rate_battles(client, args.battles, args.out, config)
     print(ratings_report(summary, args.out))
     return 0

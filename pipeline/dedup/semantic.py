@@ -3,9 +3,11 @@
 In: the folder written by pipeline.evalset.embed.EmbedConversations. Out: the pairs
 (`prompt_id`, `duplicate_of`, `similarity`) whose cosine reaches the threshold,
 written to Parquet for inspection, and the set of ids to drop. Parts are read
-one at a time, only their ids and vectors; the one thing held across parts is a
-FAISS inner-product index of the vectors kept so far (rows x dim x 4 bytes), exact
-or, from 100k rows, inverted-file (pipeline.dedup.kept_index).
+one at a time, only their ids and vectors; what is held across parts is a FAISS
+inner-product index of the vectors kept so far (dim x 4 bytes a kept row, 1,536 for
+MiniLM; + 8 for the ids of an inverted-file index), exact or, from 100k rows,
+inverted-file (pipeline.dedup.kept_index), and the kept rows' ids and places as packed
+arrays (KeptRows: 40 bytes a kept row).
 A row is dropped when a kept earlier row (or an earlier row of its own part)
 is at least `threshold` similar, so the first occurrence in folder order wins.
 SemanticDedup wraps it as a Stage for `arena build-evalset` (`semantic_threshold`).
@@ -14,6 +16,7 @@ SemanticDedup wraps it as a Stage for `arena build-evalset` (`semantic_threshold
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -80,6 +83,38 @@ def _kept_in_part(
     return keep, match, sim
 
 
+class KeptRows:
+    """prompt_id and (part, row) of every vector in the kept index, by index position, in
+    packed per-part arrays (32-byte ids, 4-byte row numbers: 40 bytes a row with the part
+    offsets) rather than Python strings and tuples (~200 bytes a row)."""
+
+    def __init__(self):
+        self._starts: list[int] = []  # index position of each chunk's first row
+        self._chunks: list[tuple[int, np.ndarray, np.ndarray]] = []  # (part, ids, rows)
+        self.total = 0
+
+    def add(self, part: int, ids: list[str], rows: np.ndarray) -> None:
+        if not len(rows):
+            return
+        packed = np.array([ids[k].encode() for k in rows])  # bytes_, as wide as the longest
+        self._starts.append(self.total)
+        self._chunks.append((part, packed, rows.astype(np.int32)))
+        self.total += len(rows)
+
+    def _locate(self, k: int) -> tuple[int, np.ndarray, np.ndarray, int]:
+        chunk = bisect_right(self._starts, k) - 1
+        part, ids, rows = self._chunks[chunk]
+        return part, ids, rows, k - self._starts[chunk]
+
+    def id(self, k: int) -> str:
+        _, ids, _, at = self._locate(k)
+        return ids[at].decode()
+
+    def at(self, k: int) -> Row:
+        part, _, rows, at = self._locate(k)
+        return part, int(rows[at])
+
+
 def semantic_dedup(
     embedded: str | Path,
     out_dir: str | Path | None = None,
@@ -103,8 +138,7 @@ def semantic_dedup(
     exact = Float32Vectors(parts, recheck) if reduced else None
     band = margin if exact is not None else 0.0
     index = None
-    kept_ids: list[str] = []
-    kept_at: list[Row] = []  # (part, row) of every indexed vector
+    kept = KeptRows()  # prompt_id and (part, row) of every indexed vector
     pairs = {"prompt_id": [], "duplicate_of": [], "similarity": [], "float32": []}
 
     def record(row_id: str, kept_id: str, similarity: float, in_float32: bool) -> None:
@@ -114,7 +148,7 @@ def semantic_dedup(
         pairs["float32"].append(in_float32)
 
     def kept_cosine(k: int, row: Row) -> float:  # k: position of a kept row in the index
-        return exact.cosine(kept_at[k], row)
+        return exact.cosine(kept.at(k), row)
 
     for part, path in enumerate(tqdm(parts, desc="semantic dedup", disable=not progress)):
         table = pq.read_table(path, columns=["prompt_id", "embedding"])
@@ -135,14 +169,14 @@ def semantic_dedup(
             if band:  # the float32 vectors any borderline row may need, in one batch
                 unsure = [i for i, (s, _) in near.items() if s.max() < threshold + band]
                 exact.ensure(
-                    {(part, i) for i in unsure} | {kept_at[k] for i in unsure for k in near[i][1]}
+                    {(part, i) for i in unsure} | {kept.at(k) for i in unsure for k in near[i][1]}
                 )
             for i, (s, f) in near.items():
                 decided = _match(s, f, (part, i), threshold, band, kept_cosine)
                 if decided:
                     best, cosine, in_float32 = decided
                     alive[i] = False
-                    record(ids[i], kept_ids[f[best]], cosine, in_float32)
+                    record(ids[i], kept.id(int(f[best])), cosine, in_float32)
         rest = np.nonzero(alive)[0]
         sims = vectors[rest] @ vectors[rest].T
         rows = [(part, int(k)) for k in rest]
@@ -156,8 +190,7 @@ def semantic_dedup(
             in_float32 = bool(band) and sims[match[j], j] < threshold + band
             record(ids[rest[j]], ids[rest[match[j]]], sim[j], in_float32)
         index.add(vectors[rest[keep]])
-        kept_ids.extend(ids[k] for k in rest[keep])
-        kept_at.extend((part, int(k)) for k in rest[keep])
+        kept.add(part, ids, rest[keep])
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         summary = {

@@ -21,6 +21,7 @@ DEFAULT_JUDGE = "smollm2-difficulty"
 # The backends with continuation_probabilities (mode "expected"); checked by a test.
 PROBABILITY_BACKENDS = ("transformers", "vllm")
 MODES = ("expected", "generate")
+ENCODER_KIND = "encoder"  # the worker-cache kind of pipeline.evalset.embed's encoders
 
 
 def default_judge() -> ModelSpec:
@@ -66,7 +67,11 @@ class ScoreDifficulty(FolderStage):
 
     def process(self, task: Task) -> PartResult:
         from arena_models.difficulty import DEFAULT_TEMPLATE, DifficultyScorer
+        from core.worker_cache import offload
 
+        # The embed stage's encoders are done with by now: free them before the judge
+        # loads, so a worker holds one model, not two (a later embed reloads its own).
+        offload(ENCODER_KIND)
         cfg = self.config
         scorer = DifficultyScorer(
             make_backend(cfg.judge),

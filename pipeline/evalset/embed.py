@@ -12,6 +12,10 @@ on an AVX2-only CPU, emulated bfloat16 was 3-6x slower than float32. The vectors
 are stored in float32, re-normalised, so later stages never re-embed and cosine
 similarity is a dot product; each part's footer says which dtype made them
 (`embedded_dtype`), so semantic dedup knows which decisions need a float32 look.
+
+`model: static:SOURCE` embeds with a static model2vec model instead (see
+pipeline.evalset.static_embedder): float32 always, so its parts say float32 and need
+no re-check, and the stage's manifest says which embedder made the vectors.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ import pyarrow.parquet as pq
 from core.defaults import EMBED_MODEL
 from core.errors import UserError
 from core.hashing import table_hash
-from core.parquet_io import part_files, require_columns, write_parquet_atomic
+from core.parquet_io import part_files, read_rows, require_columns, write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import FolderStage, PartResult, Task
 from core.worker_cache import load_on_worker
+from pipeline.evalset import static_embedder
 
 DTYPES = ("auto", "float32", "bfloat16")
 DTYPE_KEY = b"arena.embedding_dtype"  # Parquet schema metadata of every embedded part
@@ -47,6 +52,19 @@ class EmbedConfig:
     def __post_init__(self):
         if self.dtype not in DTYPES:
             raise UserError(f"embed dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}")
+        if self.static:
+            static_embedder.check(self.model)
+            if self.dtype == "bfloat16":
+                raise UserError(
+                    f"embed dtype bfloat16 with {self.model}: a static embedder computes in "
+                    "float32 (use auto or float32)"
+                )
+            # auto means float32 here, on every machine: footers, re-check and config say so
+            object.__setattr__(self, "dtype", "float32")
+
+    @property
+    def static(self) -> bool:
+        return static_embedder.is_static(self.model)
 
 
 def encoder_device() -> str:
@@ -65,9 +83,14 @@ def resolved_dtype(dtype: str) -> str:
 
 
 def load_encoder(model: str, dtype: str, max_seq_length: int):
-    """The sentence-transformers model, loaded once per worker process."""
+    """The sentence-transformers model (a StaticEncoder for `static:`), loaded once per
+    worker process; a static model is distilled first if its folder is not cached yet."""
     key = ("encoder", model, dtype, max_seq_length)
-    return load_on_worker(key, lambda: _build_encoder(model, dtype, max_seq_length), limit=2)
+    if static_embedder.is_static(model):
+        build = lambda: static_embedder.StaticEncoder(static_embedder.model_dir(model))  # noqa: E731
+    else:
+        build = lambda: _build_encoder(model, dtype, max_seq_length)  # noqa: E731
+    return load_on_worker(key, build, limit=2)
 
 
 def _build_encoder(model: str, dtype: str, max_seq_length: int):
@@ -90,6 +113,8 @@ def embedded_dtype(part: Path, default: str) -> str:
 
 
 def embedding_width(encoder) -> int:
+    if isinstance(encoder, static_embedder.StaticEncoder):
+        return encoder.width
     # sentence-transformers 6 renamed get_sentence_embedding_dimension
     width = getattr(encoder, "get_embedding_dimension", None)
     return (width or encoder.get_sentence_embedding_dimension)()
@@ -109,6 +134,8 @@ def token_batches(lengths: np.ndarray, tokens_per_batch: int, max_rows: int) -> 
 def embed_texts(texts: list[str], config: EmbedConfig) -> np.ndarray:
     """Unit-length float32 vectors, one row per text."""
     encoder = load_encoder(config.model, config.dtype, config.max_seq_length)
+    if isinstance(encoder, static_embedder.StaticEncoder):
+        return encoder.embed(texts, config.max_seq_length)  # no batching by length: linear cost
     ids = encoder.tokenizer(texts, truncation=True, max_length=config.max_seq_length)["input_ids"]
     lengths = np.fromiter((len(row) for row in ids), np.int64, len(ids))
     vectors = np.empty((len(texts), embedding_width(encoder)), np.float32)
@@ -143,6 +170,12 @@ class EmbedConversations(FolderStage):
     def __init__(self, pool: Path, out: Path, config: EmbedConfig = EmbedConfig()):
         super().__init__(pool, out, config)
 
+    def config_dict(self) -> dict:
+        config = super().config_dict()
+        if self.config.static:  # other distillation settings make other vectors
+            config["static"] = static_embedder.DISTILL_SETTINGS
+        return config
+
     def plan(self) -> list[Task]:
         tasks, size = [], self.config.rows_per_task
         for path in part_files(self.pool):
@@ -154,7 +187,7 @@ class EmbedConversations(FolderStage):
         return tasks
 
     def process(self, task: Task) -> PartResult:
-        table = pq.read_table(task.params["path"]).slice(task.params["start"], task.params["rows"])
+        table = read_rows(task.params["path"], task.params["start"], task.params["rows"])
         require_columns(table.schema, self.needs, task.params["path"])
         texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
         if texts:
@@ -169,13 +202,29 @@ class EmbedConversations(FolderStage):
         if "embedding" in table.column_names:
             table = table.drop_columns(["embedding"])
         table = table.append_column("embedding", column)
-        dtype = resolved_dtype(self.config.dtype).encode()
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), DTYPE_KEY: dtype})
+        dtype = resolved_dtype(self.config.dtype)
+        metadata = {**(table.schema.metadata or {}), DTYPE_KEY: dtype.encode()}
+        table = table.replace_schema_metadata(metadata)
         write_parquet_atomic(table, self.out / f"{task.name}.parquet")
         return PartResult(
             task.name,
             table.num_rows,
             table.num_rows,
             content_hash=table_hash(table),
-            stats={"dim": dim},
+            stats={"dim": dim, "dtype": dtype},
         )
+
+    def summary(self, results: list[PartResult]) -> dict:
+        return {"embedder": describe_embedder(self.config, results)}
+
+
+def describe_embedder(config: EmbedConfig, results: list[PartResult]) -> dict:
+    """Which embedder made a folder's vectors: kind, model, width and the dtypes its parts
+    were computed in (workers may differ), for the manifest and the eval-set report."""
+    if config.static:
+        about = static_embedder.describe(config.model)
+    else:
+        about = {"kind": "transformer", "model": config.model, "library": "sentence-transformers"}
+    dims = sorted({r.stats["dim"] for r in results if "dim" in r.stats})
+    dtypes = sorted({r.stats.get("dtype", "unrecorded") for r in results})
+    return {**about, "dim": dims[0] if len(dims) == 1 else dims, "dtypes": dtypes}

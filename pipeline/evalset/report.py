@@ -1,4 +1,5 @@
-"""A short report of a built eval set: sizes, sources, lengths, cluster histogram and a 2-D map."""
+"""A short report of a built eval set: sizes, sources, lengths, the embedder, cluster histogram
+and a 2-D map."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 
 from core.schemas import prompt_text
-from pipeline.evalset.embed import vectors_of
+from pipeline.evalset.kmeans import sample_vectors
 
 
 def _pyplot():
@@ -42,12 +42,7 @@ def plot_embedding_map(
 ) -> None:
     """PCA of a sample of the pool (grey) with the chosen rows marked by subset."""
     plt = _pyplot()
-    table = ds.dataset(str(clustered), format="parquet").to_table(
-        columns=["prompt_id", "embedding"]
-    )
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(table.num_rows, size=min(sample, table.num_rows), replace=False)
-    pool = vectors_of(table.take(rows))
+    pool = sample_vectors(clustered, sample, seed)  # one part at a time, never the whole pool
     mean = pool.mean(axis=0)
     _, _, axes = np.linalg.svd(pool - mean, full_matrices=False)
     project = lambda v: (v - mean) @ axes[:2].T  # noqa: E731
@@ -65,6 +60,20 @@ def plot_embedding_map(
     plt.close(fig)
 
 
+def embedder_line(embedder: dict) -> str:
+    """One line on what made the vectors (the embed stage's manifest summary `embedder`)."""
+    dim, dtypes = embedder.get("dim"), ", ".join(embedder.get("dtypes", []))
+    if embedder.get("kind") == "static":
+        made = (
+            f"distilled from {embedder['distilled_from']} (PCA {embedder['pca_dims']} dims, "
+            f"SIF {embedder['sif_coefficient']:g})"
+            if "distilled_from" in embedder
+            else f"folder {embedder.get('folder')}"
+        )
+        return f"{embedder['model']}: static model2vec, {made}; {dim} dims, {dtypes}"
+    return f"{embedder['model']}: transformer (sentence-transformers); {dim} dims, {dtypes}"
+
+
 def write_report(
     out: Path,
     index: pd.DataFrame,
@@ -73,6 +82,7 @@ def write_report(
     mixed: pd.DataFrame,
     scored: pd.DataFrame,
     clustered: Path,
+    embedder: dict | None = None,
 ) -> Path:
     sizes = index.groupby("cluster").size()
     plot_cluster_sizes(sizes, out / "cluster_sizes.png")
@@ -87,6 +97,7 @@ def write_report(
         f"hard: {len(hard)} rows (difficulty "
         + (f"{hard.difficulty.min():.2f}-{hard.difficulty.max():.2f})" if len(hard) else "n/a)"),
         f"- mix: {len(mixed)} rows, {int((mixed.messages.map(len) > 1).sum())} multi-turn",
+        *([f"- embedder: {embedder_line(embedder)}"] if embedder else []),
         "",
         "| subset | rows | median prompt chars | sources |",
         "|---|---:|---:|---|",

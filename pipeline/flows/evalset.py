@@ -35,10 +35,19 @@ class Recipe:
     )
     hard_top: int = field(default=1000, metadata={"help": "Hard rows: the most difficult"})
     seed: int = 0
-    embed_model: str = field(default=EMBED_MODEL, metadata={"help": "sentence-transformers model"})
+    embed_model: str = field(
+        default=EMBED_MODEL,
+        metadata={
+            "help": "sentence-transformers model, or static:MODEL for a model2vec static "
+            "embedder (distilled once from MODEL, or MODEL a model2vec folder)"
+        },
+    )
     embed_dtype: str = field(
         default="auto",
-        metadata={"help": "auto: bfloat16 where the hardware has it natively, else float32"},
+        metadata={
+            "help": "auto: bfloat16 where the hardware has it natively, else float32 "
+            "(a static embedder is always float32)"
+        },
     )
     difficulty_judge: str = field(
         default="smollm2-difficulty", metadata={"help": "entry of --judge-roster that scores"}
@@ -71,6 +80,7 @@ class Recipe:
             isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 1
         ):
             raise UserError(f"semantic_threshold {t!r}: expected a cosine in (0, 1] or null (off)")
+        self.embed_config()  # a bad embed_model or embed_dtype fails here, as a UserError
         if self.difficulty_mode not in DIFFICULTY_MODES:
             raise UserError(
                 f"difficulty_mode {self.difficulty_mode!r}: expected one of "
@@ -151,7 +161,10 @@ def build_from_deduped(
     out.mkdir(parents=True, exist_ok=True)
     difficulty = recipe.difficulty_config()  # a bad judge fails before the first stage
     embed = recipe.embed_config()
-    run_stage(EmbedConversations(pool_dir, out / "embedded", embed), client, overwrite=overwrite)
+    embedded_manifest = run_stage(
+        EmbedConversations(pool_dir, out / "embedded", embed), client, overwrite=overwrite
+    )
+    embedder = embedded_manifest["summary"]["embedder"]
     embedded, semantic = out / "embedded", None
     if recipe.semantic_threshold is not None:
         semantic = drop_semantic_duplicates(
@@ -178,7 +191,9 @@ def build_from_deduped(
     mixed = mix(diverse, hard)
     for name, frame in (("diverse", diverse), ("hard", hard), ("mix", mixed)):
         write_frame_parts(frame.sort_values("prompt_id"), out / name, rows_per_part=100_000)
-    report = write_report(out, index, diverse, hard, mixed, scored, out / "clustered")
+    report = write_report(
+        out, index, diverse, hard, mixed, scored, out / "clustered", embedder=embedder
+    )
     if semantic is not None:
         add_semantic_line(report, semantic)
     return {
@@ -190,6 +205,7 @@ def build_from_deduped(
         "mix": len(mixed),
         "semantic_threshold": recipe.semantic_threshold,
         "semantic_dropped": semantic["summary"]["dropped"] if semantic else 0,
+        "embedder": embedder,
         "report": str(report),
         "out": str(out),
     }
@@ -228,11 +244,15 @@ def add_semantic_line(report: Path, manifest: dict) -> None:
 
 
 def evalset_report(counts: dict, out) -> str:
+    from pipeline.evalset.report import embedder_line
+
     text = (
         f"eval set: diverse {counts['diverse']} rows from {counts['diverse_clusters']} clusters, "
         f"hard {counts['hard']} of {counts['candidates']} candidates ({counts['judge_errors']} judge "
         f"errors), mix {counts['mix']} -> {out}; report {counts['report']}"
     )
+    if counts.get("embedder"):
+        text += f"; embedded by {embedder_line(counts['embedder'])}"
     if counts["semantic_threshold"] is not None:
         text += (
             f"; semantic dedup dropped {counts['semantic_dropped']} rows "

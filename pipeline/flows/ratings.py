@@ -5,7 +5,6 @@ the bootstrap work on those counts (pipeline/ratings)."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,12 +77,13 @@ class RatingsConfig:
 
 def rate_battles(
     client, paths, out, config: RatingsConfig = RatingsConfig(), *, progress: bool = True
-) -> dict:
+) -> RatingsSummary:
     """Aggregate, fit, write the leaderboard files; returns the summary (table included)."""
     import numpy as np
-    from tqdm import tqdm
 
-    from pipeline.ratings.battle_files import BattleFilter, aggregate_battles, collect_battles
+    from core.progress import LazyBar
+    from pipeline.ratings.battle_files import aggregate_battles, collect_battles
+    from pipeline.ratings.battle_rules import BattleFilter
     from pipeline.ratings.bradley_terry import Anchor
     from pipeline.ratings.leaderboard import RatingOptions, build_leaderboard, write_leaderboard
     from pipeline.ratings.pair_counts import PairCounts
@@ -97,16 +97,11 @@ def rate_battles(
             f"no battles to rate (dropped: {agg.dropped or 0}, filtered out: {agg.filtered})"
         )
     bothbad_as_tie = config.bothbad == "tie"
-    counts = PairCounts.from_counts(agg.counts, bothbad_as_tie=bothbad_as_tie)
+    counts = PairCounts.from_cells(agg.models, agg.cells, bothbad_as_tie=bothbad_as_tie)
     options = RatingOptions(
         config.ties, bothbad_as_tie, anchor, config.bootstrap, config.alpha, config.seed
     )
-    with tqdm(
-        total=config.bootstrap,
-        desc="bootstrap",
-        file=sys.stderr,
-        disable=not progress or not config.bootstrap,
-    ) as bar:
+    with LazyBar(config.bootstrap, "bootstrap", enabled=progress) as bar:
         board = build_leaderboard(counts, options, progress=bar)
     unrated = sorted(set(config.models) - set(counts.models))
     if unrated:
@@ -133,28 +128,41 @@ def rate_battles(
                 battles.outcome.to_numpy(),
                 counts.models,
             )
-            board.table["online_elo"] = board.table.model.map(dict(zip(counts.models, elo)))
+            board.add_column("online_elo", dict(zip(counts.models, elo)))
         if config.style_control:
             from pipeline.ratings.style_control import fit_style_controlled
 
             fit = fit_style_controlled(battles, counts.models)
             shifted = anchor.apply(fit.elo, counts.models)
-            board.table["rating_style_controlled"] = board.table.model.map(
-                dict(zip(counts.models, shifted))
-            )
+            board.add_column("rating_style_controlled", dict(zip(counts.models, shifted)))
             extra["style_coefficients"] = dict(zip(fit.features, np.round(fit.coefficients, 4)))
     if config.reference:
         from pipeline.ratings.consistency import consistency, read_reference
 
         extra["consistency"] = consistency(board.table, read_reference(Path(config.reference)))
     write_leaderboard(board, Path(out), extra)
-    return {**extra, "warnings": board.warnings, "table": board.table}
+    return RatingsSummary({**extra, "warnings": board.warnings}, board)
 
 
-def ratings_report(summary: dict, out) -> str:
+class RatingsSummary(dict):
+    """What `rate_battles` counted and wrote; `summary["table"]` is the leaderboard as pandas,
+    made on first use, so a caller that only prints (`arena elo`) never imports pandas."""
+
+    def __init__(self, items: dict, board):
+        super().__init__(items)
+        self.board = board
+
+    def __missing__(self, key):
+        if key != "table":
+            raise KeyError(key)
+        self["table"] = self.board.table
+        return self["table"]
+
+
+def ratings_report(summary: RatingsSummary, out) -> str:
     from pipeline.ratings.leaderboard import markdown_table
 
-    lines = [markdown_table(summary["table"]).rstrip()]
+    lines = [markdown_table(summary.board.columns).rstrip()]
     dropped = sum(summary["dropped"].values())
     lines.append(
         f"{summary['battles']} battles counted, {dropped} dropped, {summary['filtered']} filtered out; "

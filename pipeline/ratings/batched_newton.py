@@ -16,7 +16,11 @@ makes it invertible and leaves the (mean-zero) Newton step as it was.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import softmax
+
+
+def softmax(theta: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(theta - theta.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _gradient_and_hessian(

@@ -1,188 +1,245 @@
-"""Battle files of any origin -> outcome counts per model pair, aggregated with Dask.
+"""Battle files of any origin -> outcome counts per model pair (rules in battle_rules.py).
 
-Accepted tables (Parquet, CSV, JSONL):
-- ours or FastChat's: `model_a`, `model_b`, `winner` in model_a | model_b | tie |
-  tie (bothbad); a null winner is a judge error;
-- left/right votes (e.g. LLMFAO crowd comparisons): `left`, `right`, `winner` in
-  left | right | tie.
-Each partition is reduced on a worker to a few rows of (model_a, model_b,
-outcome, n); rows that cannot count are kept as outcome "dropped: <reason>" so
-they are reported, never lost silently. Raw battles never meet in one process.
+A file is read in pieces (a few row groups of a Parquet file, a whole CSV or
+JSONL file) with only the columns the rules need, as Arrow batches, so a
+piece's memory is bounded by its batch size, whatever the file's. Each piece is
+reduced to a models x models x outcomes count array; drops and filters are
+counted beside it, never lost. Without a client the pieces are counted in this
+process (no cluster to start: a million battles take well under a second);
+with one, each piece is a task on the workers and only the counts travel.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from core.errors import UserError
-from core.submit import compute_tasks
+from pipeline.ratings.battle_rules import (
+    FILTER_COLUMNS,
+    STYLE_COLUMNS,
+    BattleCounts,
+    BattleFilter,
+    battle_columns,
+    classify,
+    kept_battles,
+)
 
-OUTCOMES = ("model_a", "model_b", "tie", "tie (bothbad)")
-LEFT_RIGHT = {"left": "model_a", "right": "model_b", "tie": "tie"}
-STYLE_COLUMNS = ("answer_a", "answer_b", "len_a", "len_b")
+BATCH_ROWS = 1 << 20  # rows per Arrow batch: ~30 MB of codes at most
+PIECE_ROWS = 4 << 20  # rows per task on a cluster (whole row groups)
+TEXT_COLUMNS = ("model_a", "model_b", "left", "right", "winner", "judge")
+# Inputs up to this size are counted in the calling process: starting a cluster (1-2 s)
+# costs more than reading them (a million battles: ~2 MB of Parquet, well under a second).
+ONE_PROCESS_BYTES = 256 << 20
+ONE_PROCESS_FILES = 8
+FORMATS = {
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".json": "json",
+}
 
 
 @dataclass(frozen=True)
-class BattleFilter:
-    judges: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()  # keep battles where both models are listed
-    since: str | None = None  # ISO date, on a `tstamp` (unix seconds) or `date` column
-    until: str | None = None
+class Piece:
+    """Rows of one battle file: `row_groups` of a Parquet file (None: the whole file)."""
+
+    path: str
+    kind: str
+    columns: tuple[str, ...]  # the columns to read
+    row_groups: tuple[int, ...] | None = None
 
 
-@dataclass
-class Aggregate:
-    counts: pd.DataFrame  # model_a, model_b, outcome, n
-    dropped: dict[str, int] = field(default_factory=dict)
-    filtered: int = 0
-
-    @property
-    def battles(self) -> int:
-        return int(self.counts.n.sum())
-
-
-def _reader(path: Path, blocksize: str):
-    import dask.dataframe as dd
-
-    suffix = path.suffix.lower()
-    if suffix == ".parquet" or path.is_dir():
-        return dd.read_parquet(str(path))
-    if suffix == ".csv":
-        return dd.read_csv(
-            str(path), blocksize=blocksize, dtype=str, keep_default_na=False, na_values=[""]
-        )
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return dd.read_json(str(path), lines=True, blocksize=blocksize, dtype=False)
-    raise UserError(f"{path}: unknown battle file format {suffix!r}; use .parquet, .csv or .jsonl")
-
-
-def open_battle_file(path: Path, blocksize: str = "64MiB"):
-    """A lazy Dask frame of one battle file, or a one-line UserError."""
+def _files(path: Path) -> list[Path]:
     if not path.exists():
         raise UserError(f"{path}: no such file")
-    if path.is_file() and path.stat().st_size == 0:
-        raise UserError(f"{path}: empty file")
-    try:
-        frame = _reader(path, blocksize)
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any reader error means the file is unreadable
-        raise UserError(f"{path}: cannot read battles ({type(exc).__name__}: {exc})") from None
-    columns = set(frame.columns)
-    if not ({"model_a", "model_b", "winner"} <= columns or {"left", "right", "winner"} <= columns):
-        raise UserError(
-            f"{path}: no battle columns; need model_a, model_b, winner (or left, right, winner); "
-            f"found {', '.join(sorted(map(str, columns))) or 'none'}"
+    if path.is_dir():  # a Parquet folder: its rows are the part files, not the `_` side outputs
+        files = sorted(
+            p
+            for p in path.rglob("*.parquet")
+            if not any(s.startswith(("_", ".")) for s in p.relative_to(path).parts)
         )
-    return frame
+        if not files:
+            raise UserError(f"{path}: no Parquet files in this folder")
+        return files
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: empty file")
+    if path.suffix.lower() not in FORMATS:
+        raise UserError(
+            f"{path}: unknown battle file format {path.suffix.lower()!r}; "
+            "use .parquet, .csv or .jsonl"
+        )
+    return [path]
 
 
-def _date_mask(part: pd.DataFrame, filt: BattleFilter) -> pd.Series | None:
-    if filt.since is None and filt.until is None:
-        return None
-    if "tstamp" in part:
-        when = pd.to_datetime(pd.to_numeric(part["tstamp"], errors="coerce"), unit="s", utc=True)
-    elif "date" in part:
-        when = pd.to_datetime(part["date"], errors="coerce", utc=True)
-    else:
-        raise UserError("--since/--until need a `tstamp` (unix seconds) or `date` column")
-    mask = pd.Series(True, index=part.index)
-    if filt.since:
-        mask &= when >= pd.Timestamp(filt.since, tz="UTC")
-    if filt.until:
-        mask &= when < pd.Timestamp(filt.until, tz="UTC")
-    return mask
+def _csv_options(names):
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    # Only an empty field is missing: a model called "NA" is a model.
+    return pv.ConvertOptions(
+        column_types={c: pa.string() for c in TEXT_COLUMNS},
+        null_values=[""],
+        strings_can_be_null=True,
+        include_columns=names,
+    )
 
 
-def normalize_partition(part: pd.DataFrame, filt: BattleFilter) -> tuple[pd.DataFrame, dict, int]:
-    """(battles with model_a, model_b, outcome [+ style columns], dropped reasons, filtered count)."""
-    if "model_a" in part:
-        battles = pd.DataFrame({"model_a": part["model_a"], "model_b": part["model_b"]})
-        winner = part["winner"]
-    else:
-        battles = pd.DataFrame({"model_a": part["left"], "model_b": part["right"]})
-        winner = part["winner"].map(lambda w: LEFT_RIGHT.get(w, w) if isinstance(w, str) else w)
-    battles["outcome"] = winner
-    for column in STYLE_COLUMNS:
-        if column in part:
-            battles[column] = part[column]
+def _batches(piece: Piece, schema_only: bool = False):
+    """Arrow record batches of a piece (or, with schema_only, its schema)."""
+    import pyarrow as pa
 
-    keep = pd.Series(True, index=part.index)
-    for mask in (
-        part["judge"].isin(filt.judges) if filt.judges else None,
-        (battles.model_a.isin(filt.models) & battles.model_b.isin(filt.models))
-        if filt.models
-        else None,
-        _date_mask(part, filt),
-    ):
-        if mask is not None:
-            keep &= mask.fillna(False).astype(bool)
-    filtered = int((~keep).sum())
-    battles = battles[keep]
+    if piece.kind == "parquet":
+        import pyarrow.parquet as pq
 
-    reason = pd.Series(pd.NA, index=battles.index, dtype="object")
-    missing_model = battles.model_a.isna() | battles.model_b.isna()
-    reason[missing_model] = "missing model name"
-    reason[reason.isna() & battles.outcome.isna()] = "judge error (no winner)"
-    unknown = reason.isna() & ~battles.outcome.isin(OUTCOMES)
-    reason[unknown] = "unknown winner value " + battles.outcome[unknown].astype(str).map(repr)
-    reason[reason.isna() & (battles.model_a == battles.model_b)] = "model battles itself"
-    dropped = reason.dropna().value_counts().to_dict()
-    return battles[reason.isna()], {str(k): int(v) for k, v in dropped.items()}, filtered
+        schema = pq.read_schema(piece.path)
+        if schema_only:
+            return schema
+        text = [
+            c
+            for c in piece.columns
+            if pa.types.is_string(schema.field(c).type)
+            or pa.types.is_large_string(schema.field(c).type)
+        ]
+        file = pq.ParquetFile(piece.path, read_dictionary=text)
+        return file.iter_batches(BATCH_ROWS, piece.row_groups, columns=list(piece.columns))
+    if piece.kind == "csv":
+        import pyarrow.csv as pv
+
+        reader = pv.open_csv(piece.path, convert_options=_csv_options(list(piece.columns) or None))
+        return reader.schema if schema_only else iter(reader)
+    import pyarrow.json as pj
+
+    names = pj.open_json(piece.path).schema.names  # from the first block
+    if schema_only:
+        return pj.open_json(piece.path).schema
+    # Names read as text in every block, whatever the first block's values looked like.
+    text = [pa.field(c, pa.string()) for c in piece.columns if c in names and c in TEXT_COLUMNS]
+    options = pj.ParseOptions(explicit_schema=pa.schema(text), unexpected_field_behavior="infer")
+    return (b.select(list(piece.columns)) for b in pj.open_json(piece.path, parse_options=options))
 
 
-def count_partition(part: pd.DataFrame, filt: BattleFilter) -> pd.DataFrame:
-    """A partition reduced to outcome counts; drops and filters ride along as pseudo-outcomes."""
-    battles, dropped, filtered = normalize_partition(part, filt)
-    counts = battles.groupby(["model_a", "model_b", "outcome"], observed=True).size()
-    counts = counts.rename("n").reset_index()
-    extra = [
-        {"model_a": "", "model_b": "", "outcome": f"dropped: {r}", "n": n}
-        for r, n in dropped.items()
-    ]
-    if filtered:
-        extra.append({"model_a": "", "model_b": "", "outcome": "filtered", "n": filtered})
-    return pd.concat([counts, pd.DataFrame(extra, columns=counts.columns)], ignore_index=True)
+def _read(piece: Piece, what):
+    """what(table) for each batch of the piece; a reader's failure is the file's, one line."""
+    import pyarrow as pa
+
+    def unreadable(exc: Exception) -> UserError:
+        return UserError(f"{piece.path}: cannot read battles ({type(exc).__name__}: {exc})")
+
+    try:
+        batches = iter(_batches(piece))
+    except Exception as exc:  # noqa: BLE001 - any reader error means the file is unreadable
+        raise unreadable(exc) from None
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - as above, midway through the file
+            raise unreadable(exc) from None
+        yield what(pa.Table.from_batches([batch]))
+
+
+def fits_one_process(paths) -> bool:
+    """Whether the battle files are few and small enough to count without a cluster."""
+    files = [f for p in paths if Path(p).exists() for f in _files(Path(p))]
+    return (
+        len(files) <= ONE_PROCESS_FILES
+        and sum(f.stat().st_size for f in files) <= ONE_PROCESS_BYTES
+    )
+
+
+def plan_pieces(paths, filt: BattleFilter, *, style: bool = False) -> list[Piece]:
+    """The pieces of every file, checked up front: a bad file is one line before any work."""
+    pieces = []
+    for given in paths:
+        for path in _files(Path(given)):
+            kind = FORMATS[path.suffix.lower()]
+            try:
+                schema = _batches(Piece(str(path), kind, ()), schema_only=True)
+            except Exception as exc:  # noqa: BLE001 - unreadable, whatever the reader says
+                raise UserError(
+                    f"{path}: cannot read battles ({type(exc).__name__}: {exc})"
+                ) from None
+            try:
+                first, second = battle_columns(schema.names)
+            except UserError as exc:
+                raise UserError(f"{path}: {exc}") from None
+            if filt.judges and "judge" not in schema.names:
+                raise UserError("--judge needs a `judge` column in every battle file")
+            extra = FILTER_COLUMNS + (STYLE_COLUMNS if style else ())
+            columns = (first, second, "winner", *(c for c in extra if c in schema.names))
+            pieces += _split(Piece(str(path), kind, columns))
+    return pieces
+
+
+def _split(piece: Piece) -> list[Piece]:
+    if piece.kind != "parquet":
+        return [piece]
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(piece.path).metadata
+    groups, rows, pieces = [], 0, []
+    for g in range(meta.num_row_groups):
+        groups.append(g)
+        rows += meta.row_group(g).num_rows
+        if rows >= PIECE_ROWS:
+            pieces.append(Piece(piece.path, piece.kind, piece.columns, tuple(groups)))
+            groups, rows = [], 0
+    if groups or not pieces:
+        pieces.append(Piece(piece.path, piece.kind, piece.columns, tuple(groups)))
+    return pieces
+
+
+def count_piece(piece: Piece, filt: BattleFilter) -> BattleCounts:
+    total = BattleCounts.empty()
+    for counts in _read(piece, lambda table: classify(table, filt).counts()):
+        total = total.merge(counts)
+    return total
+
+
+def _collect_piece(i: int, piece: Piece, filt: BattleFilter):
+    import pandas as pd
+
+    frames = list(_read(piece, lambda table: kept_battles(table, filt)))
+    return i, pd.concat(frames, ignore_index=True) if frames else None
 
 
 def aggregate_battles(
-    paths: list[Path], filt: BattleFilter, client, progress: bool = True
-) -> Aggregate:
-    """Sum the outcome counts of every partition of every file on the cluster."""
-    from dask import delayed
+    paths, filt: BattleFilter, client=None, progress: bool = True
+) -> BattleCounts:
+    """The summed counts of every battle file: in this process, or on the client's workers."""
+    pieces = plan_pieces(paths, filt)
+    if client is None:
+        results = [count_piece(p, filt) for p in pieces]
+    else:
+        from core.submit import run_tasks
 
-    frames = [open_battle_file(Path(p)) for p in paths]
-    if filt.judges and any("judge" not in f.columns for f in frames):
-        raise UserError("--judge needs a `judge` column in every battle file")
-    tasks = [delayed(count_partition)(part, filt) for f in frames for part in f.to_delayed()]
-    parts = compute_tasks(client, tasks, desc="count battles", progress=progress)
-    every = pd.concat(parts, ignore_index=True).groupby(["model_a", "model_b", "outcome"]).n.sum()
-    every = every.reset_index()
-    is_count = every.outcome.isin(OUTCOMES)
-    dropped = {
-        o.removeprefix("dropped: "): int(n)
-        for o, n in zip(every.outcome[~is_count], every.n[~is_count])
-        if o.startswith("dropped: ")
-    }
-    filtered = int(every.n[every.outcome == "filtered"].sum())
-    return Aggregate(every[is_count].reset_index(drop=True), dropped, filtered)
+        args = [(p, filt) for p in pieces]
+        results = run_tasks(
+            client, count_piece, args, desc="count battles", unit="piece", progress=progress
+        )
+    total = BattleCounts.empty()
+    for counts in results:
+        total = total.merge(counts)
+    return total
 
 
-def _kept_battles(part: pd.DataFrame, filt: BattleFilter) -> pd.DataFrame:
-    return normalize_partition(part, filt)[0]
+def collect_battles(paths, filt: BattleFilter, client=None, progress: bool = True):
+    """Every counted battle, in file order, in one pandas frame: for online Elo and style
+    control only, which need battles rather than counts."""
+    import pandas as pd
 
+    pieces = plan_pieces(paths, filt, style=True)
+    args = [(i, p, filt) for i, p in enumerate(pieces)]
+    if client is None:
+        results = [_collect_piece(*a) for a in args]
+    else:
+        from core.submit import run_tasks
 
-def collect_battles(
-    paths: list[Path], filt: BattleFilter, client, progress: bool = True
-) -> pd.DataFrame:
-    """Every counted battle, in file order, in one frame: for online Elo and style control only,
-    which need battles rather than counts."""
-    from dask import delayed
-
-    frames = [open_battle_file(Path(p)) for p in paths]
-    tasks = [delayed(_kept_battles)(part, filt) for f in frames for part in f.to_delayed()]
-    parts = compute_tasks(client, tasks, desc="collect battles", progress=progress)
-    return pd.concat(parts, ignore_index=True)
+        results = run_tasks(
+            client, _collect_piece, args, desc="collect battles", unit="piece", progress=progress
+        )
+    frames = [frame for _, frame in sorted(results, key=lambda r: r[0]) if frame is not None]
+    return pd.concat(frames, ignore_index=True)

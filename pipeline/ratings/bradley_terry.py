@@ -52,7 +52,25 @@ class Anchor:
 def fit_bradley_terry(
     comp: np.ndarray, alpha: float = 1e-4, initial: np.ndarray | None = None
 ) -> np.ndarray:
-    """Log-strengths (natural scale, mean zero) maximising the BT likelihood of `comp`."""
+    """Log-strengths (natural scale, mean zero) maximising the BT likelihood of `comp`:
+    Newton's method on choix's ILSR objective (batched_newton.py; numpy only, so `arena elo`
+    does not pay choix's second of scipy imports), choix itself where Newton does not converge."""
+    from pipeline.ratings.batched_newton import fit_bradley_terry_batch
+
+    n = comp.shape[0]
+    if n < 2:
+        return np.zeros(n)
+    start = np.zeros(n) if initial is None else initial
+    theta, converged = fit_bradley_terry_batch(comp[None], alpha, start, max_iter=100)
+    if converged[0]:
+        return theta[0]
+    return fit_with_choix(comp, alpha, initial)
+
+
+def fit_with_choix(
+    comp: np.ndarray, alpha: float = 1e-4, initial: np.ndarray | None = None
+) -> np.ndarray:
+    """choix's ILSR fit of `comp`: the reference the Newton fits are tested against."""
     import choix
 
     n = comp.shape[0]
@@ -70,8 +88,6 @@ def fit_bradley_terry(
 
 def data_warnings(comp: np.ndarray, models: list[str]) -> list[str]:
     """Cases where the maximum-likelihood ratings do not exist without the regulariser."""
-    from scipy.sparse.csgraph import connected_components
-
     warnings = []
     played = (comp + comp.T).sum(1)
     lost = comp.sum(0)
@@ -81,7 +97,7 @@ def data_warnings(comp: np.ndarray, models: list[str]) -> list[str]:
             warnings.append(f"{m} never lost: its rating is bounded only by the regulariser")
         elif played[i] > 0 and won[i] == 0:
             warnings.append(f"{m} never won: its rating is bounded only by the regulariser")
-    n_parts, labels = connected_components(comp > 0, directed=True, connection="strong")
+    n_parts, labels = strong_components(comp > 0)
     if n_parts > 1 and len(models) > 1:
         groups = [[m for m, g in zip(models, labels) if g == k] for k in range(n_parts)]
         if len(max(groups, key=len)) < len(models):
@@ -92,6 +108,24 @@ def data_warnings(comp: np.ndarray, models: list[str]) -> list[str]:
                 f"(smallest: {shown}); ratings across groups rest on the regulariser"
             )
     return warnings
+
+
+def strong_components(edges: np.ndarray) -> tuple[int, np.ndarray]:
+    """(count, label per node) of the strongly connected components of a directed graph given
+    as a boolean adjacency matrix: two nodes share one when each reaches the other. The
+    reachability closure by repeated squaring costs O(n^3 log n), milliseconds at the few
+    hundred models of an arena, and spares `arena elo` scipy's import."""
+    n = len(edges)
+    reach = (edges | np.eye(n, dtype=bool)).astype(np.float32)
+    while True:
+        wider = ((reach @ reach) > 0).astype(np.float32)
+        if np.array_equal(wider, reach):
+            break
+        reach = wider
+    mutual = (reach > 0) & (reach > 0).T
+    first = mutual.argmax(axis=1)  # the lowest node of each one's component names it
+    names, labels = np.unique(first, return_inverse=True)
+    return len(names), labels
 
 
 def to_elo(theta: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from pipeline.ratings.bootstrap import bootstrap_ratings, ci_ranks
 from pipeline.ratings.bradley_terry import Anchor, data_warnings
@@ -28,9 +27,21 @@ class RatingOptions:
 
 @dataclass
 class Leaderboard:
-    table: pd.DataFrame
+    """The table as ordered numpy columns, best first; `table` is the same as pandas (imported
+    only when asked for: `arena elo` writes its files without it)."""
+
+    columns: dict[str, np.ndarray]
     counts: PairCounts
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
+
+    def add_column(self, name: str, by_model: dict[str, float]) -> None:
+        self.columns[name] = np.array([by_model[m] for m in self.columns["model"]], dtype=float)
 
 
 def build_leaderboard(counts: PairCounts, options: RatingOptions, progress=None) -> Leaderboard:
@@ -48,46 +59,76 @@ def build_leaderboard(counts: PairCounts, options: RatingOptions, progress=None)
         progress=progress,
     )
     stats = dist.summary()
-    table = pd.DataFrame(
-        {
-            "model": counts.models,
-            "rating": stats["rating"],
-            "lower": stats["lower"],
-            "upper": stats["upper"],
-            "battles": counts.battles_per_model.astype(int),
-            "win_rate": counts.win_rate(),
-        }
-    )
-    table["rank"] = ci_ranks(table.lower.to_numpy(), table.upper.to_numpy())
-    table = table.sort_values(["rating"], ascending=False)[COLUMNS].reset_index(drop=True)
+    columns = {
+        "rank": ci_ranks(stats["lower"], stats["upper"]),
+        "model": np.array(counts.models, dtype=object),
+        "rating": stats["rating"],
+        "lower": stats["lower"],
+        "upper": stats["upper"],
+        "battles": counts.battles_per_model.astype(np.int64),
+        "win_rate": counts.win_rate(),
+    }
+    order = np.argsort(-stats["rating"], kind="stable")
+    columns = {name: values[order] for name, values in columns.items()}
     warnings = data_warnings(counts.comparison_matrix(options.tie_mode), counts.models)
-    return Leaderboard(table, counts, warnings)
+    return Leaderboard(columns, counts, warnings)
 
 
-def markdown_table(table: pd.DataFrame) -> str:
+def markdown_table(table) -> str:
+    """The leaderboard (a Leaderboard's columns or its pandas table) as a Markdown table."""
     lines = [
         "| rank | model | rating | 95% CI | battles | win rate |",
         "|---:|---|---:|---:|---:|---:|",
     ]
-    for r in table.itertuples():
-        ci = f"{r.lower - r.rating:+.1f} / {r.upper - r.rating:+.1f}"
-        lines.append(
-            f"| {r.rank} | {r.model} | {r.rating:.1f} | {ci} | {r.battles} | {r.win_rate:.3f} |"
-        )
+    rows = zip(*(list(table[c]) for c in COLUMNS))
+    for rank, model, rating, lower, upper, battles, win_rate in rows:
+        ci = f"{lower - rating:+.1f} / {upper - rating:+.1f}"
+        lines.append(f"| {rank} | {model} | {rating:.1f} | {ci} | {battles} | {win_rate:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _arrow_table(columns: dict[str, np.ndarray]):
+    """numpy columns (numbers, or objects holding text) as an Arrow table, built from buffers:
+    `pa.array` imports pandas (half a second) to check for pandas types first."""
+    import pyarrow as pa
+
+    arrays = []
+    for values in columns.values():
+        if values.dtype.kind == "O":
+            text = [str(v).encode() for v in values]
+            offsets = np.cumsum([0] + [len(t) for t in text], dtype=np.int32)
+            buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(text))]
+            arrays.append(pa.Array.from_buffers(pa.string(), len(text), buffers))
+        else:
+            floats = values.dtype.kind == "f"
+            kind = pa.float64() if floats else pa.int64()
+            values = np.ascontiguousarray(values, dtype=np.float64 if floats else np.int64)
+            nulls = None
+            if floats and np.isnan(values).any():  # NaN win rate: never played
+                nulls = pa.py_buffer(np.packbits(~np.isnan(values), bitorder="little"))
+            arrays.append(pa.Array.from_buffers(kind, len(values), [nulls, pa.py_buffer(values)]))
+    return pa.Table.from_arrays(arrays, names=list(columns))
 
 
 def write_leaderboard(board: Leaderboard, out: Path, extra: dict) -> list[Path]:
     """leaderboard.csv / .md / .parquet, ratings.png, win_rates.png, summary.json."""
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+
     from pipeline.ratings.plots import plot_ratings, plot_win_rates
 
     out.mkdir(parents=True, exist_ok=True)
-    table = board.table
-    table.to_csv(out / "leaderboard.csv", index=False, float_format="%.2f")
-    table.to_parquet(out / "leaderboard.parquet", index=False)
-    (out / "leaderboard.md").write_text(markdown_table(table))
-    plot_ratings(table, out / "ratings.png")
-    order = list(table.model)
+    columns = board.columns
+    pq.write_table(_arrow_table(columns), out / "leaderboard.parquet")
+    # Two decimals in the CSV, as a person reads it; the Parquet keeps full precision.
+    rounded = {
+        name: np.round(values, 2) if values.dtype.kind == "f" else values
+        for name, values in columns.items()
+    }
+    pv.write_csv(_arrow_table(rounded), out / "leaderboard.csv")
+    (out / "leaderboard.md").write_text(markdown_table(columns))
+    plot_ratings(columns, out / "ratings.png")
+    order = list(columns["model"])
     index = [board.counts.models.index(m) for m in order]
     rates = board.counts.pairwise_win_rate()[np.ix_(index, index)]
     plot_win_rates(order, rates, out / "win_rates.png")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 TIE_MODES = ("half", "ignore")
 
@@ -19,23 +18,14 @@ class PairCounts:
     ties: np.ndarray
 
     @classmethod
-    def from_counts(cls, counts: pd.DataFrame, bothbad_as_tie: bool = True) -> PairCounts:
-        models = sorted(set(counts.model_a) | set(counts.model_b))
-        index = {m: i for i, m in enumerate(models)}
-        n = len(models)
-        wins, ties = np.zeros((n, n)), np.zeros((n, n))
-        a = counts.model_a.map(index).to_numpy()
-        b = counts.model_b.map(index).to_numpy()
-        k = counts.n.to_numpy(dtype=float)
-        outcome = counts.outcome.to_numpy()
-        for mask, target, rows, cols in (
-            (outcome == "model_a", wins, a, b),
-            (outcome == "model_b", wins, b, a),
-            (outcome == "tie", ties, a, b),
-            ((outcome == "tie (bothbad)") & bothbad_as_tie, ties, a, b),
-        ):
-            np.add.at(target, (rows[mask], cols[mask]), k[mask])
-        return cls(models, wins, ties + ties.T)
+    def from_cells(
+        cls, models: list[str], cells: np.ndarray, bothbad_as_tie: bool = True
+    ) -> PairCounts:
+        """From cells[a, b, k], battles of a (first) against b with outcome k: model_a won,
+        model_b won, tie, tie (bothbad) (battle_rules.BattleCounts)."""
+        cells = cells.astype(float)
+        ties = cells[:, :, 2] + (cells[:, :, 3] if bothbad_as_tie else 0.0)
+        return cls(list(models), cells[:, :, 0] + cells[:, :, 1].T, ties + ties.T)
 
     @classmethod
     def from_codes(

@@ -2,13 +2,10 @@
 
 import json
 
-import pyarrow as pa
 import pytest
 import torch
 
 from core.errors import UserError
-from core.parquet_io import write_parquet_atomic
-from core.stage import Task
 from pipeline.dedup.semantic import semantic_dedup
 from pipeline.evalset.embed import (
     EmbedConfig,
@@ -16,6 +13,7 @@ from pipeline.evalset.embed import (
     embedded_dtype,
     resolved_dtype,
 )
+from tests.pipeline.evalset.conftest import one_part_pool
 
 
 @pytest.mark.parametrize(
@@ -36,21 +34,10 @@ def test_unknown_dtype_is_a_user_error():
 
 
 def test_float32_parts_skip_the_float32_recheck(tmp_path):
-    texts = ["Write a poem about the sea.", "Write a poem about the sea!", "What is 2 + 2?"]
     pool = tmp_path / "pool"
-    write_parquet_atomic(
-        pa.table(
-            {
-                "prompt_id": ["a", "b", "c"],
-                "messages": [[{"role": "user", "content": t}] for t in texts],
-            }
-        ),
-        pool / "part-0.parquet",
-    )
+    task = one_part_pool(pool)
     stage = EmbedConversations(pool, tmp_path / "embedded", EmbedConfig(dtype="float32"))
-    stage.process(
-        Task("part-0-0000", {"path": str(pool / "part-0.parquet"), "start": 0, "rows": 9})
-    )
+    stage.process(task)
     part = tmp_path / "embedded" / "part-0-0000.parquet"
     assert embedded_dtype(part, "unknown") == "float32"
     # Asked to re-check bfloat16 vectors, semantic dedup reads the footer and needs no float32.

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.ratings.batched_newton import fit_bradley_terry_batch
 from pipeline.ratings.bootstrap import bootstrap_ratings
-from pipeline.ratings.bradley_terry import fit_bradley_terry, to_elo
+from pipeline.ratings.bradley_terry import fit_bradley_terry, fit_with_choix, to_elo
 from pipeline.ratings.pair_counts import PairCounts
 from tests.pipeline.ratings.conftest import simulate
 
@@ -49,7 +49,7 @@ def resampled_comps(counts: PairCounts, tie_mode: str, rounds: int, seed: int) -
 def assert_matches_choix(comps: np.ndarray, alpha: float, initial: np.ndarray) -> None:
     batch, converged = fit_bradley_terry_batch(comps, alpha, initial)
     assert converged.all()
-    choix_fits = np.array([fit_bradley_terry(c, alpha, initial) for c in comps])
+    choix_fits = np.array([fit_with_choix(c, alpha, initial) for c in comps])
     assert np.abs(to_elo(batch - choix_fits)).max() <= 0.01
 
 

@@ -8,7 +8,13 @@ from scipy.stats import spearmanr
 
 from pipeline.flows.ratings import RatingsConfig, rate_battles
 from pipeline.ratings.bootstrap import bootstrap_ratings, ci_ranks
-from pipeline.ratings.bradley_terry import Anchor, data_warnings, fit_bradley_terry
+from pipeline.ratings.bradley_terry import (
+    Anchor,
+    data_warnings,
+    fit_bradley_terry,
+    fit_with_choix,
+    strong_components,
+)
 from pipeline.ratings.online_elo import online_elo
 from pipeline.ratings.pair_counts import PairCounts
 from tests.pipeline.ratings.conftest import simulate
@@ -89,6 +95,34 @@ def test_unbeaten_and_disconnected_get_finite_ratings_and_warnings():
     assert any("a never lost" in w for w in warnings)
     assert any("b never won" in w for w in warnings)
     assert any("strongly connected groups" in w for w in warnings)
+
+
+def test_point_fit_is_choix_fit(llmfao_votes):
+    """Newton's point fit lands on choix's ILSR answer, on real votes and on degenerate counts."""
+    votes = pd.read_csv(llmfao_votes)
+    models = sorted(set(votes.left) | set(votes.right))
+    index = {m: i for i, m in enumerate(models)}
+    outcome = votes.winner.map({"left": 0, "right": 1, "tie": 2}).to_numpy()
+    counts = PairCounts.from_codes(
+        models, votes.left.map(index).to_numpy(), votes.right.map(index).to_numpy(), outcome
+    )
+    unbeaten = np.array([[0, 5, 0, 0], [0, 0, 0, 0], [0, 0, 0, 3], [0, 0, 2, 0.0]])
+    for comp, alpha in ((counts.comparison_matrix(), 1e-4), (unbeaten, 1e-4), (unbeaten, 0.5)):
+        ours, reference = fit_bradley_terry(comp, alpha), fit_with_choix(comp, alpha)
+        assert np.abs(ours - reference).max() * 400 / np.log(10) < 0.01
+
+
+def test_strong_components_match_scipy():
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(0)
+    for n, density in ((1, 0.5), (7, 0.1), (40, 0.03), (60, 0.2)):
+        edges = rng.random((n, n)) < density
+        count, labels = strong_components(edges)
+        want, theirs = connected_components(edges, directed=True, connection="strong")
+        assert count == want
+        # The same partition, whatever the names of its parts.
+        assert ((labels[:, None] == labels[None, :]) == (theirs[:, None] == theirs[None, :])).all()
 
 
 def test_ties_half_or_ignored():

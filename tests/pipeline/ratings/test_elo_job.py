@@ -201,3 +201,45 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys, content, message):
 def test_unknown_anchor_model_is_refused(llmfao_votes, tmp_path, capsys):
     assert main(["elo", str(llmfao_votes), "--out", str(tmp_path), "--anchor", "GPT-9=1100"]) == 2
     assert "anchor model 'GPT-9' has no battles" in last_error(capsys)
+
+
+def test_in_process_counts_equal_the_cluster_counts(client, tmp_path):
+    """The same files counted in this process and as tasks on a cluster: the same leaderboard,
+    drops and filters, with nulls, unknown winners, self-battles and every format."""
+    battles = simulate(STRENGTHS, 4000, seed=8, tie_share=0.1)
+    battles.loc[battles.index[:5], "winner"] = None
+    battles.loc[battles.index[5:9], "winner"] = "model_c"
+    battles.loc[battles.index[9:12], "model_b"] = None
+    battles.loc[battles.index[12:14], "model_b"] = battles.model_a[battles.index[12:14]]
+    battles.iloc[:1500].to_parquet(tmp_path / "a.parquet", row_group_size=400)
+    battles.iloc[1500:3000].to_csv(tmp_path / "b.csv", index=False)
+    battles.iloc[3000:].to_json(tmp_path / "c.jsonl", orient="records", lines=True)
+    paths = [tmp_path / n for n in ("a.parquet", "b.csv", "c.jsonl")]
+    here = recompute(None, paths, tmp_path / "here", bootstrap=10, models=("strong", "mid", "weak"))
+    there = recompute(
+        client, paths, tmp_path / "there", bootstrap=10, models=("strong", "mid", "weak")
+    )
+    pd.testing.assert_frame_equal(here["table"], there["table"])
+    assert here["dropped"] == there["dropped"] and here["filtered"] == there["filtered"]
+    assert here["dropped"]["judge error (no winner)"] + here["filtered"] > 0
+    assert set(here["table"].model) == {"strong", "mid", "weak"}
+
+
+def test_a_small_elo_starts_no_cluster_and_no_heavy_import(llmfao_votes, tmp_path):
+    """`arena elo` on one small file works in its own process: no Dask, and none of the
+    libraries whose imports cost more than the ratings (pandas, scipy, choix, matplotlib)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "board"
+    code = (
+        "import sys; from jobs.cli import main; "
+        f"assert main(['elo', {str(llmfao_votes)!r}, '--out', {str(out)!r}, '--bootstrap', '20']) == 0; "
+        "heavy = [m for m in ('pandas', 'scipy', 'choix', 'matplotlib', 'dask', 'distributed') "
+        "if m in sys.modules]; print('heavy:', heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "heavy: []" in done.stdout
+    assert "8931 battles counted" in done.stdout
+    table = pd.read_csv(out / "leaderboard.csv")
+    assert len(table) == 59 and table.rating.is_monotonic_decreasing
