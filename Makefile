@@ -39,7 +39,7 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline arena_models eval_sets jobs tests bench notebooks
+	$(BIN)/ruff check core pipeline arena_models eval_sets jobs tests bench notebooks
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -8,6 +8,12 @@ failure is retried with sampling, then returned as an error with no scores, neve
 as a made-up verdict. The judge does not know which model wrote which answer, nor
 which game it is: the battle stage swaps the order for game 2.
 
+Answer text cannot change how a verdict is read: in every field, lookalikes of the
+template's bracketed delimiters, of "[[A]]" tokens and of the "Score A:" reply lines are
+defanged before rendering (`neutralise`), so the prompt keeps exactly one of each, and
+only the judge's reply is parsed, its own score lines first; two different scores for
+one answer are an error (verdicts.read_pair_scores).
+
 Where the backend can, the reply format is enforced while decoding (`constraint`:
 a regex on vLLM and transformers, a JSON schema on an OpenAI-compatible
 endpoint), so a weak judge can no longer fail to answer in form; the free-text
@@ -38,6 +44,7 @@ from arena_models.verdicts import (
     find_pair_scores,
     label_pattern,
     parse_json_verdict,
+    read_pair_scores,
 )
 from core.defaults import JUDGE_SEES_CHARS
 from core.errors import UserError
@@ -137,8 +144,38 @@ class Verdict:
 
 
 def parse_verdict(text: str) -> tuple[float, float] | None:
-    """(score of Answer A, score of Answer B), each 1-10, or None if either is unreadable."""
+    """(score of Answer A, score of Answer B), each 1-10, or None if either is unreadable
+    or ambiguous (see verdicts.read_pair_scores)."""
     return find_pair_scores(text, SCORE_A, SCORE_B, 1, 10)
+
+
+# Answer text that looks like the prompt's own structure: bracketed markers naming an
+# answer or assistant ("[End of Answer A]", "[The End of Assistant A's Answer]"),
+# MT-bench verdict tokens ("[[A]]", "[[7]]") and our reply's score labels ("Score A:").
+_MARKER = re.compile(
+    r"\[\s*([^\[\]\n]{0,60}?\b(?:answer|assistant|response)\b[^\[\]\n]{0,60}?)\s*\]",
+    re.IGNORECASE,
+)
+_VERDICT_TOKEN = re.compile(r"\[\[\s*([^\[\]\n]{1,20}?)\s*\]\]")
+_SCORE_LABEL = re.compile(r"\b(score)(\s*)([AB])(\s*):", re.IGNORECASE)
+
+
+def neutralise(text: str, markers: tuple[str, ...] = ()) -> str:
+    """`text` (an answer, question or history) with delimiter lookalikes defanged, so that
+    it cannot close its block early or pose as the verdict: brackets become parentheses
+    ("(End of Answer A)"), "[[A]]" becomes "(A)", "Score A:" becomes "Score (A):". The
+    template's own bracketed `markers` are defanged whatever they say."""
+    for marker in markers:
+        inner = r"\s+".join(re.escape(w) for w in marker.strip("[] ").split())
+        text = re.sub(r"\[\s*(" + inner + r")\s*\]", r"(\1)", text, flags=re.IGNORECASE)
+    text = _VERDICT_TOKEN.sub(r"(\1)", text)
+    text = _MARKER.sub(r"(\1)", text)
+    return _SCORE_LABEL.sub(r"\1\2(\3)\4:", text)
+
+
+def template_markers(template: str) -> tuple[str, ...]:
+    """The bracketed delimiters a template uses around its fields ("[Start of Answer A]")."""
+    return tuple(sorted(set(re.findall(r"\[[^\[\]\n{}]{1,80}\]", _FIELD.sub("", template)))))
 
 
 class PairwiseJudge:
@@ -161,6 +198,7 @@ class PairwiseJudge:
         self.backend = backend
         self.template_path = str(template or DEFAULT_TEMPLATE)
         self.template = load_template(template)
+        self.markers = template_markers(self.template)
         self.retries = retries
         self.max_tokens = max_tokens
         self.retry_temperature = retry_temperature
@@ -182,6 +220,8 @@ class PairwiseJudge:
             "answer_a": item.first,
             "answer_b": item.second,
         }
+        # Every field is user text: none may open, close or fake a block of the template.
+        values = {k: neutralise(v, self.markers) for k, v in values.items()}
         # One pass: an answer that contains "{answer_b}" is not expanded again.
         return [{"role": "user", "content": _FIELD.sub(lambda m: values[m[1]], self.template)}]
 
@@ -205,8 +245,9 @@ class PairwiseJudge:
                     "judge reply is not a JSON verdict with score_a, score_b 1-10",
                 )
             return parsed[:2], parsed[2], None
-        scores = parse_verdict(out.text)
-        error = None if scores else "no 'Score A' and 'Score B' from 1 to 10 in the judge's reply"
+        scores, error = read_pair_scores(out.text, SCORE_A, SCORE_B, 1, 10)
+        if scores is None and error is None:
+            error = "no 'Score A' and 'Score B' from 1 to 10 in the judge's reply"
         return scores, explanation_of(out.text), error
 
     def judge(self, items: list[JudgeItem]) -> list[Verdict]:

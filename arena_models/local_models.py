@@ -46,8 +46,13 @@ def smollm2_dir() -> Path:
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_NAME)
-        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_NAME)
+        # A packaged GGUF file: no repository code to trust.
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, gguf_file=GGUF_NAME, trust_remote_code=False
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            source, gguf_file=GGUF_NAME, trust_remote_code=False
+        )
         # The weights are de-quantised on load; drop the GGUF marker so they save as plain tensors.
         model.hf_quantizer = None
         model.config.__dict__.pop("quantization_config", None)

@@ -8,12 +8,22 @@
         path: builtin:smollm2-135m-instruct
         sampling: {temperature: 0}
         constraint: auto            # judges: enforce the verdict format (auto|regex|json|none)
+        trust_remote_code: false    # transformers/vllm: run the model repo's own Python (default off)
+      - name: hosted
+        backend: openai
+        endpoint: https://api.example.com/v1
+        api_key_env: EXAMPLE_API_KEY  # the key is read from this variable, never written here
 
 Every mistake is one line naming the file, the entry and the field: an unknown
 backend, a missing path, a typo'd key (with the closest valid key suggested), a
 duplicate name, a value of the wrong type. Relative paths are read from the
 roster's folder; `${VAR}` in paths and endpoints comes from the environment.
 `load_roster("demo")` loads a packaged roster from arena_models/rosters/.
+
+Security: `trust_remote_code` is false unless an entry sets it, so a model folder or hub
+id cannot run its own Python on the workers by default. An API key never sits in a
+roster: `api_key:` is refused, `api_key_env` must be a variable name, and an endpoint
+carrying credentials (user:password@ or a query string) is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,6 +55,7 @@ LOCAL = {
     "chat_template": str,
     "max_model_len": int,
     "scoring": str,  # judges only: expected needs the token probabilities local models give
+    "trust_remote_code": bool,  # off unless set: a model repo's Python runs only if asked
 }
 FIELDS: dict[str, dict[str, type]] = {
     "transformers": {**COMMON, **LOCAL, "batch_size": int, "device": str},
@@ -68,6 +80,12 @@ FIELDS: dict[str, dict[str, type]] = {
     "recorded": {"name": str, "backend": str, "sampling": dict, "path": (str, list), "model": str},
 }
 REQUIRED = {"transformers": "path", "vllm": "path", "openai": "endpoint", "recorded": "path"}
+# A literal key in a roster would reach fingerprints, manifests and version control.
+_NO_KEY = (
+    "api_key is not accepted in a roster; put the key in an environment variable"
+    " and name it with api_key_env"
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SAMPLING = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int}
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
@@ -127,6 +145,8 @@ def load_roster(path: str | Path) -> list[ModelSpec]:
                 f"{source}: unknown top-level key {sorted(unknown)[0]!r}{_hint(sorted(unknown)[0], ['models', 'defaults'])}"
             )
         defaults = data.get("defaults") or {}
+        if isinstance(defaults, dict) and "api_key" in defaults:
+            raise UserError(f"{source}: defaults: {_NO_KEY}")
         data = data.get("models")
     if not isinstance(data, list) or not data:
         raise UserError(f"{source}: expected a non-empty list of models (or `models:` with one)")
@@ -160,6 +180,8 @@ def parse_entry(entry, number: int, source: Path, defaults: dict | None = None) 
         **entry,
         "sampling": {**defaults.get("sampling", {}), **(entry.get("sampling") or {})},
     }
+    if "api_key" in merged:
+        raise UserError(f"{label}: {_NO_KEY}")
     allowed = FIELDS[backend]
     for key, value in merged.items():
         if key not in allowed:
@@ -264,16 +286,49 @@ def _resolve_paths(options: dict, folder: Path, label: str) -> None:
         options["chat_template"] = file.read_text()
 
 
+def _records_model(files: list[Path], model: str) -> bool:
+    """Whether some answer row names `model` (a scan that stops at the first one)."""
+    needle = json.dumps(model)
+    for file in files:
+        with open(file, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if model in line or needle in line:  # cheap before parsing
+                    try:
+                        if json.loads(line).get("model") == model:
+                            return True
+                    except (ValueError, AttributeError):
+                        continue
+    return False
+
+
 def _check_paths(backend: str, options: dict, label: str) -> None:
     """Local files must exist now, not an hour into a run."""
     if backend == "recorded":
         from arena_models.backends.recorded_backend import expand_answer_files
 
         try:
-            expand_answer_files(options["path"])
+            files = expand_answer_files(options["path"])
         except UserError as err:
             raise UserError(f"{label}: path: {err}") from err
+        if options.get("model") and not _records_model(files, options["model"]):
+            # Else the backend finds no answers only once it loads, on a worker.
+            raise UserError(f"{label}: no recorded answers of model {options['model']!r} in path")
     elif backend == "openai":
+        env = options.get("api_key_env")
+        if env is not None and not _ENV_NAME.fullmatch(env):
+            # Not echoed: a value that is no variable name may be the key itself.
+            raise UserError(
+                f"{label}: api_key_env must name an environment variable (letters, digits, _),"
+                " not hold the key"
+            )
+        from urllib.parse import urlsplit
+
+        url = urlsplit(options["endpoint"])
+        if "@" in url.netloc or url.query:
+            raise UserError(
+                f"{label}: endpoint must not carry credentials (user:password@ or a query);"
+                " put the key in an environment variable and name it with api_key_env"
+            )
         if not options["endpoint"].startswith(("http://", "https://")):
             raise UserError(
                 f"{label}: endpoint {options['endpoint']!r} is not an http(s) URL"

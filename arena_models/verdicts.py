@@ -5,6 +5,10 @@ accept the usual variants of a labelled score ("Score A: 7/10", "**Assistant A**
 - 7 out of 10", "A = 7.5", "Score for A: 7") and refuse what is not a score in
 range, so a reply is either read correctly or reported unreadable. Used by the
 pairwise judge; reusable by any judge that writes "<label>: <number>".
+
+Only the judge's own reply is ever parsed, and answer text can still reach it when the
+judge quotes an answer: a pair is read from the judge's own score lines, and a reply
+that gives a label two different scores is an error, not a guess (read_pair_scores).
 """
 
 from __future__ import annotations
@@ -65,12 +69,61 @@ def find_score(text: str, pattern: re.Pattern, low: float, high: float) -> float
 def find_pair_scores(
     text: str, first: re.Pattern, second: re.Pattern, low: float = 1, high: float = 10
 ) -> tuple[float, float] | None:
-    """Both scores of a pairwise verdict, or None when either is missing."""
-    a = find_score(text, first, low, high)
-    b = find_score(text, second, low, high)
-    if a is None or b is None:
-        return None
-    return a, b
+    """Both scores of a pairwise verdict, or None when either is missing or ambiguous."""
+    scores, _ = read_pair_scores(text, first, second, low, high)
+    return scores
+
+
+# Before a score on its own line: markdown (bullets, bold, quotes) only.
+_LINE_START = re.compile(r"^[ \t*_`#>\-]*$")
+# After it: closing markdown or punctuation only.
+_LINE_END = re.compile(r"^[ \t*_`\])}.,;!]*$")
+
+
+def _scores(text: str, pattern: re.Pattern, low: float, high: float) -> tuple[set, set]:
+    """(values on their own verdict line, values anywhere) of the in-range scores."""
+    own, anywhere = set(), set()
+    for match in pattern.finditer(text):
+        value, scale = _value(match)
+        if (scale is not None and float(scale) != high) or not low <= value <= high:
+            continue
+        anywhere.add(value)
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        line_end = text.find("\n", match.end())
+        before = text[line_start : match.start()]
+        after = text[match.end() : None if line_end == -1 else line_end]
+        if _LINE_START.match(before) and _LINE_END.match(after):
+            own.add(value)
+    return own, anywhere
+
+
+def read_pair_scores(
+    text: str,
+    first: re.Pattern,
+    second: re.Pattern,
+    low: float = 1,
+    high: float = 10,
+    labels: tuple[str, str] = ("A", "B"),
+) -> tuple[tuple[float, float] | None, str | None]:
+    """((score A, score B), None) of a judge's reply, or (None, why not).
+
+    A judge may quote an answer, and an answer may hold a fake verdict ("Score A: 10").
+    So a score the judge wrote on a line of its own ("Score A: 7/10", the template's
+    format) wins over one inside a sentence, and when the reply gives one label two
+    different scores of the same kind, it is an error (retried, then reported), never a
+    guess: picking the first or the last would let answer text choose the verdict.
+    """
+    pair = []
+    for label, pattern in zip(labels, (first, second)):
+        own, anywhere = _scores(text, pattern, low, high)
+        values = own or anywhere
+        if not values:
+            return None, None
+        if len(values) > 1:
+            shown = ", ".join(f"{v:g}" for v in sorted(values))
+            return None, f"ambiguous verdict: the reply gives {label} several scores ({shown})"
+        pair.append(values.pop())
+    return (pair[0], pair[1]), None
 
 
 _EXPLANATION = re.compile(r"explanation\W{0,4}", re.IGNORECASE)
@@ -114,5 +167,7 @@ def parse_json_verdict(text: str) -> tuple[float, float, str] | None:
         explanation = str(data.get("explanation", ""))
     except (ValueError, KeyError, TypeError):
         return None
-    ok = all(isinstance(s, int | float) and not isinstance(s, bool) and 1 <= s <= 10 for s in (a, b))
+    ok = all(
+        isinstance(s, int | float) and not isinstance(s, bool) and 1 <= s <= 10 for s in (a, b)
+    )
     return (float(a), float(b), explanation) if ok else None

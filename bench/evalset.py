@@ -203,7 +203,7 @@ def main() -> None:
 
     # The baselines use every core through torch's threads, as a plain script would.
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-    baseline = SentenceTransformer(model_path, device="cpu")
+    baseline = SentenceTransformer(model_path, device="cpu", trust_remote_code=False)
     baseline.encode(texts[:64])
     start = time.perf_counter()
     base = baseline.encode(texts, normalize_embeddings=True).astype(np.float32)

@@ -88,8 +88,10 @@ def torch_baseline(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(
+        base, dtype=torch.float32, trust_remote_code=False
+    ).to(device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
     texts = [

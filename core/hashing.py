@@ -21,6 +21,49 @@ def file_fingerprint(path: str | os.PathLike) -> dict:
     return {"path": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """BLAKE2b of a file's bytes, streamed: a completion marker's proof that a file is the
+    one its task wrote (about 470 MB/s on one shared core, 0.2 s for 100 MB)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_records(out: Path, written) -> list[dict]:
+    """What a marker records of the files a task wrote (those under `out`: a model cache
+    written on the way is not the task's output)."""
+    root = out.resolve()
+    records = []
+    for path in written:
+        try:
+            rel = Path(path).resolve().relative_to(root)
+        except ValueError:
+            continue
+        records.append(
+            {"path": str(rel), "bytes": Path(path).stat().st_size, "blake2b": file_digest(path)}
+        )
+    return records
+
+
+def files_problem(out: Path, files: list[dict] | None, hashes: bool = True) -> str | None:
+    """Why the recorded files are not the ones the task wrote, or None when they are. Sizes
+    first (one stat each), then hashes, so a missing or truncated file costs no reading."""
+    if files is None:
+        return "its marker predates file records"
+    for f in files:
+        path = out / f["path"]
+        if not path.is_file():
+            return f"{f['path']} is missing"
+        if path.stat().st_size != f["bytes"]:
+            return f"{f['path']} has {path.stat().st_size} bytes, the marker says {f['bytes']}"
+    for f in files if hashes else ():
+        if file_digest(out / f["path"]) != f["blake2b"]:
+            return f"{f['path']} does not match its hash"
+    return None
+
+
 def table_hash(table: pa.Table) -> str:
     """Hash of a table's rows and schema (Arrow IPC bytes are deterministic)."""
     sink = pa.BufferOutputStream()

@@ -8,6 +8,8 @@ names start with `_`, which Arrow's dataset discovery skips, so
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import uuid
@@ -18,9 +20,33 @@ import pyarrow.parquet as pq
 
 from core.errors import UserError
 
+# The files published by the atomic writers below while `recording_writes` is open: how a
+# stage task's completion marker learns every file the task wrote, whichever stage it is.
+_WRITTEN: contextvars.ContextVar[dict[Path, None] | None] = contextvars.ContextVar(
+    "written", default=None
+)
+
+
+@contextlib.contextmanager
+def recording_writes():
+    """Yields the (ordered, unique) list of paths the atomic writers publish inside."""
+    written: dict[Path, None] = {}
+    token = _WRITTEN.set(written)
+    try:
+        yield written
+    finally:
+        _WRITTEN.reset(token)
+
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    os.replace(tmp, path)
+    written = _WRITTEN.get()
+    if written is not None:
+        written[path] = None
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
@@ -29,21 +55,21 @@ def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
-    os.replace(tmp, path)
+    _publish(tmp, path)
 
 
 def write_json_atomic(data, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    _publish(tmp, path)
 
 
 def write_text_atomic(text: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     tmp.write_text(text)
-    os.replace(tmp, path)
+    _publish(tmp, path)
 
 
 def remove_temporaries(folder: Path) -> None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from core.errors import UserError
-from core.hashing import combine_hashes
+from core.hashing import combine_hashes, files_problem
 from core.parquet_io import remove_temporaries, write_json_atomic
-from core.stage import PartResult, Stage
+from core.stage import DONE_DIR, PartResult, Stage
 from core.submit import run_tasks
 
 STAGE_FILE = "_stage.json"
@@ -46,24 +48,81 @@ def claim_output(stage: Stage, overwrite: bool) -> None:
 
 
 def is_complete(stage: Stage) -> bool:
-    """True when the folder holds a finished run of exactly this configuration."""
-    manifest = stage.out / MANIFEST_FILE
+    """True when the folder holds a finished run of exactly this configuration whose every
+    part still has its marker and the files that marker records (sizes and hashes)."""
+    path = stage.out / MANIFEST_FILE
     return (
-        manifest.exists() and json.loads(manifest.read_text())["config_hash"] == stage.config_hash
+        path.exists()
+        and json.loads(path.read_text())["config_hash"] == stage.config_hash
+        and folder_problem(stage.out) is None
     )
 
 
+def folder_problem(folder) -> str | None:
+    """Why a stage folder is not a finished run whose files are intact, or None when it is:
+    its manifest names its tasks, each must have a marker whose files verify."""
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not path.exists():
+        return f"{folder} has no {MANIFEST_FILE}"
+    for r in json.loads(path.read_text()).get("part_results", []):
+        problem = _checked(folder, r["name"])[1]
+        if problem:
+            return f"{folder}: {r['name']}: {problem}"
+    return None
+
+
+def check_input(folder: Path, stage_name: str) -> None:
+    """A finished input folder must still hold every part its markers record, at the size
+    recorded (no reading: inputs can be large); else one line, before any task runs."""
+    path = folder / MANIFEST_FILE
+    if not path.exists():
+        return
+    for r in json.loads(path.read_text()).get("part_results", []):
+        files = r.get("files")
+        problem = files_problem(folder, files, hashes=False) if files is not None else None
+        if problem:
+            raise UserError(
+                f"{stage_name}: input {folder} is damaged ({r['name']}: {problem}); rerun the "
+                "command that wrote it, which redoes that part"
+            )
+
+
+def _checked(folder, name: str) -> tuple[PartResult | None, str | None]:
+    """(the task's marker, why it cannot be trusted, or None when its files are intact)."""
+    path = folder / DONE_DIR / f"{name}.json"
+    if not path.exists():
+        return None, "no marker"
+    try:
+        result = PartResult(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None, "its marker is unreadable"
+    return result, files_problem(folder, result.files)
+
+
 def _finished(stage: Stage, names: set[str]) -> dict[str, PartResult]:
+    """The tasks whose markers hold; a marker whose files are missing or changed is
+    discarded with the files it records, so the task is redone, never reported done."""
     done = {}
     for path in stage.done_dir.glob("*.json") if stage.done_dir.exists() else []:
-        if path.stem in names:
-            done[path.stem] = PartResult(**json.loads(path.read_text()))
+        if path.stem not in names:
+            continue
+        result, problem = _checked(stage.out, path.stem)
+        if problem is None:
+            done[path.stem] = result
+            continue
+        print(f"{stage.name}: redoing {path.stem}: {problem}", file=sys.stderr)
+        for f in (result.files if result else None) or []:
+            (stage.out / f["path"]).unlink(missing_ok=True)
+        path.unlink()
     return done
 
 
 def run_stage(stage: Stage, client, *, overwrite: bool = False, progress: bool = True) -> dict:
     """Run what is left of `stage` and write its manifest. Returns the manifest."""
     started = time.time()
+    for folder in stage.input_folders():
+        check_input(folder, stage.name)
     claim_output(stage, overwrite)
     tasks = stage.plan()
     names = [t.name for t in tasks]
@@ -71,6 +130,9 @@ def run_stage(stage: Stage, client, *, overwrite: bool = False, progress: bool =
         raise RuntimeError(f"{stage.name}: task names are not unique")
     results = _finished(stage, set(names))
     pending = [t for t in tasks if t.name not in results]
+    if pending:
+        # The folder is not finished until every task is: no manifest may say otherwise.
+        (stage.out / MANIFEST_FILE).unlink(missing_ok=True)
 
     for result in run_tasks(
         client,

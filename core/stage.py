@@ -3,8 +3,9 @@
 A Stage turns input partitions into output parts. It declares the columns it
 needs and makes, and the worker resources its tasks need ({"GPU": 1} for
 generation); `core.runner` decides where tasks run. Each task writes its
-files atomically and then a completion marker holding its counts, so a rerun
-after a crash skips finished tasks and never duplicates or loses rows.
+files atomically and then a completion marker holding its counts and every file
+it wrote (path, size, BLAKE2b), so a rerun after a crash skips finished tasks
+whose files are intact and never duplicates, loses or trusts damaged rows.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.hashing import config_hash
-from core.parquet_io import write_json_atomic
+from core.hashing import config_hash, file_records
+from core.parquet_io import recording_writes, write_json_atomic
+
+DONE_DIR = "_done"  # completion markers, one per task
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class PartResult:
     rows_rejected: int = 0
     content_hash: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
+    # Every file the task wrote under the stage folder: {"path" (relative), "bytes",
+    # "blake2b"}. None in markers written before files were recorded: not verifiable.
+    files: list[dict] | None = None
 
 
 def write_filtered_part(out: Path, name: str, rows_in: int, kept) -> PartResult:
@@ -79,6 +85,11 @@ class Stage(ABC):
     def input_fingerprints(self) -> list[dict]:
         return []
 
+    def input_folders(self) -> list[Path]:
+        """Stage folders this stage reads; the runner refuses one with a missing or
+        truncated part rather than read fewer rows."""
+        return []
+
     def summary(self, results: list[PartResult]) -> dict:
         """Stage-specific totals for the manifest (beyond rows in/out/rejected)."""
         return {}
@@ -94,11 +105,14 @@ class Stage(ABC):
 
     @property
     def done_dir(self) -> Path:
-        return self.out / "_done"
+        return self.out / DONE_DIR
 
     def execute(self, task: Task) -> PartResult:
-        """What the runner ships to a worker: process, then mark the task done."""
-        result = self.process(task)
+        """What the runner ships to a worker: process, then mark the task done, recording
+        every file it wrote so a rerun can tell an intact task from a damaged one."""
+        with recording_writes() as written:
+            result = self.process(task)
+        result.files = file_records(self.out, written)
         write_json_atomic(dataclasses.asdict(result), self.done_dir / f"{task.name}.json")
         return result
 
@@ -120,6 +134,9 @@ class FolderStage(Stage):
         from core.hashing import folder_fingerprint
 
         return [folder_fingerprint(self.pool)]
+
+    def input_folders(self) -> list[Path]:
+        return [self.pool]
 
     def plan(self) -> list[Task]:
         from core.parquet_io import part_files

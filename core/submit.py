@@ -1,24 +1,31 @@
-"""The one way work reaches the cluster: a resource check, then tasks with progress.
+"""The one way work reaches the cluster: a resource check, placement, tasks with progress.
 
-Stages (core.runner), battle answers and verdicts, and the ratings counts all
-submit through `run_tasks` (functions) or `compute_tasks` (dask.delayed graphs),
-so every path fails the same way when no worker can run a task (a one-line
-error naming the resource, not a hang), shows the same progress bar, and
-retries a task the same way.
+Stages (core.runner), battle answers and verdicts, training jobs and the ratings
+counts all submit through `run_tasks`, so every path fails the same way when no
+worker can run a task (a one-line error naming the resource, not a hang), shows
+the same progress bar, retries a task the same way, and is placed the same way:
+tasks holding a resource (GPU=1) run only on workers declaring it, and tasks
+holding none stay off those workers while a worker without a GPU exists, so CPU
+work never occupies a GPU a generation or training task waits for.
 """
 
 from __future__ import annotations
 
 import sys
+import uuid
 
 from core.errors import UserError
+
+# How often a waiting run checks that the workers its CPU tasks are pinned to still
+# exist (a restarted worker comes back under a new address).
+PLACEMENT_CHECK_S = 10.0
 
 
 def require_resources(client, resources: dict | None, what: str) -> None:
     """Fail with a clear message instead of waiting forever for a worker that will never come."""
     if not resources:
         return
-    workers = client.scheduler_info()["workers"].values()
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
     if not any(
         all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items()) for w in workers
     ):
@@ -27,6 +34,14 @@ def require_resources(client, resources: dict | None, what: str) -> None:
             f"{what}: no worker holds {wanted}; start workers with `dask worker ... --resources "
             f"{wanted}` (embedded cluster: --worker-resources {wanted})"
         )
+
+
+def cpu_workers(client) -> list[str] | None:
+    """Workers declaring no resource, when the cluster also has workers that do (GPU
+    workers); None when every worker is alike, so tasks may run anywhere."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    plain = [address for address, w in workers.items() if not any(w.get("resources", {}).values())]
+    return plain if plain and len(plain) < len(workers) else None
 
 
 def run_tasks(
@@ -47,37 +62,31 @@ def run_tasks(
     if not args:
         return []
     require_resources(client, resources, desc)
-    futures = [
-        client.submit(
-            fn,
-            *a,
-            key=keys[i] if keys else None,
-            resources=resources or None,
-            retries=retries,
-            pure=False,
-            priority=-i,  # submission order: the first chunks finish first
-        )
-        for i, a in enumerate(args)
-    ]
-    return _drain(futures, desc, unit, done, progress)
+    # Named for what they do ("answers-smollm2-<uuid>"), so the dashboard and the
+    # scheduler's task stream say which tasks ran where.
+    keys = keys or [f"{'-'.join(desc.split())}-{uuid.uuid4()}" for _ in args]
 
+    def submit(indices: list[int], attempt: int) -> tuple[dict, list[str] | None]:
+        """{future: index} for the given tasks, and the workers they are pinned to."""
+        pinned = None if resources else cpu_workers(client)
+        return {
+            client.submit(
+                fn,
+                *args[i],
+                key=f"{keys[i]}-again{attempt}" if attempt else keys[i],
+                resources=resources or None,
+                workers=pinned,
+                retries=retries,
+                pure=False,
+                priority=-i,  # submission order: the first chunks finish first
+            ): i
+            for i in indices
+        }, pinned
 
-def compute_tasks(client, tasks: list, *, desc: str, unit: str = "part", progress: bool = True):
-    """Results of dask.delayed `tasks` (e.g. one per partition of a Dask frame), in order."""
-    if not tasks:
-        return []
-    futures = client.compute(tasks)
-    _drain(list(futures), desc, unit, 0, progress, release=False)
-    return client.gather(futures)
-
-
-def _drain(futures, desc: str, unit: str, done: int, progress: bool, release: bool = True):
-    from dask.distributed import as_completed
     from tqdm import tqdm
 
-    results = []
     bar = tqdm(
-        total=done + len(futures),
+        total=done + len(args),
         initial=done,
         desc=desc,
         unit=unit,
@@ -86,12 +95,51 @@ def _drain(futures, desc: str, unit: str, done: int, progress: bool, release: bo
         mininterval=1.0,
     )
     with bar:
-        for future in as_completed(futures):
-            results.append(future.result())
+        return _drain(client, submit, len(args), bar, desc)
+
+
+def _drain(client, submit, count: int, bar, desc: str) -> list:
+    """Gather results as tasks finish. Tasks pinned to CPU workers that have all gone
+    (a restarted worker has a new address) are submitted again to the workers there are."""
+    from distributed import KilledWorker, wait
+
+    pending, pinned = submit(list(range(count)), 0)
+    results, attempt = [], 0
+    while pending:
+        try:
+            finished, _ = wait(
+                list(pending), timeout=PLACEMENT_CHECK_S, return_when="FIRST_COMPLETED"
+            )
+        except TimeoutError:
+            live = client.scheduler_info(n_workers=-1)["workers"]
+            if pinned and not set(pinned) & set(live):
+                attempt += 1
+                client.cancel(list(pending))
+                pending, pinned = submit(sorted(pending.values()), attempt)
+            continue
+        for future in finished:
+            pending.pop(future)
+            try:
+                results.append(future.result())
+            except KilledWorker as err:
+                task, _, failures = err.args
+                raise UserError(
+                    f"{desc}: task {task} died with its worker {failures} times (out of "
+                    "memory? give workers more --memory-limit or fewer threads)"
+                ) from None
+            future.release()
             bar.update(1)
-            if release:
-                future.release()
     return results
+
+
+def task_kind(key) -> str:
+    """What a task is, from its key: the words before its first hex word ("answers-smollm2"
+    of "answers-smollm2-<uuid>", "embed" of "embed-<config hash>-part-00003")."""
+    words = str(key).split("-")
+    for i, word in enumerate(words):
+        if len(word) >= 8 and all(c in "0123456789abcdef" for c in word):
+            return "-".join(words[:i])
+    return str(key)
 
 
 def worker_chunks(client, items: list, cap: int) -> list[list]:
@@ -99,6 +147,6 @@ def worker_chunks(client, items: list, cap: int) -> list[list]:
     items, so a small run still uses every worker."""
     import math
 
-    workers = max(1, len(client.scheduler_info()["workers"]))
+    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
     size = max(1, min(cap, math.ceil(len(items) / workers)))
     return [items[i : i + size] for i in range(0, len(items), size)]

@@ -5,11 +5,14 @@ the answers swapped); records go to DIR/battles (the BATTLE schema, readable by
 `arena elo`), the combined pairs to DIR/combined, and a summary is printed.
 Answers and verdicts are cached (default DIR/_cache): a rerun resumes, and a
 model added to the roster costs only its own answers and new pairs.
+A run in which no game got a verdict exits 1 with the reason (records are kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from jobs.cluster import add_cluster_arguments
 from jobs.options import add_config_arguments
@@ -36,9 +39,11 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.cluster import connect, embedded_resources
+    from jobs.cluster import connect
     from jobs.options import config_from_args
+    from jobs.outputs import check_out
     from pipeline.battle.config import BattleConfig
+    from pipeline.dedup.near import check_pool
     from pipeline.flows.battle import battle_report, prepare_battle, run_battles
 
     setup = prepare_battle(  # mistakes surface before a cluster starts
@@ -48,8 +53,12 @@ def run(args: argparse.Namespace) -> int:
         judge_roster=args.judge_roster,
         cache=args.cache,
     )
-    embedded_resources(args, setup.resources)
-    with connect(args) as client:
+    check_pool(Path(args.evalset))  # a missing eval set fails before a cluster starts
+    check_out(args.out, args.evalset)
+    with connect(args, setup.resources) as client:
         summary = run_battles(client, setup, args.evalset, args.out)
     print(battle_report(summary, args.out))
+    if summary["no_verdict"]:  # records stay written for inspection; the run has failed
+        print(f"arena battle: {summary['no_verdict']}", file=sys.stderr)
+        return 1
     return 0

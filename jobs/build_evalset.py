@@ -33,8 +33,9 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from jobs.cluster import connect, embedded_resources
+    from jobs.cluster import connect
     from jobs.options import config_from_args
+    from jobs.outputs import check_out
     from pipeline.flows.evalset import Recipe, build_evalset, evalset_report
     from pipeline.flows.ingest import pool_files
     from pipeline.ingest.stage import IngestConfig
@@ -43,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     judge = recipe.difficulty_config().judge  # a bad judge fails before a cluster starts
     ingest_config = config_from_args(IngestConfig, args)
     files = pool_files(args.pool)
-    embedded_resources(args, judge.resources)
-    with connect(args) as client:
+    check_out(args.out, *args.pool)
+    with connect(args, judge.resources) as client:
         counts = build_evalset(
             client, files, args.out, recipe, ingest_config, overwrite=args.overwrite
         )

@@ -1,11 +1,13 @@
-"""The one place that chooses a Dask cluster.
+"""The one place that chooses a Dask cluster, and waits for the workers a job needs.
 
 Order: --scheduler-address, --scheduler-file, DASK_SCHEDULER_ADDRESS, else an
 embedded LocalCluster sized by --workers / --threads-per-worker /
 --memory-limit; a job small enough for one process and no cluster named runs
-in this process (`connect_unless_small`). --worker-resources (e.g. GPU=1) declares resources on the
-embedded workers; on a real cluster start workers with
-`dask worker ADDRESS --resources GPU=1`.
+in this process (`connect_unless_small`). --worker-resources (e.g. GPU=1) declares
+resources on the embedded workers; on a real cluster start workers with
+`dask worker ADDRESS --resources GPU=1`. An attached job waits up to
+--wait-workers seconds for the scheduler, a first worker and a worker holding each
+resource its tasks need, then stops with one line naming what is missing.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ import argparse
 import contextlib
 import os
 import sys
+import time
+from pathlib import Path
 
 from core.config_files import parse_resources
+from core.errors import UserError
+
+# A worker process with pyarrow and pandas loaded holds ~250 MiB; below this its
+# nanny would restart it forever.
+MIN_WORKER_MEMORY = 512 * 2**20
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,19 +36,68 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "--scheduler-file", help="connect using a scheduler file written by `dask scheduler`"
     )
     group.add_argument(
+        "--wait-workers",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="attached cluster: how long to wait for the scheduler (file), a first worker "
+        "and a worker holding each resource the job needs, before a one-line error",
+    )
+    group.add_argument(
         "--workers", type=int, default=None, help="embedded cluster: worker processes"
     )
     group.add_argument(
         "--threads-per-worker", type=int, default=1, help="embedded cluster: threads each"
     )
     group.add_argument(
-        "--memory-limit", default="auto", help="embedded cluster: per worker, e.g. 4GiB"
+        "--memory-limit",
+        default="auto",
+        help="embedded cluster: per worker, e.g. 4GiB, a fraction of memory (0.5) or auto",
     )
     group.add_argument(
         "--worker-resources",
         default="",
         help="embedded cluster: resources of every worker, e.g. GPU=1 (comma separated)",
     )
+
+
+def check_cluster_arguments(args: argparse.Namespace) -> None:
+    """Refuse impossible cluster flags before anything starts (one line each)."""
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be >= 1 (got {args.workers})")
+    if args.threads_per_worker < 1:
+        raise UserError(f"--threads-per-worker must be >= 1 (got {args.threads_per_worker})")
+    if not args.wait_workers >= 0 or args.wait_workers == float("inf"):
+        raise UserError(
+            f"--wait-workers must be a number of seconds >= 0 (got {args.wait_workers})"
+        )
+    if args.scheduler_address and args.scheduler_file:
+        raise UserError("give --scheduler-address or --scheduler-file, not both")
+    memory_limit(args.memory_limit)
+    parse_resources(args.worker_resources)
+
+
+def memory_limit(text: str) -> str | float:
+    """What LocalCluster takes for --memory-limit: "auto", a fraction of the machine's
+    memory in (0, 1], or a size of at least MIN_WORKER_MEMORY."""
+    if text == "auto":
+        return text
+    with contextlib.suppress(ValueError):
+        fraction = float(text)
+        if 0 < fraction <= 1:
+            return fraction
+        raise UserError(f"--memory-limit: {text!r} is not a fraction in (0, 1]; give e.g. 4GiB")
+    from dask.utils import parse_bytes
+
+    try:
+        size = parse_bytes(text)
+    except ValueError:
+        raise UserError(
+            f"--memory-limit: {text!r} is not a size (e.g. 4GiB), a fraction or auto"
+        ) from None
+    if size < MIN_WORKER_MEMORY:
+        raise UserError(f"--memory-limit: {text} is below the 512 MiB a worker process needs")
+    return text
 
 
 def _prepare_worker_environment(threads: int) -> None:
@@ -60,12 +118,11 @@ def _prepare_worker_environment(threads: int) -> None:
     )
 
 
-def embedded_resources(args: argparse.Namespace, needed: dict[str, float]) -> None:
-    """Give the embedded cluster's workers the resources a job's tasks need (e.g. the GPU
-    slot vLLM tasks hold, which on a CPU-only laptop serialises engine use per worker)
-    unless the user chose them. A real cluster declares its own (`dask worker --resources`)."""
-    if needed and not args.worker_resources:
-        args.worker_resources = ",".join(f"{k}={v:g}" for k, v in sorted(needed.items()))
+def embedded_resources(args: argparse.Namespace, needs: dict[str, float]) -> dict[str, float]:
+    """The embedded workers' resources: --worker-resources, else what the job's tasks need
+    (e.g. the GPU slot vLLM tasks hold, which on a CPU-only laptop serialises engine use
+    per worker). A real cluster declares its own (`dask worker --resources`)."""
+    return parse_resources(args.worker_resources) if args.worker_resources else dict(needs)
 
 
 def cluster_named(args: argparse.Namespace) -> bool:
@@ -82,6 +139,7 @@ def cluster_named(args: argparse.Namespace) -> bool:
 def connect_unless_small(args: argparse.Namespace, small: bool, *, quiet: bool = False):
     """None (work in this process: no cluster to start or import) for a job small enough for
     one process when no cluster was named; else a client as `connect` gives."""
+    check_cluster_arguments(args)
     if small and not cluster_named(args):
         yield None
         return
@@ -90,30 +148,34 @@ def connect_unless_small(args: argparse.Namespace, small: bool, *, quiet: bool =
 
 
 @contextlib.contextmanager
-def connect(args: argparse.Namespace, *, quiet: bool = False):
-    """Yield a dask.distributed Client for the cluster the arguments describe."""
-    from dask.distributed import Client
-
+def connect(args: argparse.Namespace, needs: dict[str, float] | None = None, *, quiet=False):
+    """Yield a dask.distributed Client for the cluster the arguments describe. `needs` are
+    the resources the job's tasks hold (GPU=1 for vLLM): an attached job waits for a worker
+    holding them; the embedded cluster gives them to its workers unless
+    --worker-resources chose otherwise."""
+    check_cluster_arguments(args)
+    needs = needs or {}
     address = args.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if args.scheduler_file:
-        client = Client(scheduler_file=args.scheduler_file)
-        where = f"scheduler file {args.scheduler_file}"
-    elif address:
-        client = Client(address)
-        where = address
-    else:
-        client = None
-    if client is not None:
-        if not quiet:
+    if args.scheduler_file or address:
+        client, where = _attach(args.scheduler_file, address, args.wait_workers)
+        with client:
+            _wait_for_workers(client, needs, args.wait_workers, where)
+            if quiet:
+                yield client
+                return
+            workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            print(f"connected to {where} ({workers} workers)", file=sys.stderr)
+            from distributed import get_task_stream
+
+            with get_task_stream(client=client) as stream:
+                yield client
             print(
-                f"connected to {where} ({len(client.scheduler_info()['workers'])} workers)",
+                placement(stream.data, client.scheduler_info(n_workers=-1)["workers"]),
                 file=sys.stderr,
             )
-        with client:
-            yield client
         return
 
-    from dask.distributed import LocalCluster
+    from dask.distributed import Client, LocalCluster
 
     cores = os.cpu_count() or 1
     workers = args.workers or max(1, cores // max(1, args.threads_per_worker))
@@ -122,8 +184,8 @@ def connect(args: argparse.Namespace, *, quiet: bool = False):
     cluster = LocalCluster(
         n_workers=workers,
         threads_per_worker=args.threads_per_worker,
-        memory_limit=args.memory_limit,
-        resources=parse_resources(args.worker_resources) or None,
+        memory_limit=memory_limit(args.memory_limit),
+        resources=embedded_resources(args, needs) or None,
         dashboard_address=":0",
     )
     with cluster, Client(cluster) as client:
@@ -133,4 +195,89 @@ def connect(args: argparse.Namespace, *, quiet: bool = False):
                 f"dashboard {client.dashboard_link}",
                 file=sys.stderr,
             )
+        _wait_for_workers(client, needs, 0, "the embedded cluster")
         yield client
+
+
+def placement(records: list[dict], workers: dict) -> str:
+    """One line saying which worker ran which tasks, from the scheduler's task stream: on a
+    shared cluster, the record that GPU work ran where the GPUs are."""
+    from collections import Counter, defaultdict
+
+    from core.submit import task_kind
+
+    ran = defaultdict(Counter)
+    for record in records:
+        ran[record["worker"]][task_kind(record["key"])] += 1
+    shown = []
+    for address, kinds in sorted(ran.items()):
+        worker = workers.get(address, {})  # a worker may have left since
+        held = ",".join(f"{k}={v:g}" for k, v in sorted(worker.get("resources", {}).items()))
+        tasks = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        shown.append(f"{worker.get('name', address)} ({held or 'no resources'}): {tasks}")
+    return "placement (scheduler task stream): " + ("; ".join(shown) or "no tasks")
+
+
+def _attach(scheduler_file: str | None, address: str | None, wait: float):
+    """A client of a running scheduler, reached within `wait` seconds, or one line."""
+    from dask.distributed import Client
+
+    deadline = time.monotonic() + wait
+    if scheduler_file:
+        where = f"scheduler file {scheduler_file}"
+        # A batch system may start the scheduler after this job: wait for its file.
+        if not Path(scheduler_file).is_file():
+            print(f"waiting up to {wait:g} s for {where} (--wait-workers)", file=sys.stderr)
+        while not Path(scheduler_file).is_file():
+            if time.monotonic() >= deadline:
+                raise UserError(
+                    f"{where} does not exist after {wait:g} s (--wait-workers); start "
+                    f"`dask scheduler --scheduler-file {scheduler_file}` first"
+                )
+            time.sleep(0.5)
+    else:
+        where = address
+    try:
+        if scheduler_file:
+            client = Client(
+                scheduler_file=scheduler_file, timeout=max(1.0, deadline - time.monotonic())
+            )
+        else:
+            client = Client(address, timeout=max(1.0, deadline - time.monotonic()))
+    except (OSError, TimeoutError, ValueError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"cannot reach the Dask scheduler at {where}: {detail}") from None
+    return client, where
+
+
+def _wait_for_workers(client, needs: dict[str, float], wait: float, where: str) -> None:
+    """Until a worker has joined and, for each needed resource, one holds it; else one line
+    naming what is missing and the `dask worker` flag that provides it."""
+    deadline, shown = time.monotonic() + wait, False
+    while True:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        missing = {
+            k: v
+            for k, v in needs.items()
+            if not any(w.get("resources", {}).get(k, 0) >= v for w in workers)
+        }
+        if workers and not missing:
+            return
+        if time.monotonic() >= deadline:
+            break
+        if not shown:
+            wanted = "a worker" + "".join(f" holding {k}={v:g}" for k, v in missing.items())
+            print(f"waiting up to {wait:g} s for {wanted} (--wait-workers)", file=sys.stderr)
+            shown = True
+        time.sleep(0.5)
+    if not workers:
+        raise UserError(
+            f"no worker joined {where} within {wait:g} s (--wait-workers); start workers "
+            "with `dask worker SCHEDULER_ADDRESS`"
+        )
+    wanted = ",".join(f"{k}={v:g}" for k, v in missing.items())
+    raise UserError(
+        f"no worker of {where} holds {wanted} after {wait:g} s (--wait-workers); start one "
+        f"with `dask worker SCHEDULER_ADDRESS --resources {wanted}` "
+        f"(embedded cluster: --worker-resources {wanted})"
+    )

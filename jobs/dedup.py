@@ -44,11 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from core.errors import UserError
     from jobs.cluster import connect
     from jobs.options import config_from_args
+    from jobs.outputs import check_out
     from pipeline.dedup.exact import ExactDedupConfig
     from pipeline.dedup.near import NearDedupConfig, check_pool
     from pipeline.flows.dedup import dedup_report, run_exact_dedup, run_near_dedup
 
     check_pool(Path(args.pool))  # a bad input fails before a cluster starts
+    check_out(args.out, args.pool)
     if args.near:
         if args.buckets is not None:
             raise UserError("--buckets is for --exact; --near takes --threshold and --num-perm")

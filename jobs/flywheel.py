@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise UserError("arena flywheel needs --config FILE (or a packaged name: demo, paper)")
-    from jobs.cluster import connect, embedded_resources
+    from jobs.cluster import connect
     from pipeline.flows.flywheel import prepare_flywheel, run_flywheel
     from pipeline.flywheel.config import FlywheelConfig
 
@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     setup = prepare_flywheel(
         FlywheelConfig.load(args.config), args.out, args.iteration, overwrite=args.overwrite
     )
-    embedded_resources(args, setup.resources)
-    with connect(args) as client:
+    with connect(args, setup.resources) as client:
         run_flywheel(client, setup, args.out, overwrite=args.overwrite)
     return 0

@@ -26,11 +26,14 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from jobs.cluster import connect
     from jobs.options import config_from_args
-    from pipeline.flows.ingest import ingest, ingest_report, pool_files
+    from jobs.outputs import check_out
+    from pipeline.flows.ingest import claim_ingest_output, ingest, ingest_report, pool_files
     from pipeline.ingest.stage import IngestConfig
 
     config = config_from_args(IngestConfig, args)
     files = pool_files(args.paths)  # a missing file fails before any cluster starts
+    check_out(args.out, *args.paths)
+    claim_ingest_output(files, args.out, config, overwrite=args.overwrite)
     with connect(args) as client:
         manifest = ingest(client, files, args.out, config, overwrite=args.overwrite)
     print(ingest_report(manifest, args.out))

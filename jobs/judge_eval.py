@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.cluster import connect, embedded_resources
+    from jobs.cluster import connect
     from jobs.options import config_from_args
     from pipeline.flows.judge_eval import (
         JudgeEvalConfig,
@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     # The judge, the pairs and recorded files are checked before a cluster starts.
     setup = prepare_judge_eval(args.pairs, config_from_args(JudgeEvalConfig, args))
-    embedded_resources(args, setup.resources)
-    with connect(args) as client:
+    with connect(args, setup.resources) as client:
         result = run_judge_eval(client, setup, args.out)
     print(judge_eval_report(result, args.out))
     return 0

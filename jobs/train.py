@@ -50,7 +50,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.submit import run_tasks
-    from jobs.cluster import connect, embedded_resources
+    from jobs.cluster import connect
     from jobs.options import config_from_args
     from pipeline.flywheel.training import (
         TrainConfig,
@@ -69,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     check_job(job)  # shard, checkpoints and output folder before a cluster starts
-    embedded_resources(args, job.resources)
-    with connect(args) as client:
+    with connect(args, job.resources) as client:
         [record] = run_tasks(
             client, train_task, [(job,)], desc=f"train {args.kind}", resources=job.resources
         )

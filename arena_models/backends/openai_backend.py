@@ -20,6 +20,7 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from arena_models.backends.base import (
     ChatBackend,
@@ -120,14 +121,23 @@ class OpenAIBackend(ChatBackend):
                 last = f"{type(err).__name__}: {err}"
             else:
                 if response.status_code == 200:
-                    return _parse(response)
+                    out = _parse(response)
+                    return replace(out, text=self._redact(out.text), error=self._redact(out.error))
                 last = f"HTTP {response.status_code}: {response.text[:300]}"
                 if response.status_code not in RETRY_STATUS:
                     break  # a bad request stays bad: no point retrying
                 retry_after = _retry_after(response)
             if attempt < self.retries:
                 time.sleep(retry_after or self.backoff * 2**attempt * random.uniform(0.5, 1.0))
-        return failed(f"{self.name}: {last} (after {attempt + 1} attempts)")
+        return failed(self._redact(f"{self.name}: {last} (after {attempt + 1} attempts)"))
+
+    def _redact(self, text: str | None) -> str | None:
+        """`text` without the API key or any 8 characters of it: a server may echo the
+        key (or its start) in a 401 body, and errors go to Parquet and reports."""
+        key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not text or not key:
+            return text
+        return redact(text, key)
 
     def __getstate__(self) -> dict:
         # Sent to Dask workers: the HTTP session stays behind and reopens there.
@@ -137,6 +147,27 @@ class OpenAIBackend(ChatBackend):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def redact(text: str, secret: str, run: int = 8) -> str:
+    """`text` with every stretch of `secret` of `run` or more characters made "***"."""
+    hidden = [False] * len(text)
+    for i in range(max(len(secret) - run, 0) + 1):
+        piece = secret[i : i + run]
+        at = text.find(piece)
+        while at != -1:
+            hidden[at : at + len(piece)] = [True] * len(piece)
+            at = text.find(piece, at + 1)
+    out, k = [], 0
+    while k < len(text):
+        if hidden[k]:
+            out.append("***")
+            while k < len(text) and hidden[k]:
+                k += 1
+        else:
+            out.append(text[k])
+            k += 1
+    return "".join(out)
 
 
 def _constraint_body(constraint: Constraint | None) -> dict:

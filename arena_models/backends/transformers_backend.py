@@ -28,16 +28,25 @@ from core.worker_cache import load_on_worker
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
-def _load(path: str, dtype: str, device: str = "cpu"):
+def load_kwargs(dtype: str, trust_remote_code: bool = False) -> tuple[dict, dict]:
+    """(tokenizer, model) `from_pretrained` keywords (pure: tests read them without a
+    model). trust_remote_code is always passed, False unless the roster entry sets it."""
+    trust = {"trust_remote_code": bool(trust_remote_code)}
+    return trust, {**trust, "dtype": dtype}
+
+
+def _load(path: str, dtype: str, device: str = "cpu", trust_remote_code: bool = False):
     """(tokenizer, model) for one config."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer_kwargs, model_kwargs = load_kwargs(dtype, trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(path, **tokenizer_kwargs)
     tokenizer.padding_side = "left"  # generation continues from the right edge
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    model_kwargs["dtype"] = getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
     model.to(device).eval()
     return tokenizer, model
 
@@ -66,7 +75,8 @@ def _resolve_dtype(dtype: str, device: str) -> str:
 class TransformersBackend(ChatBackend):
     """`path`: a local model folder or `builtin:NAME`; `dtype`: auto (see above),
     bfloat16, float16 or float32; `chat_template`: a Jinja template replacing the
-    tokenizer's; `system_prompt`: put first in every conversation."""
+    tokenizer's; `system_prompt`: put first in every conversation; `trust_remote_code`:
+    let the model folder run its own Python (roster opt-in only)."""
 
     constraint_kinds = ("regex", "json")  # xgrammar
 
@@ -80,6 +90,7 @@ class TransformersBackend(ChatBackend):
         chat_template: str | None = None,
         device: str = "auto",
         max_model_len: int | None = None,
+        trust_remote_code: bool = False,
     ):
         self.path = path
         self.name = name or path
@@ -89,6 +100,7 @@ class TransformersBackend(ChatBackend):
         self.system_prompt = system_prompt
         self.chat_template = chat_template
         self.max_model_len = max_model_len
+        self.trust_remote_code = trust_remote_code
 
     def _model(self):
         import torch
@@ -99,8 +111,11 @@ class TransformersBackend(ChatBackend):
         dtype = _resolve_dtype(self.dtype, device)
         path = resolve_model_path(self.path)
         # A worker keeps two models at most (a battle model and the judge).
+        trust = self.trust_remote_code
         return load_on_worker(
-            ("transformers", path, dtype, device), lambda: _load(path, dtype, device), limit=2
+            ("transformers", path, dtype, device, trust),
+            lambda: _load(path, dtype, device, trust),
+            limit=2,
         )
 
     def _grammar(self, constraint: Constraint):

@@ -2,7 +2,7 @@
 
 The engine (`vllm.LLM`) lives in the worker cache (core.worker_cache), keyed by
 the settings that shape it (model, dtype, parallelism, context length, prefix caching, eager
-mode), so a Dask worker builds it once and every task, and every roster entry
+mode, trust_remote_code), so a Dask worker builds it once and every task, and every roster entry
 that differs only in sampling or system prompt, reuses it. Tasks using it must
 hold the worker resource GPU (`resources`), and workers that may run it are
 started with `--resources GPU=1`: one engine per accelerator.
@@ -52,11 +52,10 @@ def _cpu_defaults(kv_cache_gib: int) -> None:
         os.environ.setdefault(key, value)
 
 
-def _build_engine(key: tuple, kv_cache_gib: int):
-    path, dtype, tp, max_model_len, prefix_caching, eager, memory = key
-    _cpu_defaults(kv_cache_gib)
-    from vllm import LLM
-
+def engine_kwargs(key: tuple) -> dict:
+    """The `vllm.LLM` arguments of an engine key (pure: tests read them without a model).
+    trust_remote_code is always passed, False unless the roster entry sets it."""
+    path, dtype, tp, max_model_len, prefix_caching, eager, memory, trust_remote_code = key
     kwargs = dict(
         model=path,
         dtype=dtype,
@@ -64,18 +63,27 @@ def _build_engine(key: tuple, kv_cache_gib: int):
         enable_prefix_caching=prefix_caching,
         enforce_eager=eager,
         seed=0,
+        trust_remote_code=bool(trust_remote_code),
     )
     if max_model_len:
         kwargs["max_model_len"] = max_model_len
     if memory:
         kwargs["gpu_memory_utilization"] = memory
-    return LLM(**kwargs)
+    return kwargs
+
+
+def _build_engine(key: tuple, kv_cache_gib: int):
+    _cpu_defaults(kv_cache_gib)
+    from vllm import LLM
+
+    return LLM(**engine_kwargs(key))
 
 
 class VLLMBackend(ChatBackend):
     """`path`: a model folder, hub id or `builtin:NAME`; `dtype`: auto (without CUDA,
     bfloat16 where the CPU computes it natively, else float32) or a vLLM dtype; `enforce_eager`: skip torch.compile (fast start, slower
-    generation); `kv_cache_gib`: CPU KV cache size (VLLM_CPU_KVCACHE_SPACE)."""
+    generation); `kv_cache_gib`: CPU KV cache size (VLLM_CPU_KVCACHE_SPACE);
+    `trust_remote_code`: let the model folder run its own Python (roster opt-in only)."""
 
     resources = {"GPU": 1}
     constraint_kinds = ("regex", "json")  # structured outputs (xgrammar)
@@ -93,6 +101,7 @@ class VLLMBackend(ChatBackend):
         kv_cache_gib: int = 1,
         system_prompt: str | None = None,
         chat_template: str | None = None,
+        trust_remote_code: bool = False,
     ):
         self.path = path
         self.name = name or path
@@ -105,6 +114,7 @@ class VLLMBackend(ChatBackend):
         self.kv_cache_gib = kv_cache_gib
         self.system_prompt = system_prompt
         self.chat_template = chat_template
+        self.trust_remote_code = trust_remote_code
         self.resources = {"GPU": tensor_parallel_size}
 
     def _key(self) -> tuple:
@@ -125,6 +135,7 @@ class VLLMBackend(ChatBackend):
             self.enable_prefix_caching,
             self.enforce_eager,
             self.gpu_memory_utilization,
+            self.trust_remote_code,
         )
 
     def engine(self):

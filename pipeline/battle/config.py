@@ -99,3 +99,7 @@ class BattleConfig:
             )
         if self.judge_retries < 0 or self.answer_chunk < 1 or self.judge_chunk < 1:
             raise UserError("retries must be >= 0 and chunk sizes >= 1")
+        if self.max_answer_chars < 1:
+            raise UserError(f"--max-answer-chars {self.max_answer_chars}: expected at least 1")
+        if self.judge_max_tokens is not None and self.judge_max_tokens < 1:
+            raise UserError(f"--judge-max-tokens {self.judge_max_tokens}: expected at least 1")

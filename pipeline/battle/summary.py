@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,6 +24,16 @@ def win_matrix(combined: pa.Table, models: list[str]) -> dict[str, dict[str, int
             wins.setdefault(won, {}).setdefault(lost, 0)
             wins[won][lost] += 1
     return wins
+
+
+def no_verdict(records: pa.Table) -> str | None:
+    """The reason a run decided nothing (every game has an error), else None: such a run
+    must fail loudly, not hand an empty leaderboard on."""
+    errors = records.column("error").to_pylist()
+    if not errors or None in errors:
+        return None
+    common, count = Counter(errors).most_common(1)[0]
+    return f"no verdict: all {len(errors)} games failed: {common} ({count} of {len(errors)})"
 
 
 def summarize(
@@ -41,6 +53,7 @@ def summarize(
     judged = run["judge"]["judged"]
     return {
         "judge": judge,
+        "no_verdict": no_verdict(records),
         "combine": rule,
         "prompts": len(set(records.column("prompt_id").to_pylist())),
         "prompts_left_out": run["prompts_left_out"],
@@ -81,6 +94,7 @@ def render(s: dict) -> str:
     lines = [
         f"# Battles judged by {s['judge']}",
         "",
+        *([f"**{s['no_verdict']}**", ""] if s.get("no_verdict") else []),
         f"- {s['battles']} battle records ({s['pairs']} pairs x 2 games) on {s['prompts']} prompts"
         f" among {len(s['models'])} models",
         *(

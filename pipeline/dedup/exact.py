@@ -81,6 +81,9 @@ class ShuffleByKey(Stage):
         self.pool = Path(pool)
         self.buckets = buckets
 
+    def input_folders(self) -> list[Path]:
+        return [self.pool]
+
     def config_dict(self) -> dict:
         return {"stage": self.name, "buckets": self.buckets, "input": folder_fingerprint(self.pool)}
 

@@ -93,6 +93,9 @@ class MinHashSignatures(Stage):
         super().__init__(out, config)
         self.pool = Path(pool)
 
+    def input_folders(self) -> list[Path]:
+        return [self.pool]
+
     def config_dict(self) -> dict:
         return {**super().config_dict(), "input": folder_fingerprint(self.pool)}
 
@@ -136,6 +139,9 @@ class NearDedup(Stage):
         self.pool = Path(pool)
         self.signed = self.out / "_signatures"
         self.clusters_file = self.out / "_clusters" / "clusters.parquet"
+
+    def input_folders(self) -> list[Path]:
+        return [self.pool]
 
     def config_dict(self) -> dict:
         return {**super().config_dict(), "input": folder_fingerprint(self.pool)}

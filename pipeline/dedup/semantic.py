@@ -276,6 +276,9 @@ class SemanticDedup(Stage):
         self.embedded = Path(embedded)
         self.pairs_file = self.out / "_pairs" / "pairs.parquet"
 
+    def input_folders(self) -> list[Path]:
+        return [self.embedded]
+
     def config_dict(self) -> dict:
         return {**super().config_dict(), "input": folder_fingerprint(self.embedded)}
 

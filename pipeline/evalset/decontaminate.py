@@ -61,6 +61,9 @@ class NearestTrainRows(Stage):
         super().__init__(out, config)
         self.train, self.bench = Path(train), bench.astype(np.float32)
 
+    def input_folders(self) -> list[Path]:
+        return [self.train]
+
     def config_dict(self) -> dict:
         return {
             **super().config_dict(),
@@ -132,6 +135,9 @@ class DropContaminated(Stage):
         super().__init__(out, config)
         self.train, self.removals = Path(train), removals
         self.bench_ids, self.bench_text = bench_ids, bench_text
+
+    def input_folders(self) -> list[Path]:
+        return [self.train]
 
     def config_dict(self) -> dict:
         chosen = ",".join(

@@ -99,7 +99,10 @@ def _build_encoder(model: str, dtype: str, max_seq_length: int):
 
     from arena_models.local_models import resolve_model_path
 
-    encoder = SentenceTransformer(resolve_model_path(model), device=encoder_device())
+    # Embedders never run a model repo's own Python (no roster opt-in here).
+    encoder = SentenceTransformer(
+        resolve_model_path(model), device=encoder_device(), trust_remote_code=False
+    )
     encoder.max_seq_length = max_seq_length
     if resolved_dtype(dtype) == "bfloat16":
         encoder = encoder.to(torch.bfloat16)

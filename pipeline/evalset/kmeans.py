@@ -81,6 +81,9 @@ class AssignClusters(Stage):
         self.embedded = Path(embedded)
         self.centroids = centroids.astype(np.float32)
 
+    def input_folders(self) -> list[Path]:
+        return [self.embedded]
+
     def config_dict(self) -> dict:
         from core.schemas import short_hash
 

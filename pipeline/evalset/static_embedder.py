@@ -163,6 +163,7 @@ def _distil(source: Path, target: Path) -> None:
             pca_dims=PCA_DIMS,
             sif_coefficient=SIF_COEFFICIENT,
             quantize_to=DISTILL_SETTINGS["dtype"],
+            trust_remote_code=False,  # the source model's own Python never runs
         )
         model.save_pretrained(tmp)
         os.replace(tmp, target)  # atomic: a reader sees no folder or a whole one

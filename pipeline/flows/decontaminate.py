@@ -36,12 +36,19 @@ def benchmark_conversations(paths: list[str]) -> tuple[list[str], list[str]]:
             for chunk in plan_file(file, 1 << 30):
                 for _, value, raw in read_records(chunk):
                     try:
-                        messages, _, _ = to_conversation(json.loads(raw) if raw else value, 10**7)
+                        row = json.loads(raw.decode().removeprefix("\ufeff")) if raw else value
+                        messages, _, _ = to_conversation(row, 10**7)
                     except (RowRejected, ValueError):  # unreadable benchmark rows are not compared
                         continue
                     ids.append(prompt_id(messages))
                     texts.append(prompt_text(messages))
     return ids, texts
+
+
+def check_against(paths: list[str]) -> None:
+    """The benchmark sets exist and hold some conversation (call before connecting)."""
+    if not benchmark_conversations(paths)[1]:
+        raise UserError("the benchmark sets hold no conversations")
 
 
 def decontaminate(

@@ -8,6 +8,7 @@ are dropped before K-means (OUT/semantic_dedup/, pairs in OUT/semantic_dedup/_pa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from pipeline.ingest.stage import IngestConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "eval_sets" / "recipes"
 DIFFICULTY_MODES = ("expected", "generate")
+SEMANTIC_SEARCHES = ("auto", "exact", "ivf")  # kept-vector index (pipeline/dedup/kept_index.py)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,35 @@ class Recipe:
     semantic_nprobe: int = field(default=16, metadata={"help": "ivf: cells searched per row"})
 
     def __post_init__(self):
+        # A recipe file's values arrive untyped: a wrong type is a one-line error here,
+        # not a TypeError inside K-means.
+        for f in fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if kind == "int" and (not number or value != int(value)):
+                raise UserError(f"{f.name} {value!r}: expected a whole number")
+            if kind == "str" and not isinstance(value, str):
+                raise UserError(f"{f.name} {value!r}: expected a string")
+            if kind == "float" and not (number and math.isfinite(value)):
+                raise UserError(f"{f.name} {value!r}: expected a finite number")
+        at_least = {
+            "clusters": 1,
+            "diverse_per_cluster": 1,
+            "hard_candidates_per_cluster": 0,
+            "hard_top": 0,
+            "difficulty_retries": 0,
+            "semantic_nprobe": 1,
+        }
+        for name, least in at_least.items():
+            if getattr(self, name) < least:
+                raise UserError(f"{name} {getattr(self, name)}: expected at least {least}")
+        if not 0 <= self.semantic_margin < 1:
+            raise UserError(f"semantic_margin {self.semantic_margin}: expected a value in [0, 1)")
+        if self.semantic_search not in SEMANTIC_SEARCHES:
+            raise UserError(
+                f"semantic_search {self.semantic_search!r}: expected one of "
+                f"{', '.join(SEMANTIC_SEARCHES)}"
+            )
         t = self.semantic_threshold
         if t is not None and (
             isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 1

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.runner import run_stage
-from pipeline.ingest.readers import expand_inputs
+from core.runner import claim_output, run_stage
+from pipeline.ingest.readers import check_file, expand_inputs
 from pipeline.ingest.stage import IngestConfig, IngestPools
 
 
 def pool_files(paths) -> list[Path]:
-    """The files behind pool paths; a missing one is a UserError (call before connecting)."""
-    return expand_inputs([str(p) for p in paths])
+    """The files behind pool paths; a missing or unreadable one is a UserError (call before
+    connecting)."""
+    files = expand_inputs([str(p) for p in paths])
+    for path in files:
+        check_file(path)
+    return files
+
+
+def claim_ingest_output(files, out, config: IngestConfig, *, overwrite=False) -> None:
+    """Refuse (or, overwriting, clear) an --out of another configuration before connecting."""
+    claim_output(IngestPools(files, out, config), overwrite)
 
 
 def ingest(

@@ -77,6 +77,8 @@ class JudgeEvalConfig:
             raise UserError(
                 "--judge-retries must be >= 0, --judge-chunk and --max-answer-chars >= 1"
             )
+        if self.judge_max_tokens is not None and self.judge_max_tokens < 1:
+            raise UserError(f"--judge-max-tokens {self.judge_max_tokens}: expected at least 1")
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,8 @@ def run_main(
     say(evalset_report(counts, out / "evalset"))
     summary = run_battles(client, job.battle, out / "evalset" / "mix", out / "battles")
     say(battle_report(summary, out / "battles"))
+    if summary["no_verdict"]:  # nothing to rate: stop here, with the records kept to read
+        raise UserError(f"{summary['no_verdict']}; see {out / 'battles' / 'summary.md'}")
     trust = None
     if job.judge_eval:
         measured = run_judge_eval(client, job.judge_eval, out / "judge_eval")

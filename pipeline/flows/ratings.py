@@ -6,6 +6,7 @@ the bootstrap work on those counts (pipeline/ratings)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from core.errors import UserError
@@ -61,8 +62,16 @@ class RatingsConfig:
             raise UserError(str(exc)) from None
         if self.bootstrap < 0:
             raise UserError(f"--bootstrap {self.bootstrap}: expected 0 or more rounds")
-        if not self.alpha >= 0:
+        if not 0 <= self.alpha < float("inf"):
             raise UserError(f"--alpha {self.alpha}: expected a pseudo-count >= 0")
+        for flag, value in (("--since", self.since), ("--until", self.until)):
+            if value is not None:
+                try:  # checked here: a bad date would fail inside every counting task
+                    datetime.fromisoformat(value)
+                except ValueError:
+                    raise UserError(
+                        f"{flag} {value!r}: expected an ISO date (2024-05-01)"
+                    ) from None
 
     def options(self) -> dict:
         return {

@@ -60,7 +60,8 @@ class FlywheelConfig:
             raise UserError("stage rl needs stage reward: its reward model scores the policy")
         for name in ("sft_gap", "dpo_gap", "reward_gap"):
             values = getattr(self, name)
-            if not values or any(not 0 <= float(v) <= MAX_GAP for v in values):
+            numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+            if not values or not numbers or any(not 0 <= v <= MAX_GAP for v in values):
                 raise UserError(
                     f"{name} {list(values)}: expected score gaps between 0 and {MAX_GAP:g}"
                 )

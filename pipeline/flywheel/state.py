@@ -1,20 +1,26 @@
 """The flywheel's state file, OUT/flywheel.json: what each iteration is made of (slices,
 thresholds, the model it started from) and what each step produced (battle runs,
 shards, checkpoints, ratings), written after every step. A rerun skips the steps it
-records as done, so a killed iteration resumes where it stopped; `arena flywheel
-status` prints it."""
+records as done, so a killed iteration resumes where it stopped, unless an output it
+recorded is gone or (a stage folder) fails its markers' checks: then the step runs again,
+and its own resume redoes only what is missing. `arena flywheel status` prints it."""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 from core.errors import UserError
 from core.hashing import config_hash
 from core.parquet_io import write_json_atomic
+from core.runner import folder_problem
+from core.stage import DONE_DIR
 
 FILE = "flywheel.json"
+# The keys under which a step's result names what it wrote (folders, runs, checkpoints).
+OUTPUT_KEYS = ("folder", "run", "checkpoint", "leaderboard")
 
 
 class FlywheelState:
@@ -52,9 +58,15 @@ class FlywheelState:
         return self.data["iterations"].setdefault(str(number), {"status": "running", "steps": {}})
 
     def done(self, number: int, step: str) -> dict | None:
-        """The recorded result of a finished step, or None."""
+        """The recorded result of a finished step whose outputs are still there, or None."""
         found = self.data["iterations"].get(str(number), {}).get("steps", {}).get(step)
-        return found if found and found.get("status") == "done" else None
+        if not found or found.get("status") != "done":
+            return None
+        problem = _outputs_problem(found)
+        if problem:
+            print(f"flywheel iteration {number}: redoing {step}: {problem}", file=sys.stderr)
+            return None
+        return found
 
     def record(self, number: int, step: str, result: dict) -> dict:
         steps = self.iteration(number)["steps"]
@@ -87,6 +99,22 @@ class FlywheelState:
 
     def save(self) -> None:
         write_json_atomic(self.data, self.path)
+
+
+def _outputs_problem(result: dict) -> str | None:
+    """Why a step's recorded outputs cannot be trusted: one is missing, or a stage folder
+    (one with completion markers) has a part that is missing or changed."""
+    for key in OUTPUT_KEYS:
+        if not result.get(key):
+            continue
+        path = Path(result[key])
+        if not path.exists():
+            return f"{path} is missing"
+        if (path / DONE_DIR).is_dir():
+            problem = folder_problem(path)
+            if problem:
+                return problem
+    return None
 
 
 def render_status(state: FlywheelState | None, out) -> str:

@@ -29,12 +29,14 @@ COLUMNS = {
 }
 OPTIONAL_COLUMNS = {"reward": ("margin",)}
 SEQUENCE_CLASSIFIER = "ForSequenceClassification"
+# Checkpoints come from our own jobs or a user's folder: never run their Python.
+TRUST = {"trust_remote_code": False}
 
 
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
-    tokenizer = _loading(path, lambda: AutoTokenizer.from_pretrained(path))
+    tokenizer = _loading(path, lambda: AutoTokenizer.from_pretrained(path, **TRUST))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
@@ -48,7 +50,9 @@ def load_causal_lm(path: str):
 
     # float32 weights everywhere: on a GPU bf16 is autocast (mixed precision), so
     # updates as small as DPO's are not rounded away in bfloat16 weights.
-    return _loading(path, lambda: AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))
+    return _loading(
+        path, lambda: AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **TRUST)
+    )
 
 
 def load_reward_model(path: str, *, from_causal: bool):
@@ -58,7 +62,7 @@ def load_reward_model(path: str, *, from_causal: bool):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     if not from_causal:
-        config = _loading(path, lambda: AutoConfig.from_pretrained(path))
+        config = _loading(path, lambda: AutoConfig.from_pretrained(path, **TRUST))
         architectures = getattr(config, "architectures", None) or []
         if not any(a.endswith(SEQUENCE_CLASSIFIER) for a in architectures):
             raise UserError(
@@ -68,7 +72,7 @@ def load_reward_model(path: str, *, from_causal: bool):
     return _loading(
         path,
         lambda: AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=torch.float32
+            path, num_labels=1, dtype=torch.float32, **TRUST
         ),
     )
 

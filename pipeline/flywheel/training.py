@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -197,6 +198,7 @@ def train(
 ) -> dict:
     """Train `config.kind` on the shard into `out_folder`; returns the `_training.json` record
     (with `"resumed": True` when a finished folder of the same job was found)."""
+    from core.hashing import file_records
     from core.parquet_io import write_json_atomic
 
     config = TrainConfig(kind=config) if isinstance(config, str) else config
@@ -207,6 +209,10 @@ def train(
         return {**done, "resumed": True}
 
     _set_threads()
+    # A killed attempt (SIGKILL, a dead worker) leaves its temporary folder: a whole
+    # checkpoint's worth of disk that nothing else would ever remove.
+    for stale in plan.out.parent.glob(f".{plan.out.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = plan.out.with_name(f".{plan.out.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         record = _run(config, plan, tmp)
@@ -218,6 +224,8 @@ def train(
             reward_model=plan.scorer,
             out=str(plan.out),
         )
+        # What a rerun checks before it trusts the folder (sizes, then BLAKE2b).
+        record["files"] = file_records(tmp, sorted(p for p in tmp.rglob("*") if p.is_file()))
         write_json_atomic(record, tmp / RECORD)
         _put_in_place(tmp, plan.out)
     finally:
@@ -434,7 +442,13 @@ def _finished(out: Path, digest: str, overwrite: bool) -> dict | None:
         return None
     record = read_record(out)
     if record is not None and record.get("config_hash") == digest:
-        return record
+        from core.hashing import files_problem
+
+        problem = files_problem(out, record.get("files"))
+        if problem is None:
+            return record
+        print(f"{out}: training again: {problem}", file=sys.stderr)
+        return None
     if overwrite:
         return None
     if record is not None:

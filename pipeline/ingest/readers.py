@@ -16,6 +16,7 @@ from pathlib import Path
 from core.errors import UserError
 
 POOL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors write before the first line
 
 
 def expand_inputs(paths: list[str]) -> list[Path]:
@@ -24,7 +25,11 @@ def expand_inputs(paths: list[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in POOL_SUFFIXES and p.is_file())
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in POOL_SUFFIXES and p.is_file() and not _hidden(p.relative_to(path))
+            )
             if not found:
                 raise UserError(f"{path}: folder holds no .jsonl, .json or .parquet files")
             files.extend(found)
@@ -39,6 +44,12 @@ def expand_inputs(paths: list[str]) -> list[Path]:
     return unique
 
 
+def _hidden(relative: Path) -> bool:
+    """`_`- or `.`-named files and folders are not pool data: a stage folder's
+    `_manifest.json`, `_done/`, `_quarantine/`, editors' and atomic writes' temporaries."""
+    return any(part.startswith(("_", ".")) for part in relative.parts)
+
+
 def file_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -47,7 +58,7 @@ def file_format(path: Path) -> str:
         return "jsonl"
     if suffix == ".json":
         with open(path, "rb") as f:
-            head = f.read(4096).lstrip()
+            head = f.read(4096).removeprefix(BOM).lstrip()
         return "json_array" if head.startswith(b"[") else "jsonl"
     raise UserError(
         f"{path}: unknown format {suffix or '(no suffix)'}; use .jsonl, .json or .parquet"
@@ -59,20 +70,35 @@ def plan_file(path: Path, chunk_bytes: int) -> list[dict]:
     fmt = file_format(path)
     if fmt == "jsonl":
         return [{"path": str(path), "format": fmt, **c} for c in _jsonl_chunks(path, chunk_bytes)]
-    if fmt == "json_array":
-        _load_array(path)  # fail now, with one line, rather than inside a worker
+    if fmt == "json_array":  # check_file (pool_files) has parsed it once already
         return [{"path": str(path), "format": fmt}]
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.ParquetFile(path).metadata
-    except Exception as exc:  # noqa: BLE001 - any Arrow error means "unreadable"
-        raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
+    meta = _parquet_metadata(path)
     ranges, first = [], 1
     for group in range(meta.num_row_groups):
         ranges.append({"path": str(path), "format": fmt, "row_group": group, "first_line": first})
         first += meta.row_group(group).num_rows
     return ranges
+
+
+def check_file(path: Path) -> None:
+    """Fail now, with one line, on a file no task could read: an unknown suffix, a Parquet
+    file without a readable footer, a malformed or non-UTF-8 JSON array. Cheap: a JSON array
+    is parsed (it is read whole anyway), a Parquet footer read, a JSONL file not at all (its
+    bad lines are quarantined)."""
+    fmt = file_format(path)
+    if fmt == "json_array":
+        _load_array(path)
+    elif fmt == "parquet":
+        _parquet_metadata(path)
+
+
+def _parquet_metadata(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata
+    except Exception as exc:  # noqa: BLE001 - any Arrow error means "unreadable"
+        raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
 def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[dict]:
@@ -97,7 +123,7 @@ def _jsonl_chunks(path: Path, chunk_bytes: int) -> Iterator[dict]:
 
 def _load_array(path: Path) -> list:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: a leading BOM is not data
             data = json.load(f)
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None

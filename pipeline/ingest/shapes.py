@@ -2,7 +2,8 @@
 
 Accepted shapes, first match wins: chat `messages` (role/content), ShareGPT
 `conversations` (from/value), `turns` (a list of user turns), `prompt`,
-`instruction` (+ optional `input`), `text`. A row that fits none, or that holds
+`instruction` (+ optional `input`), `text`; a message's content may be OpenAI-style text
+parts, joined. A row that fits none, or that holds
 empty text or values of the wrong type, raises RowRejected with the reason.
 """
 
@@ -42,6 +43,22 @@ def _text(value, field: str) -> str:
     return value
 
 
+def _content(value, field: str) -> str:
+    """A message's text; OpenAI-style content parts ([{"type": "text", "text": ...}]) are
+    joined, and a part that is not text (an image) rejects the row: we battle on text."""
+    if isinstance(value, list):
+        texts = []
+        for i, part in enumerate(_list(value, field)):
+            if not isinstance(part, dict) or part.get("type") != "text":
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise RowRejected(f"not a text part: {field}[{i}] is {kind!r}")
+            texts.append(part.get("text"))
+        if not all(isinstance(t, str) for t in texts):
+            raise RowRejected(f"wrong type: {field} holds a text part whose text is not a string")
+        value = "".join(texts)
+    return _text(value, field)
+
+
 def _list(value, field: str) -> list:
     if not isinstance(value, list):
         raise RowRejected(f"wrong type: {field} is {type(value).__name__}, expected list")
@@ -59,7 +76,9 @@ def _chat(turns: list, field: str, role_key: str, text_key: str, roles: dict) ->
         role = roles.get(str(turn.get(role_key, "")).lower())
         if role is None:
             raise RowRejected(f"unknown role {turn.get(role_key)!r} in {where}")
-        messages.append({"role": role, "content": _text(turn.get(text_key), f"{where}.{text_key}")})
+        messages.append(
+            {"role": role, "content": _content(turn.get(text_key), f"{where}.{text_key}")}
+        )
     if not any(m["role"] == "user" for m in messages):
         raise RowRejected(f"no user turn in {field}")
     return messages

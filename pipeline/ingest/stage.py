@@ -38,7 +38,7 @@ def _decode(raw: bytes, max_chars: int):
     if len(raw) > 4 * max_chars + 1024:  # JSON escapes can make text longer on disk
         raise RowRejected(f"too long: line of {len(raw)} bytes")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # a BOM before the first line
     except UnicodeDecodeError as exc:
         raise RowRejected(f"invalid UTF-8 at byte {exc.start}") from None
     try:

@@ -119,9 +119,14 @@ def _rows(path: Path):
     """(line number, parsed object or _Bad) for every non-blank line."""
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, 1):
-            if not text.strip():
+    with open(path, "rb") as f:  # bytes: one line of bad UTF-8 is that row's problem
+        for number, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8").removeprefix("\ufeff")  # a BOM before line 1
+            except UnicodeDecodeError as err:
+                yield number, _Bad(f"not UTF-8 (byte {err.start})")
                 continue
             try:
                 row = json.loads(text)

@@ -28,7 +28,8 @@ def _gradient_and_hessian(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradient of the objective and Hessian of its negation (+ ones/n), per round."""
     n = theta.shape[-1]
-    strength = np.exp(theta - theta.max(axis=-1, keepdims=True))
+    # Floored so that two far-behind models never sum to a zero strength (1 / 0).
+    strength = np.exp(np.maximum(theta - theta.max(axis=-1, keepdims=True), -700.0))
     inverse_sum = 1 / (strength[..., :, None] + strength[..., None, :])
     won = games * inverse_sum * strength[..., :, None]  # games * P(i beats j)
     share = softmax(theta, axis=-1)
@@ -43,6 +44,22 @@ def _gradient_and_hessian(
     hess[..., diagonal, diagonal] += penalty * n * share
     hess += 1.0 / n
     return grad, hess
+
+
+def _solve(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Newton steps (rounds x models); NaN for a round whose Hessian is singular or not
+    finite (a nearly unregularised fit running away), so it leaves the batch unconverged
+    and its caller refits it (choix) instead of the whole batch failing."""
+    try:
+        return np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        steps = np.full(grad.shape, np.nan)
+        for r in range(len(grad)):
+            try:
+                steps[r] = np.linalg.solve(hess[r], grad[r])
+            except np.linalg.LinAlgError:
+                pass
+        return steps
 
 
 def fit_bradley_terry_batch(
@@ -72,12 +89,12 @@ def fit_bradley_terry_batch(
     share = softmax(start)
     grad = wins - (games * beats).sum(axis=2) - penalty * (n * share - 1)
     _, hess = _gradient_and_hessian(start, games.mean(axis=0), wins.mean(axis=0), penalty)
-    theta = start + np.linalg.solve(hess, grad.T).T
-    active = np.arange(rounds)  # rounds still iterating
+    theta = start + _solve(np.broadcast_to(hess, (rounds, n, n)), grad)
+    active = np.flatnonzero(np.isfinite(theta).all(axis=1))  # rounds still iterating
     converged = np.zeros(rounds, dtype=bool)
     for _ in range(max_iter):
         grad, hess = _gradient_and_hessian(theta[active], games[active], wins[active], penalty)
-        step = np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
+        step = _solve(hess, grad)
         theta[active] += step
         size = np.abs(step).max(axis=1)
         done = size * size < tol

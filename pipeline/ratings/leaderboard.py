@@ -45,10 +45,14 @@ class Leaderboard:
 
 
 def build_leaderboard(counts: PairCounts, options: RatingOptions, progress=None) -> Leaderboard:
-    if options.anchor.model is not None and options.anchor.model not in counts.models:
-        from core.errors import UserError
+    from core.errors import UserError
 
+    if options.anchor.model is not None and options.anchor.model not in counts.models:
         raise UserError(f"anchor model {options.anchor.model!r} has no battles")
+    warnings = data_warnings(counts.comparison_matrix(options.tie_mode), counts.models)
+    if options.alpha == 0 and warnings:
+        # Without the regulariser these ratings do not exist (they run off to infinity).
+        raise UserError(f"--alpha 0: {warnings[0]}; ratings need --alpha > 0 (default 1e-4)")
     dist = bootstrap_ratings(
         counts,
         rounds=options.bootstrap_rounds,
@@ -70,7 +74,6 @@ def build_leaderboard(counts: PairCounts, options: RatingOptions, progress=None)
     }
     order = np.argsort(-stats["rating"], kind="stable")
     columns = {name: values[order] for name, values in columns.items()}
-    warnings = data_warnings(counts.comparison_matrix(options.tie_mode), counts.models)
     return Leaderboard(columns, counts, warnings)
 
 

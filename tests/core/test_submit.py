@@ -1,9 +1,10 @@
-"""core.submit on a real LocalCluster: every path's resource check, results and retries."""
+"""core.submit on real clusters: the resource check, placement, results and retries."""
 
 import pytest
 
+import core.submit
 from core.errors import UserError
-from core.submit import compute_tasks, require_resources, run_tasks
+from core.submit import require_resources, run_tasks
 
 
 def _square(x):
@@ -39,8 +40,72 @@ def test_retries_rerun_a_failed_task(client, tmp_path):
     ]
 
 
-def test_compute_tasks_keeps_the_order_of_delayed_tasks(client):
-    from dask import delayed
+def _where(seconds: float = 0.0) -> str:
+    import time
 
-    tasks = [delayed(_square)(i) for i in range(5)]
-    assert compute_tasks(client, tasks, desc="squares", progress=False) == [0, 1, 4, 9, 16]
+    from distributed import get_worker
+
+    time.sleep(seconds)
+    return get_worker().name
+
+
+@pytest.fixture
+def mixed_cluster():
+    """One plain worker and one declaring GPU=1, as a GPU cluster with CPU nodes."""
+    from distributed import Client, Scheduler, SpecCluster, Worker
+
+    spec = {
+        "cpu": {"cls": Worker, "options": {"nthreads": 1}},
+        "gpu": {"cls": Worker, "options": {"nthreads": 1, "resources": {"GPU": 1}}},
+    }
+    with (
+        SpecCluster(
+            workers=spec, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0"}}
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        c.wait_for_workers(2, timeout=30)
+        yield cluster, c
+
+
+def test_cpu_tasks_stay_off_gpu_workers_and_gpu_tasks_on_them(mixed_cluster):
+    _, c = mixed_cluster
+    assert set(run_tasks(c, _where, [(0.01,)] * 12, desc="cpu", progress=False)) == {"cpu"}
+    gpu = run_tasks(c, _where, [(0.01,)] * 6, desc="gpu", resources={"GPU": 1}, progress=False)
+    assert set(gpu) == {"gpu"}
+
+
+def test_cpu_tasks_move_when_their_workers_are_gone(mixed_cluster, monkeypatch):
+    """A pinned CPU task whose worker left would wait forever; it is submitted again."""
+    import threading
+
+    cluster, c = mixed_cluster
+    monkeypatch.setattr(core.submit, "PLACEMENT_CHECK_S", 0.5)
+
+    def remove_cpu_worker():
+        cluster.worker_spec.pop("cpu")
+        cluster.sync(cluster._correct_state)
+
+    threading.Timer(1.0, remove_cpu_worker).start()
+    where = run_tasks(c, _where, [(0.3,)] * 12, desc="cpu", progress=False)
+    assert len(where) == 12 and set(where) == {"cpu", "gpu"}
+
+
+def test_a_task_killing_its_worker_is_one_line(tmp_path):
+    """A task that kills its worker every time ends as a UserError, not KilledWorker."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster) as c,
+        pytest.raises(UserError, match=r"killer: task .* died with its worker 0 times"),
+    ):
+        run_tasks(c, _exit_worker, [()], desc="killer", progress=False)
+
+
+def _exit_worker():
+    import os
+
+    os._exit(1)

@@ -66,12 +66,11 @@ def test_embedded_cluster_gets_the_resources_the_roster_needs():
     from pipeline.flows.battle import prepare_battle
 
     setup = prepare_battle("demo", judge="smollm2-judge", judge_roster="judges")
-    args = argparse.Namespace(worker_resources=None)
-    embedded_resources(args, setup.resources)
-    assert args.worker_resources == "GPU=1"
+    assert embedded_resources(argparse.Namespace(worker_resources=""), setup.resources) == {
+        "GPU": 1.0
+    }
     chosen = argparse.Namespace(worker_resources="GPU=2")
-    embedded_resources(chosen, {"GPU": 1.0})
-    assert chosen.worker_resources == "GPU=2"
+    assert embedded_resources(chosen, {"GPU": 1.0}) == {"GPU": 2.0}
 
 
 def test_a_true_default_bool_can_be_turned_off():

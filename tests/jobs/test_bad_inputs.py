@@ -1,0 +1,1613 @@
+"""Bad inputs to every `arena` command: one table of cases, each run in-process.
+
+Every case ends in one of three ways, and never in a traceback, a hang or a silent loss:
+- error: exit 2 and one line `arena CMD: error: ...` (argparse's usage lines aside),
+  raised before any cluster work (no client connects to the shared cluster);
+- quarantined: exit 0, bad rows in OUT/_quarantine/ with a reason, good rows kept, and
+  rows in = kept + quarantined;
+- handled: exit 0 with the right result, which the case's check asserts.
+Cases that need a cluster share one in-process LocalCluster (DASK_SCHEDULER_ADDRESS).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from jobs.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data"
+ROSTERS = REPO / "arena_models" / "rosters"
+ANSWERS = ROSTERS / "answers"
+HANG_SECONDS = int(os.environ.get("ARENA_CASE_TIMEOUT", "60"))  # a case past it hangs
+
+
+@dataclass
+class Case:
+    id: str
+    argv: str  # placeholders: {tmp} the case's folder, {pool} an ingested pool, {data}, {answers}
+    expect: str  # error | quarantined | handled
+    files: dict = field(default_factory=dict)  # name -> str | bytes
+    match: str = ""  # error: text the message holds
+    cluster: bool = True  # False: no DASK_SCHEDULER_ADDRESS (the cluster flags' own cases)
+    rows: tuple[int, int] | None = None  # quarantined: (kept, quarantined)
+    check: object = None  # handled/quarantined: check(tmp, stdout)
+
+
+def jsonl(*rows) -> str:
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows)
+
+
+GOOD = jsonl({"prompt": "What is the capital of France?"}, {"prompt": "Name three primes."})
+ROSTER_OK = (
+    "models:\n"
+    f"  - {{name: a, backend: recorded, path: {ANSWERS}/gpt-4-0314.jsonl, model: gpt-4-0314}}\n"
+    f"  - {{name: b, backend: recorded, path: {ANSWERS}/gpt-4-0613.jsonl, model: gpt-4-0613}}\n"
+)
+BATTLES = (
+    "model_a,model_b,winner\n" + "a,b,model_a\nb,c,model_b\na,c,tie\nc,a,model_a\nb,a,model_b\n"
+)
+ALWAYS_WINS = "model_a,model_b,winner\n" + "a,b,model_a\n" * 5 + "b,c,model_a\nc,b,model_a\n"
+FW = "target: smollm2-greedy\n"
+PAIR = {
+    "pair_id": "p1",
+    "prompt": "Say hi",
+    "model_x": "m1",
+    "answer_x": "hi",
+    "model_y": "m2",
+    "answer_y": "hello",
+    "crowd_votes": {"x": 2, "y": 1, "tie": 0},
+}
+
+
+def llmfao_head(rows: int) -> str:
+    with open(DATA / "battles" / "llmfao_crowd_comparisons.csv") as f:
+        return "".join(line for _, line in zip(range(rows + 1), f))
+
+
+def leaderboard(tmp: Path) -> list[dict]:
+    with open(tmp / "out" / "leaderboard.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def finite_board(tmp: Path, stdout: str) -> None:
+    board = leaderboard(tmp)
+    assert board
+    for row in board:
+        assert math.isfinite(float(row["rating"])), row
+
+
+def anchored_at(model: str, value: float):
+    def check(tmp: Path, stdout: str) -> None:
+        finite_board(tmp, stdout)
+        [row] = [r for r in leaderboard(tmp) if r["model"] == model]
+        assert float(row["rating"]) == pytest.approx(value)
+
+    return check
+
+
+def texts_are(*expected: str):
+    def check(tmp: Path, stdout: str) -> None:
+        import pandas as pd
+
+        frame = pd.read_parquet(tmp / "out")
+        got = sorted(m[0]["content"] for m in frame.messages)
+        assert got == sorted(expected)
+
+    return check
+
+
+def exact_dedup_kept(kept: int):
+    def check(tmp: Path, stdout: str) -> None:
+        manifest = json.loads((tmp / "out" / "_manifest.json").read_text())
+        assert (manifest["rows_in"], manifest["rows_out"]) == (4, kept)
+
+    return check
+
+
+C = Case
+CASES = [
+    # ---- ingest: paths -------------------------------------------------------------
+    C("ingest-missing-file", "ingest {tmp}/nope.jsonl --out {tmp}/out", "error", match="no such"),
+    C("ingest-empty-dir", "ingest {tmp}/d --out {tmp}/out", "error", {"d/.keep": ""}, "no .jsonl"),
+    C(
+        "ingest-dir-of-txt",
+        "ingest {tmp}/d --out {tmp}/out",
+        "error",
+        {"d/a.txt": "hi"},
+        "no .jsonl",
+    ),
+    C(
+        "ingest-csv",
+        "ingest {tmp}/p.csv --out {tmp}/out",
+        "error",
+        {"p.csv": "question\nhi\n"},
+        "format",
+    ),
+    C("ingest-no-suffix", "ingest {tmp}/pool --out {tmp}/out", "error", {"pool": GOOD}, "format"),
+    C("ingest-txt", "ingest {tmp}/p.txt --out {tmp}/out", "error", {"p.txt": GOOD}, "format"),
+    C(
+        "ingest-binary-parquet",
+        "ingest {tmp}/p.parquet --out {tmp}/out",
+        "error",
+        {"p.parquet": b"\x00\xff garbage \x89PNG"},
+        "Parquet",
+    ),
+    C(
+        "ingest-empty-parquet",
+        "ingest {tmp}/p.parquet --out {tmp}/out",
+        "error",
+        {"p.parquet": b""},
+        "Parquet",
+    ),
+    # A .json file that is not an array is read as JSONL: its lines are rows.
+    C(
+        "ingest-json-broken-object",
+        "ingest {tmp}/p.json --out {tmp}/out",
+        "quarantined",
+        {"p.json": '{"prompt": "x"'},
+        rows=(0, 1),
+    ),
+    C(
+        "ingest-json-one-object",
+        "ingest {tmp}/p.json --out {tmp}/out",
+        "handled",
+        {"p.json": '{"prompt": "only row"}'},
+        rows=(1, 0),
+        check=texts_are("only row"),
+    ),
+    C(
+        "ingest-json-array-broken",
+        "ingest {tmp}/p.json --out {tmp}/out",
+        "error",
+        {"p.json": '[{"prompt": "x"}, '},
+        "malformed",
+    ),
+    C(
+        "ingest-json-array-latin1",
+        "ingest {tmp}/p.json --out {tmp}/out",
+        "error",
+        {"p.json": '[{"prompt": "caf\xe9"}]'.encode("latin-1")},
+        "UTF-8",
+    ),
+    C(
+        "ingest-max-chars-0",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --max-chars 0",
+        "error",
+        {"p.jsonl": GOOD},
+        "positive",
+    ),
+    C(
+        "ingest-chunk-mb-neg",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --chunk-mb -1",
+        "error",
+        {"p.jsonl": GOOD},
+        "positive",
+    ),
+    C(
+        "ingest-max-chars-text",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --max-chars lots",
+        "error",
+        {"p.jsonl": GOOD},
+        "invalid int",
+    ),
+    C(
+        "ingest-out-is-file",
+        "ingest {tmp}/p.jsonl --out {tmp}/p.jsonl",
+        "error",
+        {"p.jsonl": GOOD},
+        "--out",
+    ),
+    C(
+        "ingest-out-is-other-stage",
+        "ingest {tmp}/p.jsonl --out {pool}",
+        "error",
+        {"p.jsonl": GOOD},
+        "overwrite",
+    ),
+    C(
+        "ingest-bad-resources",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --worker-resources GPU",
+        "error",
+        {"p.jsonl": GOOD},
+        "NAME=AMOUNT",
+    ),
+    C("ingest-no-out", "ingest {tmp}/p.jsonl", "error", {"p.jsonl": GOOD}, "--out"),
+    # ---- ingest: rows ------------------------------------------------------------------
+    C(
+        "ingest-empty-jsonl",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": ""},
+        rows=(0, 0),
+    ),
+    C(
+        "ingest-blank-lines",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": "\n\n" + GOOD + "\n  \n"},
+        rows=(2, 0),
+    ),
+    C(
+        "ingest-bom-first-line",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {"p.jsonl": "\ufeff" + GOOD},
+        rows=(2, 0),
+        check=texts_are("What is the capital of France?", "Name three primes."),
+    ),
+    C(
+        "ingest-bom-json-array",
+        "ingest {tmp}/p.json --out {tmp}/out",
+        "handled",
+        {"p.json": "\ufeff" + json.dumps([{"prompt": "hello there"}])},
+        rows=(1, 0),
+        check=texts_are("hello there"),
+    ),
+    C(
+        "ingest-content-parts",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {
+            "p.jsonl": jsonl(
+                {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "text", "text": "Explain "},
+                                {"type": "text", "text": "gravity."},
+                            ],
+                        }
+                    ]
+                }
+            )
+        },
+        rows=(1, 0),
+        check=texts_are("Explain gravity."),
+    ),
+    C(
+        "ingest-content-parts-image",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {
+            "p.jsonl": GOOD
+            + jsonl(
+                {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "image_url", "image_url": {"url": "http://x/y.png"}}
+                            ],
+                        }
+                    ]
+                }
+            )
+        },
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-stage-folder-as-pool",
+        "ingest {pool} --out {tmp}/out",
+        "handled",
+        check=lambda tmp, out: _same_rows_as_pool(tmp),
+    ),
+    C(
+        "ingest-hidden-files-skipped",
+        "ingest {tmp}/d --out {tmp}/out",
+        "handled",
+        {
+            "d/p.jsonl": GOOD,
+            "d/.hidden.jsonl": "garbage\n",
+            "d/_notes.json": '{"a": 1}',
+            "d/_sub/x.jsonl": "junk\n",
+        },
+        rows=(2, 0),
+        check=texts_are("What is the capital of France?", "Name three primes."),
+    ),
+    C(
+        "ingest-malformed-json-line",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + '{"prompt": "unclosed\n'},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-binary-garbage-jsonl",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD.encode() + b"\x00\xff\xfe\x89\x01garbage\n"},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-latin1-line",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD.encode() + '{"prompt": "caf\xe9"}\n'.encode("latin-1")},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-json-not-object",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl([1, 2], "42", '"a string"', "null")},
+        rows=(2, 4),
+    ),
+    C(
+        "ingest-null-prompt",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"prompt": None})},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-empty-prompt",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"prompt": ""}, {"prompt": "   \n"})},
+        rows=(2, 2),
+    ),
+    C(
+        "ingest-huge-prompt",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --max-chars 1000",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"prompt": "x" * 5000}, {"prompt": "y" * 1001})},
+        rows=(2, 2),
+    ),
+    C(
+        "ingest-number-prompt",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"prompt": 7}, {"prompt": ["a"]}, {"prompt": {"t": 1}})},
+        rows=(2, 3),
+    ),
+    C(
+        "ingest-no-text-field",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"question": "hi"}, {})},
+        rows=(2, 2),
+    ),
+    C(
+        "ingest-messages-not-list",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"messages": "hi"}, {"messages": []}, {"messages": [5]})},
+        rows=(2, 3),
+    ),
+    C(
+        "ingest-unknown-role",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"messages": [{"role": "wizard", "content": "x"}]})},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-no-user-turn",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"messages": [{"role": "assistant", "content": "x"}]})},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-content-number",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {
+            "p.jsonl": GOOD
+            + jsonl(
+                {"messages": [{"role": "user", "content": 3}]},
+                {"messages": [{"role": "user", "content": None}]},
+            )
+        },
+        rows=(2, 2),
+    ),
+    C(
+        "ingest-sharegpt-bad-from",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"conversations": [{"from": "alien", "value": "x"}]})},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-turns-bad",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"turns": []}, {"turns": ["ok", 3]}, {"turns": "x"})},
+        rows=(2, 3),
+    ),
+    C(
+        "ingest-instruction-input-number",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + jsonl({"instruction": "Add", "input": 5})},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-lone-surrogate",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {"p.jsonl": GOOD + '{"prompt": "bad \\ud800 half"}\n'},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-no-final-newline",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {"p.jsonl": GOOD + '{"prompt": "last"}'},
+        rows=(3, 0),
+        check=texts_are("What is the capital of France?", "Name three primes.", "last"),
+    ),
+    C(
+        "ingest-crlf",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {"p.jsonl": GOOD.replace("\n", "\r\n")},
+        rows=(2, 0),
+        check=texts_are("What is the capital of France?", "Name three primes."),
+    ),
+    C(
+        "ingest-json-array-mixed",
+        "ingest {tmp}/p.json --out {tmp}/out",
+        "quarantined",
+        {"p.json": json.dumps([{"prompt": "ok"}, 3, None, {"prompt": ""}])},
+        rows=(1, 3),
+    ),
+    C(
+        "ingest-json-array-empty",
+        "ingest {tmp}/p.json --out {tmp}/out",
+        "quarantined",
+        {"p.json": "[]"},
+        rows=(0, 0),
+    ),
+    # ---- dedup ---------------------------------------------------------------------
+    C(
+        "dedup-buckets-neg",
+        "dedup --exact {pool} --out {tmp}/out --buckets -1",
+        "error",
+        match="--buckets",
+    ),
+    C("dedup-missing-pool", "dedup --exact {tmp}/nope --out {tmp}/out", "error", match="Parquet"),
+    C(
+        "dedup-pool-is-jsonl",
+        "dedup --exact {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": GOOD},
+        "Parquet",
+    ),
+    C(
+        "dedup-empty-dir",
+        "dedup --exact {tmp}/d --out {tmp}/out",
+        "error",
+        {"d/.keep": ""},
+        "part-",
+    ),
+    C(
+        "dedup-garbage-part",
+        "dedup --exact {tmp}/d --out {tmp}/out",
+        "error",
+        {"d/part-00000.parquet": b"not parquet"},
+        "Parquet",
+    ),
+    C(
+        "dedup-wrong-columns",
+        "dedup --exact {tmp}/d --out {tmp}/out",
+        "error",
+        {"d/part-00000.parquet": "WRONG_COLUMNS"},
+        "messages",
+    ),
+    C(
+        "dedup-near-threshold-0",
+        "dedup --near {pool} --out {tmp}/out --threshold 0",
+        "error",
+        match="--threshold",
+    ),
+    C(
+        "dedup-near-threshold-2",
+        "dedup --near {pool} --out {tmp}/out --threshold 1.5",
+        "error",
+        match="--threshold",
+    ),
+    C(
+        "dedup-near-threshold-nan",
+        "dedup --near {pool} --out {tmp}/out --threshold nan",
+        "error",
+        match="--threshold",
+    ),
+    C(
+        "dedup-near-num-perm-0",
+        "dedup --near {pool} --out {tmp}/out --num-perm 0",
+        "error",
+        match="--num-perm",
+    ),
+    C(
+        "dedup-near-with-buckets",
+        "dedup --near {pool} --out {tmp}/out --buckets 4",
+        "error",
+        match="--buckets",
+    ),
+    C(
+        "dedup-exact-with-threshold",
+        "dedup --exact {pool} --out {tmp}/out --threshold 0.5",
+        "error",
+        match="--near",
+    ),
+    C(
+        "dedup-exact-and-near",
+        "dedup --exact --near {pool} --out {tmp}/out",
+        "error",
+        match="not allowed",
+    ),
+    C("dedup-out-is-file", "dedup --exact {pool} --out {tmp}/f", "error", {"f": "x"}, "--out"),
+    C("dedup-out-is-pool", "dedup --exact {pool} --out {pool}", "error", match="--out"),
+    C(
+        "dedup-exact-runs",
+        "dedup --exact {pool} --out {tmp}/out",
+        "handled",
+        check=exact_dedup_kept(3),
+    ),
+    C(
+        "dedup-semantic-threshold-2",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe demo --semantic-threshold 2",
+        "error",
+        {"p.jsonl": GOOD},
+        "semantic_threshold",
+    ),
+    C(
+        "dedup-semantic-threshold-neg",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out"
+        " --recipe demo --semantic-threshold -0.5",
+        "error",
+        {"p.jsonl": GOOD},
+        "semantic_threshold",
+    ),
+    C(
+        "dedup-semantic-margin-neg",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out"
+        " --recipe demo --semantic-threshold 0.9 --semantic-margin -1",
+        "error",
+        {"p.jsonl": GOOD},
+        "semantic_margin",
+    ),
+    C(
+        "dedup-semantic-search-bad",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe demo --semantic-search fuzzy",
+        "error",
+        {"p.jsonl": GOOD},
+        "semantic_search",
+    ),
+    C(
+        "dedup-semantic-nprobe-0",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe demo --semantic-nprobe 0",
+        "error",
+        {"p.jsonl": GOOD},
+        "semantic_nprobe",
+    ),
+    # ---- build-evalset -------------------------------------------------------------
+    C(
+        "evalset-broken-yaml",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe {tmp}/r.yaml",
+        "error",
+        {"p.jsonl": GOOD, "r.yaml": "clusters: [1, 2\nseed: {"},
+        "YAML",
+    ),
+    C(
+        "evalset-yaml-list",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe {tmp}/r.yaml",
+        "error",
+        {"p.jsonl": GOOD, "r.yaml": "- a\n- b\n"},
+        "recipe",
+    ),
+    C(
+        "evalset-unknown-key",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe {tmp}/r.yaml",
+        "error",
+        {"p.jsonl": GOOD, "r.yaml": "clusterz: 3\n"},
+        "unknown recipe key",
+    ),
+    C(
+        "evalset-wrong-type-key",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe {tmp}/r.yaml",
+        "error",
+        {"p.jsonl": GOOD, "r.yaml": "clusters: many\n"},
+        "clusters",
+    ),
+    C(
+        "evalset-missing-recipe",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe nope",
+        "error",
+        {"p.jsonl": GOOD},
+        "no such recipe",
+    ),
+    C(
+        "evalset-difficulty-mode-vibes",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe {tmp}/r.yaml",
+        "error",
+        {"p.jsonl": GOOD, "r.yaml": "difficulty_mode: vibes\n"},
+        "difficulty_mode",
+    ),
+    C(
+        "evalset-difficulty-mode-flag",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --difficulty-mode vibes",
+        "error",
+        {"p.jsonl": GOOD},
+        "invalid choice",
+    ),
+    C(
+        "evalset-clusters-0",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --clusters 0",
+        "error",
+        {"p.jsonl": GOOD},
+        "clusters",
+    ),
+    C(
+        "evalset-clusters-neg",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --clusters -3",
+        "error",
+        {"p.jsonl": GOOD},
+        "clusters",
+    ),
+    C(
+        "evalset-diverse-0",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --diverse-per-cluster 0",
+        "error",
+        {"p.jsonl": GOOD},
+        "diverse_per_cluster",
+    ),
+    C(
+        "evalset-hard-top-neg",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --hard-top -1",
+        "error",
+        {"p.jsonl": GOOD},
+        "hard_top",
+    ),
+    C(
+        "evalset-hard-candidates-neg",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --hard-candidates-per-cluster -2",
+        "error",
+        {"p.jsonl": GOOD},
+        "hard_candidates",
+    ),
+    C(
+        "evalset-difficulty-retries-neg",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --difficulty-retries -1",
+        "error",
+        {"p.jsonl": GOOD},
+        "difficulty_retries",
+    ),
+    C(
+        "evalset-embed-dtype-bad",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --embed-dtype float7",
+        "error",
+        {"p.jsonl": GOOD},
+        "float7",
+    ),
+    C(
+        "evalset-unknown-judge",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --difficulty-judge nobody",
+        "error",
+        {"p.jsonl": GOOD},
+        "nobody",
+    ),
+    C(
+        "evalset-missing-judge-roster",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --judge-roster {tmp}/none.yaml",
+        "error",
+        {"p.jsonl": GOOD},
+        "none.yaml",
+    ),
+    C(
+        "evalset-missing-pool",
+        "build-evalset --pool {tmp}/nope.jsonl --out {tmp}/out",
+        "error",
+        match="no such file",
+    ),
+    C(
+        "evalset-pool-csv",
+        "build-evalset --pool {tmp}/p.csv --out {tmp}/out",
+        "error",
+        {"p.csv": "prompt\nhi\n"},
+        "format",
+    ),
+    C(
+        "evalset-out-is-file",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/p.jsonl",
+        "error",
+        {"p.jsonl": GOOD},
+        "--out",
+    ),
+    C(
+        "evalset-max-chars-0",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --max-chars 0",
+        "error",
+        {"p.jsonl": GOOD},
+        "positive",
+    ),
+    # ---- decontaminate -------------------------------------------------------------
+    C(
+        "decon-top-k-neg",
+        "decontaminate --train {pool} --against {tmp}/b.jsonl --out {tmp}/out --top-k -1",
+        "error",
+        {"b.jsonl": GOOD},
+        "--top-k",
+    ),
+    C(
+        "decon-threshold-2",
+        "decontaminate --train {pool} --against {tmp}/b.jsonl --out {tmp}/out --threshold 2",
+        "error",
+        {"b.jsonl": GOOD},
+        "--threshold",
+    ),
+    C(
+        "decon-missing-train",
+        "decontaminate --train {tmp}/nope --against {tmp}/b.jsonl --out {tmp}/out",
+        "error",
+        {"b.jsonl": GOOD},
+        "Parquet",
+    ),
+    C(
+        "decon-train-is-jsonl",
+        "decontaminate --train {tmp}/b.jsonl --against {tmp}/b.jsonl --out {tmp}/out",
+        "error",
+        {"b.jsonl": GOOD},
+        "Parquet",
+    ),
+    C(
+        "decon-missing-against",
+        "decontaminate --train {pool} --against {tmp}/nope.jsonl --out {tmp}/out",
+        "error",
+        match="no such file",
+    ),
+    C(
+        "decon-against-empty",
+        "decontaminate --train {pool} --against {tmp}/b.jsonl --out {tmp}/out",
+        "error",
+        {"b.jsonl": ""},
+        "no conversations",
+    ),
+    C(
+        "decon-against-garbage",
+        "decontaminate --train {pool} --against {tmp}/b.jsonl --out {tmp}/out",
+        "error",
+        {"b.jsonl": "junk\n{]\n"},
+        "no conversations",
+    ),
+    C(
+        "decon-against-broken-array",
+        "decontaminate --train {pool} --against {tmp}/b.json --out {tmp}/out",
+        "error",
+        {"b.json": '[{"prompt": "x"}, '},
+        "malformed",
+    ),
+    C(
+        "decon-embed-dtype-bad",
+        "decontaminate --train {pool} --against {tmp}/b.jsonl --out {tmp}/out --embed-dtype int3",
+        "error",
+        {"b.jsonl": GOOD},
+        "int3",
+    ),
+    C(
+        "decon-out-is-train",
+        "decontaminate --train {pool} --against {tmp}/b.jsonl --out {pool}",
+        "error",
+        {"b.jsonl": GOOD},
+        "--out",
+    ),
+    # ---- battle --------------------------------------------------------------------
+    C(
+        "battle-missing-roster",
+        "battle --roster {tmp}/none.yaml --evalset {pool} --out {tmp}/out --judge j",
+        "error",
+        match="none.yaml",
+    ),
+    C(
+        "battle-roster-broken-yaml",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": "models: [\n  - {name: a"},
+        "YAML",
+    ),
+    C(
+        "battle-roster-not-mapping",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": "- a\n"},
+        "r.yaml",
+    ),
+    C(
+        "battle-roster-unknown-backend",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": "models:\n  - {name: a, backend: telepathy, path: x}\n"},
+        "telepathy",
+    ),
+    C(
+        "battle-roster-duplicate-names",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": ROSTER_OK + ROSTER_OK.split("\n", 1)[1]},
+        "duplicate",
+    ),
+    C(
+        "battle-roster-missing-path",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": "models:\n  - {name: a, backend: recorded}\n  - {name: b, backend: recorded}\n"},
+        "path",
+    ),
+    C(
+        "battle-roster-answers-missing",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": ROSTER_OK.replace("gpt-4-0613.jsonl", "nobody.jsonl")},
+        "nobody.jsonl",
+    ),
+    C(
+        "battle-roster-model-not-in-answers",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": ROSTER_OK.replace("model: gpt-4-0613", "model: gpt-9")},
+        "gpt-9",
+    ),
+    C(
+        "battle-roster-no-models",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": "models: []\n"},
+        "r.yaml",
+    ),
+    C(
+        "battle-unknown-judge",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge nobody",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "nobody",
+    ),
+    C(
+        "battle-unknown-target",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out"
+        " --judge-roster judges --judge smollm2-judge --schedule target --target zed",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "zed",
+    ),
+    C(
+        "battle-target-without-name",
+        "battle --roster {tmp}/r.yaml --evalset {pool}"
+        " --out {tmp}/out --judge-roster judges --judge smollm2-judge --schedule target",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--target",
+    ),
+    C(
+        "battle-unknown-anchor",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out"
+        " --judge-roster judges --judge smollm2-judge --schedule anchor --anchor zed",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "zed",
+    ),
+    C(
+        "battle-k-0",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out"
+        " --judge-roster judges --judge smollm2-judge --schedule sampled --k 0",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--k",
+    ),
+    C(
+        "battle-limit-0",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out"
+        " --judge-roster judges --judge smollm2-judge --limit 0",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--limit",
+    ),
+    C(
+        "battle-chunk-0",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out"
+        " --judge-roster judges --judge smollm2-judge --answer-chunk 0",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "chunk",
+    ),
+    C(
+        "battle-retries-neg",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out"
+        " --judge-roster judges --judge smollm2-judge --judge-retries -1",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "retries",
+    ),
+    C(
+        "battle-max-answer-chars-0",
+        "battle --roster {tmp}/r.yaml --evalset {pool}"
+        " --out {tmp}/out --judge-roster judges --judge smollm2-judge --max-answer-chars 0",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--max-answer-chars",
+    ),
+    C(
+        "battle-judge-max-tokens-0",
+        "battle --roster {tmp}/r.yaml --evalset {pool}"
+        " --out {tmp}/out --judge-roster judges --judge smollm2-judge --judge-max-tokens 0",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--judge-max-tokens",
+    ),
+    C(
+        "battle-missing-template",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out"
+        " --judge-roster judges --judge smollm2-judge --judge-template {tmp}/t.txt",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "t.txt",
+    ),
+    C(
+        "battle-missing-evalset",
+        "battle --roster {tmp}/r.yaml --evalset {tmp}/nope"
+        " --out {tmp}/out --judge-roster judges --judge smollm2-judge",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "nope",
+    ),
+    C(
+        "battle-evalset-is-jsonl",
+        "battle --roster {tmp}/r.yaml --evalset {tmp}/p.jsonl"
+        " --out {tmp}/out --judge-roster judges --judge smollm2-judge",
+        "error",
+        {"r.yaml": ROSTER_OK, "p.jsonl": GOOD},
+        "Parquet",
+    ),
+    C(
+        "battle-one-model",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out"
+        " --judge-roster judges --judge smollm2-judge",
+        "error",
+        {"r.yaml": ROSTER_OK.rsplit("  - ", 1)[0]},
+        "two",
+    ),
+    # ---- judge-eval ----------------------------------------------------------------
+    C(
+        "judge-eval-missing-pairs",
+        "judge-eval {tmp}/nope.jsonl --out {tmp}/out",
+        "error",
+        match="nope.jsonl",
+    ),
+    C(
+        "judge-eval-empty-pairs",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": ""},
+        "p.jsonl",
+    ),
+    C(
+        "judge-eval-garbage-pairs",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": b"\x00\xffjunk\n{]\n"},
+        "p.jsonl",
+    ),
+    C("judge-eval-pairs-dir", "judge-eval {tmp} --out {tmp}/out", "error", match=""),
+    C(
+        "judge-eval-limit-0",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --limit 0",
+        "error",
+        {"p.jsonl": jsonl(PAIR)},
+        "--limit",
+    ),
+    C(
+        "judge-eval-chunk-0",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --judge-chunk 0",
+        "error",
+        {"p.jsonl": jsonl(PAIR)},
+        "--judge-chunk",
+    ),
+    C(
+        "judge-eval-retries-neg",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --judge-retries -2",
+        "error",
+        {"p.jsonl": jsonl(PAIR)},
+        "--judge-retries",
+    ),
+    C(
+        "judge-eval-unknown-judge",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --judge nobody",
+        "error",
+        {"p.jsonl": jsonl(PAIR)},
+        "nobody",
+    ),
+    C(
+        "judge-eval-missing-roster",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --judge-roster {tmp}/none.yaml",
+        "error",
+        {"p.jsonl": jsonl(PAIR)},
+        "none.yaml",
+    ),
+    C(
+        "judge-eval-missing-recorded",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --recorded {tmp}/none.jsonl",
+        "error",
+        {"p.jsonl": jsonl(PAIR)},
+        "none.jsonl",
+    ),
+    C(
+        "judge-eval-max-tokens-0",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --judge-max-tokens 0",
+        "error",
+        {"p.jsonl": jsonl(PAIR)},
+        "--judge-max-tokens",
+    ),
+    # ---- elo -----------------------------------------------------------------------
+    C("elo-missing-file", "elo {tmp}/nope.csv --out {tmp}/out", "error", match="no such file"),
+    C("elo-empty-file", "elo {tmp}/b.csv --out {tmp}/out", "error", {"b.csv": ""}, "empty"),
+    C(
+        "elo-header-only",
+        "elo {tmp}/b.csv --out {tmp}/out",
+        "error",
+        {"b.csv": "model_a,model_b,winner\n"},
+        "no battles",
+    ),
+    C(
+        "elo-missing-columns",
+        "elo {tmp}/b.csv --out {tmp}/out",
+        "error",
+        {"b.csv": "model_a,winner\na,model_a\n"},
+        "battle columns",
+    ),
+    C(
+        "elo-garbage-parquet",
+        "elo {tmp}/b.parquet --out {tmp}/out",
+        "error",
+        {"b.parquet": b"PAR1 nonsense"},
+        "b.parquet",
+    ),
+    C(
+        "elo-garbage-jsonl",
+        "elo {tmp}/b.jsonl --out {tmp}/out",
+        "error",
+        {"b.jsonl": "not json at all\n{]\n"},
+        "b.jsonl",
+    ),
+    C(
+        "elo-wrong-extension",
+        "elo {tmp}/b.txt --out {tmp}/out",
+        "error",
+        {"b.txt": BATTLES},
+        "b.txt",
+    ),
+    C("elo-empty-dir", "elo {tmp}/d --out {tmp}/out", "error", {"d/.keep": ""}, "no Parquet"),
+    C(
+        "elo-unknown-winners",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 0",
+        "handled",
+        {"b.csv": BATTLES + "a,b,draw\na,b,\nb,c,A\n"},
+        check=lambda tmp, out: _dropped(tmp, 3),
+    ),
+    C(
+        "elo-only-unknown-winners",
+        "elo {tmp}/b.csv --out {tmp}/out",
+        "error",
+        {"b.csv": "model_a,model_b,winner\na,b,draw\nb,a,x\n"},
+        "no battles",
+    ),
+    C(
+        "elo-self-battles",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 0",
+        "handled",
+        {"b.csv": BATTLES + "a,a,model_a\n"},
+        check=lambda tmp, out: _dropped(tmp, 1),
+    ),
+    C(
+        "elo-anchor-inf",
+        "elo {tmp}/b.csv --out {tmp}/out --anchor a=inf",
+        "error",
+        {"b.csv": BATTLES},
+        "anchor",
+    ),
+    C(
+        "elo-anchor-nan",
+        "elo {tmp}/b.csv --out {tmp}/out --anchor mean=nan",
+        "error",
+        {"b.csv": BATTLES},
+        "anchor",
+    ),
+    C(
+        "elo-anchor-garbage",
+        "elo {tmp}/b.csv --out {tmp}/out --anchor banana",
+        "error",
+        {"b.csv": BATTLES},
+        "anchor",
+    ),
+    C(
+        "elo-anchor-unknown-model",
+        "elo {tmp}/b.csv --out {tmp}/out --anchor zed=1100",
+        "error",
+        {"b.csv": BATTLES},
+        "zed",
+    ),
+    C(
+        "elo-anchor-model",
+        "elo {tmp}/b.csv --out {tmp}/out --anchor a=1100 --bootstrap 5",
+        "handled",
+        {"b.csv": BATTLES},
+        check=anchored_at("a", 1100),
+    ),
+    C(
+        "elo-bootstrap-neg",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap -1",
+        "error",
+        {"b.csv": BATTLES},
+        "--bootstrap",
+    ),
+    C(
+        "elo-alpha-neg",
+        "elo {tmp}/b.csv --out {tmp}/out --alpha -1",
+        "error",
+        {"b.csv": BATTLES},
+        "--alpha",
+    ),
+    C(
+        "elo-alpha-nan",
+        "elo {tmp}/b.csv --out {tmp}/out --alpha nan",
+        "error",
+        {"b.csv": BATTLES},
+        "--alpha",
+    ),
+    C(
+        "elo-alpha-0-unbeaten",
+        "elo {tmp}/b.csv --out {tmp}/out --alpha 0",
+        "error",
+        {"b.csv": ALWAYS_WINS},
+        "--alpha",
+    ),
+    C(
+        "elo-unbeaten-default-alpha",
+        "elo {tmp}/b.csv --out {tmp}/out",
+        "handled",
+        {"b.csv": ALWAYS_WINS},
+        check=finite_board,
+    ),
+    C(
+        "elo-llmfao-400",
+        "elo {tmp}/b.csv --out {tmp}/out",
+        "handled",
+        {"b.csv": "LLMFAO_400"},
+        check=finite_board,
+    ),
+    C(
+        "elo-models-unknown",
+        "elo {tmp}/b.csv --out {tmp}/out --models x,y",
+        "error",
+        {"b.csv": BATTLES},
+        "no battles",
+    ),
+    C(
+        "elo-judge-without-column",
+        "elo {tmp}/b.csv --out {tmp}/out --judge gpt4",
+        "error",
+        {"b.csv": BATTLES},
+        "judge",
+    ),
+    C(
+        "elo-since-garbage",
+        "elo {tmp}/b.csv --out {tmp}/out --since yesterday",
+        "error",
+        {"b.csv": "model_a,model_b,winner,tstamp\na,b,model_a,1\n"},
+        "yesterday",
+    ),
+    C(
+        "elo-missing-reference",
+        "elo {tmp}/b.csv --out {tmp}/out --reference {tmp}/r.csv",
+        "error",
+        {"b.csv": BATTLES},
+        "r.csv",
+    ),
+    C("elo-out-is-file", "elo {tmp}/b.csv --out {tmp}/b.csv", "error", {"b.csv": BATTLES}, "--out"),
+    C(
+        "elo-ties-bad",
+        "elo {tmp}/b.csv --out {tmp}/out --ties maybe",
+        "error",
+        {"b.csv": BATTLES},
+        "invalid choice",
+    ),
+    C(
+        "elo-null-model",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 0",
+        "handled",
+        {"b.csv": BATTLES + ",b,model_a\n"},
+        check=lambda tmp, out: _dropped(tmp, 1),
+    ),
+    # ---- train ---------------------------------------------------------------------
+    C(
+        "train-missing-data",
+        "train sft --data {tmp}/nope --base builtin:smollm2-135m-instruct --out {tmp}/out",
+        "error",
+        match="nope",
+    ),
+    C(
+        "train-bad-kind",
+        "train ppo --data {tmp}/d --base x --out {tmp}/out",
+        "error",
+        match="invalid choice",
+    ),
+    C(
+        "train-max-steps-0",
+        "train sft --data {tmp}/d --base builtin:smollm2-135m-instruct"
+        " --out {tmp}/out --max-steps 0",
+        "error",
+        match="max_steps",
+    ),
+    C(
+        "train-lr-neg",
+        "train sft --data {tmp}/d --base builtin:smollm2-135m-instruct"
+        " --out {tmp}/out --learning-rate -1",
+        "error",
+        match="learning_rate",
+    ),
+    C(
+        "train-batch-0",
+        "train sft --data {tmp}/d --base builtin:smollm2-135m-instruct"
+        " --out {tmp}/out --per-device-batch-size 0",
+        "error",
+        match="per_device_batch_size",
+    ),
+    C(
+        "train-missing-base",
+        "train sft --data {tmp}/d --base {tmp}/nobase --out {tmp}/out",
+        "error",
+        {"d/part-00000.parquet": "SFT_SHARD"},
+        "nobase",
+    ),
+    C(
+        "train-rl-no-reward",
+        "train rl --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out",
+        "error",
+        {"d/part-00000.parquet": "SFT_SHARD"},
+        "reward model",
+    ),
+    C(
+        "train-data-empty-dir",
+        "train sft --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out",
+        "error",
+        {"d/.keep": ""},
+        "d",
+    ),
+    # ---- flywheel ------------------------------------------------------------------
+    C("flywheel-no-config", "flywheel --out {tmp}/out", "error", match="--config"),
+    C(
+        "flywheel-missing-config",
+        "flywheel --config {tmp}/none.yaml --out {tmp}/out",
+        "error",
+        match="none.yaml",
+    ),
+    C(
+        "flywheel-broken-yaml",
+        "flywheel --config {tmp}/f.yaml --out {tmp}/out",
+        "error",
+        {"f.yaml": "target: [smollm2\nstages: {"},
+        "YAML",
+    ),
+    C(
+        "flywheel-unknown-key",
+        "flywheel --config {tmp}/f.yaml --out {tmp}/out",
+        "error",
+        {"f.yaml": "targett: a\n"},
+        "targett",
+    ),
+    C(
+        "flywheel-bad-stage",
+        "flywheel --config {tmp}/f.yaml --out {tmp}/out",
+        "error",
+        {"f.yaml": FW + "stages: [sft, ppo]\n"},
+        "ppo",
+    ),
+    C(
+        "flywheel-negative-gap",
+        "flywheel --config {tmp}/f.yaml --out {tmp}/out",
+        "error",
+        {"f.yaml": FW + "sft_gap: [-1]\n"},
+        "sft_gap",
+    ),
+    C(
+        "flywheel-gap-not-number",
+        "flywheel --config {tmp}/f.yaml --out {tmp}/out",
+        "error",
+        {"f.yaml": FW + "dpo_gap: [big]\n"},
+        "dpo_gap",
+    ),
+    C(
+        "flywheel-no-target",
+        "flywheel --config {tmp}/f.yaml --out {tmp}/out",
+        "error",
+        {"f.yaml": "stages: [sft]\n"},
+        "target",
+    ),
+    C(
+        "flywheel-zero-slice",
+        "flywheel --config {tmp}/f.yaml --out {tmp}/out",
+        "error",
+        {"f.yaml": FW + "slice_prompts: 0\n"},
+        "slice_prompts",
+    ),
+    C(
+        "flywheel-iteration-0",
+        "flywheel --config demo --out {tmp}/out --iteration 0",
+        "error",
+        match="iteration",
+    ),
+    C(
+        "flywheel-status-empty",
+        "flywheel status --out {tmp}/nope",
+        "handled",
+        check=lambda tmp, out: _says(out, "no flywheel run here yet"),
+    ),
+    # ---- run -----------------------------------------------------------------------
+    C("run-bootstrap-neg", "run --out {tmp}/out --bootstrap -1", "error", match="--bootstrap"),
+    C(
+        "run-battle-prompts-neg",
+        "run --out {tmp}/out --battle-prompts -5",
+        "error",
+        match="--battle-prompts",
+    ),
+    C("run-missing-recipe", "run --out {tmp}/out --recipe nope", "error", match="nope"),
+    C("run-unknown-judge", "run --out {tmp}/out --judge nobody", "error", match="nobody"),
+    C(
+        "run-missing-roster",
+        "run --out {tmp}/out --roster {tmp}/none.yaml",
+        "error",
+        match="none.yaml",
+    ),
+    C(
+        "run-flywheel-bad",
+        "run --out {tmp}/out --flywheel {tmp}/none.yaml",
+        "error",
+        match="none.yaml",
+    ),
+    C("run-max-chars-0", "run --out {tmp}/out --max-chars 0", "error", match="positive"),
+    C("run-out-is-file", "run --out {tmp}/f", "error", {"f": "x"}, "--out"),
+    # ---- cluster flags (jobs/cluster.py, the lead's) -------------------------------
+    C(
+        "cluster-workers-0",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --workers 0",
+        "error",
+        {"p.jsonl": GOOD},
+        "--workers",
+        cluster=False,
+    ),
+    C(
+        "cluster-workers-neg",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --workers -1",
+        "error",
+        {"p.jsonl": GOOD},
+        "--workers",
+        cluster=False,
+    ),
+    C(
+        "cluster-threads-0",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --threads-per-worker 0",
+        "error",
+        {"p.jsonl": GOOD},
+        "--threads-per-worker",
+        cluster=False,
+    ),
+    C(
+        "cluster-memory-1kib",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --memory-limit 1KiB",
+        "error",
+        {"p.jsonl": GOOD},
+        "--memory-limit",
+        cluster=False,
+    ),
+    C(
+        "cluster-memory-banana",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --memory-limit banana",
+        "error",
+        {"p.jsonl": GOOD},
+        "--memory-limit",
+        cluster=False,
+    ),
+    C(
+        "cluster-scheduler-file-missing",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --scheduler-file /nonexistent.json --wait-workers 2",
+        "error",
+        {"p.jsonl": GOOD},
+        "nonexistent",
+        cluster=False,
+    ),
+    C(
+        "cluster-nothing-listening",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --scheduler-address tcp://127.0.0.1:1 --wait-workers 5",
+        "error",
+        {"p.jsonl": GOOD},
+        "127.0.0.1:1",
+        cluster=False,
+    ),
+    C(
+        "cluster-wait-workers-neg",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --wait-workers -5",
+        "error",
+        {"p.jsonl": GOOD},
+        "--wait-workers",
+        cluster=False,
+    ),
+]
+
+
+def _same_rows_as_pool(tmp: Path) -> None:
+    import pandas as pd
+
+    pool, out = _POOL["path"], tmp / "out"
+    assert not list((out / "_quarantine").glob("*.parquet")), "stage files read as rows"
+    assert sorted(pd.read_parquet(out).prompt_id) == sorted(pd.read_parquet(pool).prompt_id)
+
+
+def _says(stdout: str, text: str) -> None:
+    assert text in stdout, stdout
+
+
+def _dropped(tmp: Path, n: int) -> None:
+    finite_board(tmp, "")
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    assert sum((summary.get("dropped") or {}).values()) == n, summary
+
+
+_POOL: dict = {}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One in-process cluster for the module; `connected` counts the clients it has seen."""
+    from dask.distributed import LocalCluster
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class Clients(SchedulerPlugin):
+        seen = 0
+
+        def add_client(self, scheduler, client):
+            Clients.seen += 1
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as c:
+        c.scheduler.add_plugin(Clients())
+        yield c, Clients
+
+
+@pytest.fixture(scope="module")
+def pool(cluster, tmp_path_factory):
+    """An ingested pool: 3 distinct prompts, one of them twice."""
+    root = tmp_path_factory.mktemp("pool")
+    (root / "p.jsonl").write_text(GOOD + jsonl({"prompt": "Name three primes."}, {"prompt": "z"}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DASK_SCHEDULER_ADDRESS", cluster[0].scheduler_address)
+        assert main(["ingest", str(root / "p.jsonl"), "--out", str(root / "pool")]) == 0
+    _POOL["path"] = root / "pool"
+    return root / "pool"
+
+
+def _write(tmp: Path, name: str, content) -> None:
+    path = tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if content == "LLMFAO_400":
+        content = llmfao_head(400)
+    if content in ("WRONG_COLUMNS", "SFT_SHARD"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = {
+            "WRONG_COLUMNS": {"text": ["a"]},
+            "SFT_SHARD": {"prompt": ["a"], "completion": ["b"]},
+        }
+        pq.write_table(pa.table(rows[content]), path)
+        return
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+
+
+class Hang(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise Hang(f"case ran past {HANG_SECONDS} s")
+
+
+def _counts(out: Path) -> tuple[int, int, int]:
+    """Rows kept, quarantined and dropped (dedup's `_dropped/`), counted in the files."""
+    import pyarrow.parquet as pq
+
+    def rows(pattern):
+        return sum(pq.read_metadata(p).num_rows for p in out.glob(pattern))
+
+    return rows("part-*.parquet"), rows("_quarantine/*.parquet"), rows("_dropped/*.parquet")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, tmp_path, capsys, monkeypatch, cluster, pool):
+    local, clients = cluster
+    for name, content in case.files.items():
+        _write(tmp_path, name, content)
+    argv = case.argv.format(tmp=tmp_path, pool=pool, data=DATA, answers=ANSWERS).split()
+    # `arena elo` counts a few small files in this process unless a cluster is named:
+    # its cases run that way, as a user's would.
+    use_cluster = case.cluster and case.argv.split()[0] != "elo"
+    if use_cluster:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", local.scheduler_address)
+    else:
+        monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    seen = clients.seen
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(HANG_SECONDS)
+    try:
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse
+            code = exc.code
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, err
+    if case.expect == "error":
+        assert code == 2, f"exit {code}\n{out}\n{err}"
+        lines = [
+            line
+            for line in err.splitlines()
+            # argparse's usage lines, and the notice of a bounded wait for a cluster
+            if line.strip() and not line.startswith(("usage:", " ", "waiting up to "))
+        ]
+        assert len(lines) == 1 and lines[0].startswith("arena ") and ": error: " in lines[0], err
+        assert "unrecognized arguments" not in err, err
+        assert case.match in lines[0], lines[0]
+        if use_cluster:
+            assert clients.seen == seen, "connected to a cluster before failing"
+        return
+    assert code == 0, f"exit {code}\n{out}\n{err}"
+    manifest_path = tmp_path / "out" / "_manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        kept, quarantined, dropped = _counts(tmp_path / "out")
+        # Nothing lost silently: every row read is kept, quarantined or dropped with a reason.
+        assert manifest["rows_in"] == kept + quarantined + dropped, manifest
+        assert (manifest["rows_out"], manifest["rows_rejected"]) == (kept, quarantined)
+        if quarantined:
+            import pandas as pd
+
+            reasons = pd.read_parquet(tmp_path / "out" / "_quarantine").reason
+            assert reasons.str.len().gt(0).all()
+        if case.rows is not None:
+            assert (kept, quarantined) == case.rows
+    else:
+        assert case.rows is None, "no manifest"
+    if case.check is not None:
+        case.check(tmp_path, out)
+
+
+def test_the_table_covers_every_command():
+    assert len(CASES) >= 100
+    assert len({c.id for c in CASES}) == len(CASES)
+    commands = {c.argv.split()[0] for c in CASES}
+    assert commands >= {
+        "ingest",
+        "dedup",
+        "build-evalset",
+        "decontaminate",
+        "battle",
+        "judge-eval",
+        "elo",
+        "train",
+        "flywheel",
+        "run",
+    }
