@@ -72,7 +72,9 @@ def run_to_end(args: list[str], out: Path, log: Path) -> float:
 def doing(log: Path) -> str:
     """What the job was doing: the last line it printed (a progress bar or a step report)."""
     text = log.read_text(errors="replace").replace("\r", "\n")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # Library warnings and logs (vLLM, Dask) say nothing about the job's step.
+    noise = ("WARNING", "INFO", "(Dask Worker")
+    lines = [x.strip() for x in text.splitlines() if x.strip() and not x.startswith(noise)]
     return (lines[-1][:70] if lines else "starting").replace("|", "/")
 
 
