@@ -131,3 +131,20 @@ def read_rows(path, start: int, rows: int) -> pa.Table:
     if not groups:
         return file.schema_arrow.empty_table()
     return file.read_row_groups(groups).slice(start - first, rows)
+
+
+def check_parts(folder: Path, needs) -> list[Path]:
+    """A stage folder's parts, or a one-line error saying why it is not one holding the
+    columns `needs` (called before connecting, so a wrong input costs no cluster)."""
+    parts = part_files(folder)
+    if not parts:
+        raise UserError(
+            f"{folder}: no part-*.parquet files (expected a folder from `arena ingest`)"
+        )
+    for path in parts:
+        try:
+            schema = pq.read_schema(path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
+        require_columns(schema, needs, str(path))
+    return parts

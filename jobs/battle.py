@@ -39,11 +39,11 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.parquet_io import check_parts
     from jobs.cluster import connect
     from jobs.options import config_from_args
     from jobs.outputs import check_out
     from pipeline.battle.config import BattleConfig
-    from pipeline.dedup.near import check_pool
     from pipeline.flows.battle import battle_report, prepare_battle, run_battles
 
     setup = prepare_battle(  # mistakes surface before a cluster starts
@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         judge_roster=args.judge_roster,
         cache=args.cache,
     )
-    check_pool(Path(args.evalset))  # a missing eval set fails before a cluster starts
+    check_parts(
+        Path(args.evalset), ("prompt_id", "messages")
+    )  # a missing eval set fails before a cluster starts
     check_out(args.out, args.evalset)
     with connect(args, setup.resources) as client:
         summary = run_battles(client, setup, args.evalset, args.out)

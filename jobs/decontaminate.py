@@ -36,17 +36,19 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.parquet_io import check_parts
     from jobs.cluster import connect
     from jobs.options import config_from_args
     from jobs.outputs import check_out
-    from pipeline.dedup.near import check_pool
     from pipeline.evalset.decontaminate import DecontaminationConfig
     from pipeline.evalset.embed import EmbedConfig
     from pipeline.flows.decontaminate import check_against, decontaminate, decontaminate_report
 
     config = config_from_args(DecontaminationConfig, args)
     embed = config_from_args(EmbedConfig, args, only=("model", "dtype"), prefix="embed_")
-    check_pool(Path(args.train))  # bad inputs fail before a cluster starts
+    check_parts(
+        Path(args.train), ("prompt_id", "messages")
+    )  # bad inputs fail before a cluster starts
     check_against(args.against)
     check_out(args.out, args.train, *args.against)
     with connect(args) as client:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from core.errors import UserError
 from core.hashing import folder_fingerprint, table_hash
-from core.parquet_io import part_files, require_columns, write_parquet_atomic
+from core.parquet_io import check_parts, part_files, write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import PartResult, Stage, Task, write_filtered_part
 
@@ -69,17 +69,8 @@ class NearDedupConfig:
 
 
 def check_pool(pool: Path) -> list[Path]:
-    """The input's parts, or a one-line error saying why it is not a conversation folder."""
-    parts = part_files(pool)
-    if not parts:
-        raise UserError(f"{pool}: no part-*.parquet files (expected a folder from `arena ingest`)")
-    for path in parts:
-        try:
-            schema = pq.read_schema(path)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
-        require_columns(schema, NEEDS, str(path))
-    return parts
+    """The input's parts, or one line saying why it is not a folder near dedup reads."""
+    return check_parts(pool, NEEDS)
 
 
 class MinHashSignatures(Stage):
