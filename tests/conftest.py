@@ -63,14 +63,29 @@ def gpu_worker():
 
 
 @pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> str:
+    """A tiny real Llama checkpoint with SmolLM2's tokenizer and random weights (see
+    tests/tiny_model.py), built once per session: for tests whose subject is plumbing."""
+    from tests.tiny_model import build_tiny_llama
+
+    return str(build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama"))
+
+
+@pytest.fixture(scope="session")
 def main_run(tmp_path_factory):
     """`arena run`, the main job, once per session in its own embedded LocalCluster, on a
     small real pool: eval set, battles of real vLLM models and recorded GPT-4 answers
     judged by SmolLM2, the judge measured against people, the leaderboard, and a first
     flywheel iteration (SFT then DPO, one trl step each, the checkpoint re-rated).
-    Returns (out folder, finished process); the main-job and notebook tests read it."""
+
+    It is SIGKILLed once (its whole process group: driver, cluster, workers) when the
+    flywheel has recorded its SFT selection, then rerun to completion, so its readers
+    (the main-job tests, the notebooks) check that a resumed run holds exactly what an
+    uninterrupted one must. Returns (out folder, the rerun's finished process)."""
+    import signal
     import subprocess
     import sys
+    import time
 
     from bench.small_main_job import small_main_job
 
@@ -78,6 +93,51 @@ def main_run(tmp_path_factory):
     out = tmp / "run"
     command = [sys.executable, "-m", "jobs.cli", "run", *small_main_job(tmp), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    log = tmp / "killed.log"
+    killed = subprocess.Popen(
+        command, cwd=REPO, env=env, start_new_session=True,
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 2400
+    try:
+        while not _flywheel_recorded(out / "flywheel" / "flywheel.json", "sft.select"):
+            if killed.poll() is not None:
+                raise AssertionError(f"the main job ended before the kill: {log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sft.select not reached: {log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
     assert done.returncode == 0, done.stderr[-3000:]
     return out, done
+
+
+def _flywheel_recorded(state: Path, step: str) -> bool:
+    import json
+
+    if not state.exists():
+        return False
+    iteration = json.loads(state.read_text())["iterations"].get("1", {})
+    return step in iteration.get("steps", {})
+
+
+# Where the minutes go: after pytest's slowest-25 table, one line per test file with its
+# wall time (setup, call and teardown of its tests, shared fixtures counted where built).
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter):
+    if not _FILE_SECONDS:
+        return
+    terminalreporter.write_sep("=", "wall time per test file")
+    for path, seconds in sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
+    terminalreporter.write_line(f"{sum(_FILE_SECONDS.values()):8.1f} s  in all")

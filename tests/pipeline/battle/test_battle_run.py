@@ -1,7 +1,9 @@
-"""`arena battle` end to end on real prompts, real SmolLM2 and real recorded GPT answers,
-on a real LocalCluster: a run killed with SIGKILL resumes from the caches, a fourth
-model costs only its own answers and pairs, and a judge that answers garbage, an
-unknown judge or a roster typo is reported, never counted."""
+"""`arena battle` end to end on real prompts, a real transformers model and real recorded
+GPT answers, on a real LocalCluster: a run killed with SIGKILL resumes from the caches, a
+fourth model costs only its own answers and pairs, and a judge that answers garbage, an
+unknown judge or a roster typo is reported, never counted. The subject is the caches and
+the records, so the answering model and the judge are the session's tiny Llama
+(tests/tiny_model.py); the judge's format is enforced, so its noise is still verdicts."""
 
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def _conversation(messages, source, line):
 
 
 @pytest.fixture(scope="module")
-def arena(tmp_path_factory, shared_data):
+def arena(tmp_path_factory, shared_data, tiny_llama):
     """Four Arena-Hard prompts and one two-turn MT-bench prompt; rosters of 3 and 4 models."""
     root = tmp_path_factory.mktemp("arena")
     rows = []
@@ -67,7 +69,7 @@ def arena(tmp_path_factory, shared_data):
     answers = shared_data / "answers" / "arena-hard-v0.1"
     entries = [
         "defaults:\n  sampling: {max_tokens: 16}\nmodels:",
-        "  - {name: smollm2, backend: transformers, path: 'builtin:smollm2-135m-instruct'}",
+        f"  - {{name: tiny, backend: transformers, path: '{tiny_llama}'}}",
     ] + [
         f"  - {{name: {m}, backend: recorded, path: '{answers / m}.jsonl'}}"
         for m in ("gpt-4-0314", "gpt-3.5-turbo-0125", "gpt-4-0613")
@@ -76,8 +78,8 @@ def arena(tmp_path_factory, shared_data):
     (root / "roster4.yaml").write_text("\n".join(entries) + "\n")
     (root / "judges.yaml").write_text(
         "models:\n"
-        "  - {name: smollm2-judge, backend: transformers, path: 'builtin:smollm2-135m-instruct',"
-        " sampling: {max_tokens: 24}}\n"
+        f"  - {{name: tiny-judge, backend: transformers, path: '{tiny_llama}',"
+        " sampling: {max_tokens: 200}}\n"
         # A real backend whose output is garbage for a judge: it has no reply to judge prompts.
         f"  - {{name: recorded-judge, backend: recorded, path: '{answers}/gpt-4-0314.jsonl'}}\n"
     )
@@ -92,7 +94,7 @@ def _cli(arena: Path, roster: str, *extra: str) -> list[str]:
         "--judge-roster",
         str(arena / "judges.yaml"),
         "--judge",
-        "smollm2-judge",
+        "tiny-judge",
         "--evalset",
         str(arena / "evalset"),
         "--out",
@@ -137,7 +139,7 @@ def first_run(arena, client):
         arena / "roster3.yaml",
         arena / "evalset",
         arena / "out",
-        judge="smollm2-judge",
+        judge="tiny-judge",
         judge_roster=arena / "judges.yaml",
         **OPTIONS,
     )
@@ -184,8 +186,8 @@ def test_killed_run_resumes_and_every_record_is_complete(arena, first_run):
 
     from arena_models.cache import AnswerCache
 
-    smollm2 = AnswerCache(arena / "out" / "_cache").model("smollm2").read().to_pylist()
-    assert sorted(len(r["answers"]) for r in smollm2) == [1, 1, 1, 1, 2]  # turn by turn
+    tiny = AnswerCache(arena / "out" / "_cache").model("tiny").read().to_pylist()
+    assert sorted(len(r["answers"]) for r in tiny) == [1, 1, 1, 1, 2]  # turn by turn
 
 
 @pytest.mark.slow
@@ -195,15 +197,15 @@ def test_a_fourth_model_costs_only_its_answers_and_new_pairs(arena, client, firs
         arena / "roster4.yaml",
         arena / "evalset",
         arena / "out",
-        judge="smollm2-judge",
+        judge="tiny-judge",
         judge_roster=arena / "judges.yaml",
         **OPTIONS,
     )
     answers = summary["answers"]
     assert answers["gpt-4-0613"]["generated"] == 4 and answers["gpt-4-0613"]["cached"] == 0
-    for name in ("smollm2", "gpt-4-0314", "gpt-3.5-turbo-0125"):
+    for name in ("tiny", "gpt-4-0314", "gpt-3.5-turbo-0125"):
         assert answers[name]["generated"] == 0, name
-    assert answers["smollm2"]["cached"] == 5
+    assert answers["tiny"]["cached"] == 5
     assert summary["games_from_cache"] == 4 * 3 * 2
     assert summary["games_judged_now"] == 4 * 3 * 2  # 3 new pairs on 4 answered prompts
     _check_records(_records(arena), 4)
@@ -250,7 +252,7 @@ def test_unknown_models_are_clear_errors(arena, capsys, extra, message):
 
 def test_roster_typo_is_a_clear_error(arena, capsys, tmp_path):
     typo = tmp_path / "typo.yaml"
-    typo.write_text((arena / "roster3.yaml").read_text().replace("path: 'builtin", "pth: 'builtin"))
+    typo.write_text((arena / "roster3.yaml").read_text().replace("path: '/", "pth: '/", 1))
     argv = _cli(arena, "roster3.yaml")
     argv[argv.index("--roster") + 1] = str(typo)
     assert main(argv) == 2
@@ -267,13 +269,13 @@ def test_a_vllm_model_without_a_gpu_worker_is_a_clear_error(arena, client, tmp_p
     roster.write_text(
         (arena / "roster3.yaml").read_text().replace("backend: transformers", "backend: vllm")
     )
-    with pytest.raises(UserError, match=r"answers smollm2: no worker holds GPU=1; start workers"):
+    with pytest.raises(UserError, match=r"answers tiny: no worker holds GPU=1; start workers"):
         battle(
             client,
             roster,
             arena / "evalset",
             tmp_path / "out",
-            judge="smollm2-judge",
+            judge="tiny-judge",
             judge_roster=arena / "judges.yaml",
             **OPTIONS,
         )

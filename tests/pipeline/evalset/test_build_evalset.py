@@ -1,4 +1,8 @@
-"""WizardArena eval sets on the real prompt pools, with the real MiniLM and SmolLM2 models."""
+"""WizardArena eval sets on real prompt pools, with the real MiniLM and SmolLM2 models.
+
+Sized to the assertions: 179 real prompts (MT-bench's two-turn dialogues, Vicuna-bench,
+LLMFAO) in 6 clusters, 6 Hard candidates. The full size, every prompt of ../shared/data in
+50 clusters, is `python -m bench.evalset_real`."""
 
 import json
 
@@ -14,15 +18,18 @@ from pipeline.flows.evalset import Recipe, build_from_deduped
 from pipeline.ingest.readers import expand_inputs
 from pipeline.ingest.stage import IngestPools
 
+POOLS = ("mt_bench.jsonl", "vicuna_bench.jsonl", "llmfao_prompts.jsonl")
+CLUSTERS, HARD_TOP = 6, 3
 RECIPE = Recipe(
-    clusters=50, diverse_per_cluster=2, hard_candidates_per_cluster=1, hard_top=10, seed=7
-)
+    clusters=CLUSTERS, diverse_per_cluster=2, hard_candidates_per_cluster=1, hard_top=HARD_TOP,
+    seed=7,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def deduped(client, shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("evalset")
-    files = expand_inputs([str(shared_data / "prompts")])
+    files = expand_inputs([str(shared_data / "prompts" / name) for name in POOLS])
     run_stage(IngestPools(files, root / "pool"), client, progress=False)
     run_exact_dedup(client, root / "pool", root / "dedup")
     return root / "dedup"
@@ -38,18 +45,19 @@ def built(client, deduped, tmp_path_factory):
 def test_diverse_hard_mix_on_real_prompts(built):
     out, counts = built
     diverse = pd.read_parquet(out / "diverse")
-    assert len(diverse) == 100 and diverse.cluster.nunique() == 50
+    assert len(diverse) == 2 * CLUSTERS and diverse.cluster.nunique() == CLUSTERS
     assert (diverse.groupby("cluster").size() == 2).all()
     hard = pd.read_parquet(out / "hard")
     scored = pd.read_parquet(out / "scored")
-    assert len(scored) == 50 and counts["candidates"] == 50
-    assert len(hard) == 10 and hard.difficulty.between(0, 10).all()
+    assert len(scored) == CLUSTERS and counts["candidates"] == CLUSTERS
+    assert len(hard) == HARD_TOP and hard.difficulty.between(0, 10).all()
     # Hard is the top of the scored candidates, by the judge's score.
-    assert hard.difficulty.min() >= scored.difficulty.dropna().sort_values().iloc[-10]
+    assert hard.difficulty.min() >= scored.difficulty.dropna().sort_values().iloc[-HARD_TOP]
     mix = pd.read_parquet(out / "mix")
     assert set(mix.prompt_id) == set(diverse.prompt_id) | set(hard.prompt_id)
     assert (mix.messages.map(len) > 1).any()  # multi-turn dialogues stay in
-    assert (out / "report.md").read_text().count("diverse: 100 rows from 50 clusters") == 1
+    report = (out / "report.md").read_text()
+    assert report.count(f"diverse: {2 * CLUSTERS} rows from {CLUSTERS} clusters") == 1
     for picture in ("cluster_sizes.png", "embedding_map.png"):
         assert (out / picture).stat().st_size > 10_000
 
@@ -59,14 +67,14 @@ def test_same_seed_same_set_and_resume(client, deduped, built):
     out, _ = built
     first = set(pd.read_parquet(out / "diverse").prompt_id)
     again = build_from_deduped(client, deduped, out, RECIPE)  # every stage resumes from its markers
-    assert again["diverse"] == 100 and set(pd.read_parquet(out / "diverse").prompt_id) == first
+    assert again["diverse"] == 2 * CLUSTERS and set(pd.read_parquet(out / "diverse").prompt_id) == first
     manifest = json.loads((out / "scored" / "_manifest.json").read_text())
     assert manifest["resumed_parts"] == manifest["parts"]  # no candidate was judged twice
     index = cluster_index(out / "clustered")
     same = draw_per_cluster(index, 2, RECIPE.seed, "diverse")
     other = draw_per_cluster(index, 2, RECIPE.seed + 1, "diverse")
     assert set(same.prompt_id) == first
-    assert set(other.prompt_id) != first and other.cluster.nunique() == 50
+    assert set(other.prompt_id) != first and other.cluster.nunique() == CLUSTERS
 
 
 @pytest.mark.slow

@@ -1,13 +1,11 @@
 """Selection from one real battle run: recorded gpt-3.5-turbo-0125 (the target) against
-recorded gpt-4-0314 and gpt-4-0613 on Arena-Hard prompts, judged by SmolLM2 on vLLM on a
-real LocalCluster. The SFT and DPO shards are checked against a recomputation from the
-battle records and the recorded answer files (pandas, not the selection code), and trl
-loads them.
+recorded gpt-4-0314 and gpt-4-0613 on Arena-Hard prompts, judged on vLLM on a real
+LocalCluster. The SFT and DPO shards are checked against a recomputation from the battle
+records and the recorded answer files (pandas, not the selection code), and trl loads them.
 
-SmolLM2-135M writes 10/10 for nearly every answer (or favours a position), so with its
-written scores the target loses no pair. Its expected scores (`scoring: expected`) differ
-by hundredths, and it mostly prefers the target: SFT takes every loss (gap 0), DPO pairs
-need a gap that leaves some out."""
+The subject is selection, not the judge's taste, so the judge is the session's tiny Llama
+(tests/tiny_model.py) with expected scores (`scoring: expected`): they differ from pair
+to pair, so SFT takes every loss (gap 0) and DPO pairs need a gap that leaves some out."""
 
 from __future__ import annotations
 
@@ -28,9 +26,6 @@ from pipeline.flywheel.shards import read_manifest
 REPO = Path(__file__).resolve().parents[3]
 RECORDED = REPO / "arena_models" / "rosters" / "answers"
 TARGET, OPPONENTS = "gpt-3.5-turbo-0125", ("gpt-4-0314", "gpt-4-0613")
-VLLM = (
-    "backend: vllm, path: 'builtin:smollm2-135m-instruct', enforce_eager: true, max_model_len: 2048"
-)
 SFT_GAP, DPO_GAP = 0.0, 0.05  # per-game expected-score differences
 PROMPTS = 8
 
@@ -73,7 +68,7 @@ def _expected(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.mark.slow
 def test_shards_from_a_real_battle_match_the_records_and_load_in_trl(
-    tmp_path, gpu_worker, monkeypatch
+    tmp_path, gpu_worker, monkeypatch, tiny_llama
 ):
     # vLLM gives up compiling the verdict regex after 5 s, which a busy two-core machine
     # can take; the workers inherit this.
@@ -105,9 +100,8 @@ def test_shards_from_a_real_battle_match_the_records_and_load_in_trl(
         )
     )
     (tmp_path / "judges.yaml").write_text(
-        "models:\n  - {name: judge, "
-        + VLLM
-        + ", scoring: expected, sampling: {temperature: 0.0, max_tokens: 128}}\n"
+        f"models:\n  - {{name: judge, backend: vllm, path: '{tiny_llama}', enforce_eager: true,"
+        " max_model_len: 2048, scoring: expected, sampling: {temperature: 0.0, max_tokens: 200}}\n"
     )
     config = BattleConfig(
         schedule="target", target=TARGET, max_answer_chars=400, judge_retries=1, judge_chunk=32

@@ -1,6 +1,8 @@
-"""Training jobs with real trl steps on SmolLM2 over tiny shards of real texts (Arena-Hard
-prompts, GPT-4 and GPT-3.5 answers): SFT, DPO, reward, GRPO with that reward model; the
-SFT checkpoint answers in vLLM and transformers; one job runs as a Dask task."""
+"""Training jobs with real trl steps over tiny shards of real texts (Arena-Hard prompts,
+GPT-4 and GPT-3.5 answers): SFT, DPO, reward, GRPO with that reward model; the SFT
+checkpoint answers in vLLM and transformers; one job runs as a Dask task. The subject is
+plumbing (rows, steps, records, checkpoints), so the model is the session's tiny Llama
+with SmolLM2's tokenizer (tests/tiny_model.py): real trl, real weights, small ones."""
 
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from pipeline.flywheel.training import RECORD, TrainConfig, TrainJob, train, tra
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[3]
-MODEL = "builtin:smollm2-135m-instruct"
 CLIP = 400  # answer characters: short real rows fit max_length 256
 TINY = dict(max_steps=2, per_device_batch_size=2, max_length=256)
 
@@ -107,7 +108,7 @@ def shards(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(shards, tmp_path_factory):
+def trained(shards, tmp_path_factory, tiny_llama):
     """trained(kind) -> (record, model folder); each kind trains once per module."""
     root = tmp_path_factory.mktemp("models")
     done: dict[str, tuple[dict, Path]] = {}
@@ -123,7 +124,7 @@ def trained(shards, tmp_path_factory):
             record = train(
                 TrainConfig(kind=kind, **TINY, **extra),
                 shards[kind],
-                MODEL,
+                tiny_llama,
                 out,
                 reward_model=reward_model,
             )
@@ -204,22 +205,24 @@ def test_rl_grpo_is_scored_by_the_trained_reward_model(trained):
     _saved_model(folder)
 
 
-def test_a_finished_job_resumes_and_another_config_is_refused(trained, shards):
+def test_a_finished_job_resumes_and_another_config_is_refused(trained, shards, tiny_llama):
     record, folder = trained("sft")
     started = time.perf_counter()
-    again = train(TrainConfig(kind="sft", **TINY), shards["sft"], MODEL, folder)
+    again = train(TrainConfig(kind="sft", **TINY), shards["sft"], tiny_llama, folder)
     assert time.perf_counter() - started < 10  # nothing trained
     assert again["resumed"] and again["seconds"] == record["seconds"]
     with pytest.raises(UserError, match="another config"):
-        train(TrainConfig(kind="sft", **{**TINY, "max_steps": 3}), shards["sft"], MODEL, folder)
+        train(
+            TrainConfig(kind="sft", **{**TINY, "max_steps": 3}), shards["sft"], tiny_llama, folder
+        )
     rl_record, rl_folder = trained("rl")
     rl_config = TrainConfig(kind="rl", **TINY, rl_num_generations=2, rl_max_completion_length=16)
     reward_folder = trained("reward")[1]
-    again = train(rl_config, shards["rl"], MODEL, rl_folder, reward_model=reward_folder)
+    again = train(rl_config, shards["rl"], tiny_llama, rl_folder, reward_model=reward_folder)
     assert again["resumed"] and again["config_hash"] == rl_record["config_hash"]
 
 
-def test_a_damaged_checkpoint_is_trained_again(trained, shards, tmp_path, capfd):
+def test_a_damaged_checkpoint_is_trained_again(trained, shards, tmp_path, capfd, tiny_llama):
     """Its record lists every file with size and hash: a checkpoint whose weights changed is
     never resumed as finished."""
     import shutil
@@ -232,10 +235,10 @@ def test_a_damaged_checkpoint_is_trained_again(trained, shards, tmp_path, capfd)
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
-    again = train(TrainConfig(kind="sft", **TINY), shards["sft"], MODEL, copy)
+    again = train(TrainConfig(kind="sft", **TINY), shards["sft"], tiny_llama, copy)
     assert not again.get("resumed")
     assert "training again: model.safetensors does not match its hash" in capfd.readouterr().err
-    assert train(TrainConfig(kind="sft", **TINY), shards["sft"], MODEL, copy)["resumed"]
+    assert train(TrainConfig(kind="sft", **TINY), shards["sft"], tiny_llama, copy)["resumed"]
 
 
 def _answer(spec) -> str:
@@ -269,22 +272,22 @@ def test_the_sft_checkpoint_answers(trained, tmp_path, backend):
     assert _answer(spec).strip()
 
 
-def test_bad_inputs_are_one_line_errors(shards, tmp_path, trained):
+def test_bad_inputs_are_one_line_errors(shards, tmp_path, trained, tiny_llama):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match="has no rows"):
-        train("sft", empty, MODEL, tmp_path / "out")
+        train("sft", empty, tiny_llama, tmp_path / "out")
     no_rows = _write_shard(tmp_path / "no-rows", [])
     pq.write_table(
         pa.table({"prompt": pa.array([], pa.string()), "completion": pa.array([], pa.string())}),
         no_rows / "part-00000.parquet",
     )
     with pytest.raises(UserError, match="has no rows"):
-        train("sft", no_rows, MODEL, tmp_path / "out")
+        train("sft", no_rows, tiny_llama, tmp_path / "out")
     with pytest.raises(UserError, match="missing column.*completion"):
-        train("sft", shards["dpo"], MODEL, tmp_path / "out")
+        train("sft", shards["dpo"], tiny_llama, tmp_path / "out")
     with pytest.raises(UserError, match="missing column.*chosen"):
-        train("reward", shards["sft"], MODEL, tmp_path / "out")
+        train("reward", shards["sft"], tiny_llama, tmp_path / "out")
     with pytest.raises(UserError, match="does not load: no config.json"):
         train("sft", shards["sft"], tmp_path / "nowhere", tmp_path / "out")
     broken = tmp_path / "broken"
@@ -293,14 +296,14 @@ def test_bad_inputs_are_one_line_errors(shards, tmp_path, trained):
     with pytest.raises(UserError, match=f"checkpoint {broken} does not load: "):
         train("sft", shards["sft"], broken, tmp_path / "out")
     with pytest.raises(UserError, match="needs a reward model"):
-        train("rl", shards["rl"], MODEL, tmp_path / "out")
+        train("rl", shards["rl"], tiny_llama, tmp_path / "out")
     with pytest.raises(UserError, match="not a sequence classifier"):
         train(
             TrainConfig(kind="rl", **TINY, rl_max_completion_length=16),
             shards["rl"],
-            MODEL,
+            tiny_llama,
             tmp_path / "out",
-            reward_model=MODEL,
+            reward_model=tiny_llama,
         )
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
@@ -325,7 +328,7 @@ def _worker_threads() -> int:
     return torch.get_num_threads()
 
 
-def test_train_task_runs_on_a_dask_worker_holding_the_gpu(gpu_worker, shards, tmp_path):
+def test_train_task_runs_on_a_dask_worker_holding_the_gpu(gpu_worker, shards, tmp_path, tiny_llama):
     from core.submit import run_tasks
 
     out = tmp_path / "sft-dask"
@@ -334,7 +337,7 @@ def test_train_task_runs_on_a_dask_worker_holding_the_gpu(gpu_worker, shards, tm
     job = TrainJob(
         config=TrainConfig(kind="sft", max_steps=1, max_length=96),
         data=str(shards["sft"]),
-        base=MODEL,
+        base=tiny_llama,
         out=str(out),
         overwrite=True,
     )
