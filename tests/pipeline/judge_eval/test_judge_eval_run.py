@@ -1,6 +1,8 @@
-"""`arena judge-eval` end to end with the real packaged judge (SmolLM2-135M on vLLM, a
-GPU=1 worker) on six real labelled pairs: the report files, counts that add up, and
-a rerun that judges nothing because every game is cached."""
+"""`arena judge-eval` end to end with the real judge model (SmolLM2-135M on vLLM, a GPU=1
+worker) on six real labelled pairs: the report files, counts that add up, and a rerun
+that judges nothing because every game is cached. The entry is the packaged
+smollm2-judge with the main job's engine settings (eager, 2048 tokens), which start in
+a fraction of the packaged entry's compile time; the subject is the run, not the engine."""
 
 import json
 
@@ -30,7 +32,15 @@ def test_real_judge_on_six_pairs_then_a_rerun_from_the_cache(gpu_worker, shared_
             for r in rows
         )
     )
-    options = dict(max_answer_chars=300, judge_retries=1, judge_chunk=4, recorded=(str(recorded),))
+    (tmp_path / "judges.yaml").write_text(
+        "models:\n  - {name: smollm2-judge, backend: vllm, path: 'builtin:smollm2-135m-instruct',"
+        " enforce_eager: true, max_model_len: 2048,"
+        " sampling: {temperature: 0.0, max_tokens: 128, seed: 0}}\n"
+    )
+    options = dict(
+        max_answer_chars=300, judge_retries=1, judge_chunk=4, recorded=(str(recorded),),
+        judge_roster=str(tmp_path / "judges.yaml"),
+    )  # fmt: skip
     setup = prepare_judge_eval(path, JudgeEvalConfig(limit=6, **options))
     out = tmp_path / "out"
     with gpu_worker() as client:
