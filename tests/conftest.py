@@ -109,8 +109,13 @@ def main_run(tmp_path_factory):
     finally:
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait()
+    shard = out / "flywheel" / "iteration-1" / "sft" / "data"
+    selected = {p.name: p.read_bytes() for p in sorted(shard.glob("part-*.parquet"))}
+    assert selected, f"no SFT shard in {shard} after sft.select"
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
     assert done.returncode == 0, done.stderr[-3000:]
+    # The rerun took the selection the killed run recorded, byte for byte.
+    assert {p.name: p.read_bytes() for p in sorted(shard.glob("part-*.parquet"))} == selected
     return out, done
 
 
