@@ -82,50 +82,24 @@ def main_run(tmp_path_factory):
     flywheel has recorded its SFT selection, then rerun to completion, so its readers
     (the main-job tests, the notebooks) check that a resumed run holds exactly what an
     uninterrupted one must. Returns (out folder, the rerun's finished process)."""
-    import signal
     import subprocess
     import sys
-    import time
 
     from bench.small_main_job import small_main_job
+    from tests.kill_at_step import kill_at_step, sft_shard_bytes
 
     tmp = tmp_path_factory.mktemp("main_run")
     out = tmp / "run"
     command = [sys.executable, "-m", "jobs.cli", "run", *small_main_job(tmp), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    log = tmp / "killed.log"
-    killed = subprocess.Popen(
-        command, cwd=REPO, env=env, start_new_session=True,
-        stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 2400
-    try:
-        while not _flywheel_recorded(out / "flywheel" / "flywheel.json", "sft.select"):
-            if killed.poll() is not None:
-                raise AssertionError(f"the main job ended before the kill: {log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"sft.select not reached: {log.read_text()[-3000:]}")
-            time.sleep(0.5)
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait()
-    shard = out / "flywheel" / "iteration-1" / "sft" / "data"
-    selected = {p.name: p.read_bytes() for p in sorted(shard.glob("part-*.parquet"))}
-    assert selected, f"no SFT shard in {shard} after sft.select"
+    kill_at_step(command, env, out / "flywheel" / "flywheel.json", "sft.select", tmp / "killed.log")
+    selected = sft_shard_bytes(out / "flywheel")
+    assert selected, "no SFT shard after sft.select"
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
     assert done.returncode == 0, done.stderr[-3000:]
     # The rerun took the selection the killed run recorded, byte for byte.
-    assert {p.name: p.read_bytes() for p in sorted(shard.glob("part-*.parquet"))} == selected
+    assert sft_shard_bytes(out / "flywheel") == selected
     return out, done
-
-
-def _flywheel_recorded(state: Path, step: str) -> bool:
-    import json
-
-    if not state.exists():
-        return False
-    iteration = json.loads(state.read_text())["iterations"].get("1", {})
-    return step in iteration.get("steps", {})
 
 
 # Where the minutes go: after pytest's slowest-25 table, one line per test file with its

@@ -8,9 +8,6 @@ What it writes is noise, so tests of a judge's or a model's behaviour keep SmolL
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 SEED = 0
@@ -29,10 +26,8 @@ SHAPE = dict(
 
 
 def build_tiny_llama(target: Path) -> Path:
-    """Write the tiny checkpoint to `target` once (atomically); returns `target`."""
-    target = Path(target)
-    if (target / "config.json").exists():
-        return target
+    """Write the tiny checkpoint to the new folder `target` (the session fixture's own,
+    so nothing else writes there); returns `target`."""
     import torch
     from transformers import AutoConfig, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -53,11 +48,6 @@ def build_tiny_llama(target: Path) -> Path:
     torch.manual_seed(SEED)
     model = LlamaForCausalLM(config).to(torch.float32)
     model.generation_config.eos_token_id = reference.eos_token_id
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return Path(target)

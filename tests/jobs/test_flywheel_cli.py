@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from jobs.cli import main
+from tests.kill_at_step import kill_at_step, sft_shard_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 ANSWERS = REPO / "arena_models" / "rosters" / "answers" / "gpt-4-0314.jsonl"
@@ -84,37 +83,6 @@ def _holds(k: int, pool: Path) -> bool:
     return any(slice_of(p, 9) == k for p in pd.read_parquet(pool).prompt_id)
 
 
-def shard_bytes(out: Path) -> dict[str, bytes]:
-    folder = out / "iteration-1" / "sft" / "data"
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*.parquet"))}
-
-
-def run_until(command, env, out: Path, step: str, timeout: float = 900) -> None:
-    """Start the iteration and SIGKILL its whole process group once `step` is recorded."""
-    log = out.with_name(f"{out.name}.log")
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, start_new_session=True,
-        stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline:
-            state = out / "flywheel.json"
-            if state.exists() and step in json.loads(state.read_text())["iterations"].get(
-                "1", {}
-            ).get("steps", {}):
-                return
-            if process.poll() is not None:
-                raise AssertionError(
-                    f"the iteration ended before {step}: {log.read_text()[-3000:]}"
-                )
-            time.sleep(0.5)
-        raise AssertionError(f"{step} not reached in {timeout} s")
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.mark.slow
 def test_an_iteration_runs_every_stage_and_shards_are_reproducible(client, tmp_path, tiny_llama):
     """The subject is the stages, the state file and the shards, so every model is the
@@ -152,7 +120,7 @@ def test_an_iteration_runs_every_stage_and_shards_are_reproducible(client, tmp_p
     done = subprocess.run(command(first), cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=1200)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    written = shard_bytes(first)
+    written = sft_shard_bytes(first)
     assert written
     it = json.loads((first / "flywheel.json").read_text())["iterations"]["1"]
     steps = it["steps"]
@@ -170,5 +138,7 @@ def test_an_iteration_runs_every_stage_and_shards_are_reproducible(client, tmp_p
 
     # The same config in another folder (answers and verdicts from the shared cache).
     second = tmp_path / "second"
-    run_until(command(second), env, second, "sft.select")
-    assert shard_bytes(second) == written
+    kill_at_step(
+        command(second), env, second / "flywheel.json", "sft.select", tmp_path / "second.log"
+    )
+    assert sft_shard_bytes(second) == written
