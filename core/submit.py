@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Callable
 
 from core.errors import UserError
 
@@ -142,11 +143,19 @@ def task_kind(key) -> str:
     return str(key)
 
 
-def worker_chunks(client, items: list, cap: int) -> list[list]:
-    """At most `cap` items a chunk, and at least one chunk per worker when there are enough
-    items, so a small run still uses every worker."""
-    import math
-
-    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
-    size = max(1, min(cap, math.ceil(len(items) / workers)))
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def fixed_chunks(items: list, size: int, group: Callable | None = None) -> list[list]:
+    """`items` cut into chunks of at most `size` consecutive items; with `group`, items
+    of two groups never share a chunk. A chunk is one engine batch, and what a model
+    writes can depend on the batch it shares, so chunks are a function of the work
+    alone, never of the worker count or of what is cached: callers cut the whole
+    work, then drop what is done. A group added later (a new model's pairs) leaves the
+    other groups' chunks as they were."""
+    chunks: list[list] = []
+    last = object()
+    for item in items:
+        key = group(item) if group else None
+        if not chunks or len(chunks[-1]) >= size or key != last:
+            chunks.append([])
+        chunks[-1].append(item)
+        last = key
+    return chunks

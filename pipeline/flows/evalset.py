@@ -12,11 +12,13 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from arena_models.backends.vllm_backend import KIND as VLLM_KIND
 from core.config_files import read_yaml_mapping
 from core.defaults import EMBED_MODEL
 from core.errors import UserError
 from core.parquet_io import write_frame_parts
 from core.runner import claim_output, is_complete, run_stage
+from core.worker_cache import offload
 from pipeline.flows.dedup import run_exact_dedup
 from pipeline.flows.ingest import ingest
 from pipeline.ingest.stage import IngestConfig
@@ -216,6 +218,10 @@ def build_from_deduped(
         client,
         overwrite=overwrite,
     )
+
+    # The build's models are done with: its encoders and a transformers difficulty judge
+    # go. vLLM engines stay (a bounded number per worker): battles use the same settings.
+    client.run(offload, keep=(VLLM_KIND,))
 
     scored = pd.read_parquet(out / "scored")
     hard = top_by_difficulty(scored, recipe.hard_top, recipe.seed)

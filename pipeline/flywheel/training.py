@@ -31,6 +31,7 @@ from pathlib import Path
 
 from core.config_files import parse_resources
 from core.errors import UserError
+from core.worker_cache import free_memory
 
 KINDS = ("sft", "dpo", "reward", "rl")
 DEVICES = ("auto", "cpu", "cuda")
@@ -230,7 +231,7 @@ def train(
         _put_in_place(tmp, plan.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        _free_memory()  # the trainer's models, before a worker loads an engine again
+        free_memory()  # the trainer's models, before a worker loads an engine again
     _note_trained(plan.data, record)
     return record
 
@@ -513,16 +514,6 @@ def _resolve_device(device: str) -> tuple[str, bool]:
         raise UserError("device cuda: torch sees no CUDA device here (use --device cpu or auto)")
     resolved = "cuda" if device == "cuda" or (device == "auto" and available) else "cpu"
     return resolved, resolved == "cuda" and torch.cuda.is_bf16_supported()
-
-
-def _free_memory() -> None:
-    import gc
-    import sys
-
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _set_threads() -> None:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from core.parquet_io import remove_temporaries, write_parquet_atomic
 from core.schemas import short_hash
-from core.submit import run_tasks, worker_chunks
+from core.submit import fixed_chunks, run_tasks
 from pipeline.battle.judging import JudgeOptions, judge_key, make_judge
 from pipeline.judge_eval.pairs import LabelledPair
 
@@ -169,8 +169,10 @@ def judge_pairs(
     remove_temporaries(folder)
     games = pair_games(pairs, key)
     done = cached_games(folder)
-    pending = list({g["game_key"]: g for g in games if g["game_key"] not in done}.values())
-    args = [(spec, options, c, str(folder)) for c in worker_chunks(client, pending, chunk)]
+    unique = list({g["game_key"]: g for g in games}.values())
+    # Fixed slices of every game, less what is cached (see fixed_chunks).
+    chunks = [[g for g in c if g["game_key"] not in done] for c in fixed_chunks(unique, chunk)]
+    args = [(spec, options, c, str(folder)) for c in chunks if c]
     results = run_tasks(
         client,
         judge_games,

@@ -4,7 +4,7 @@ import pytest
 
 import core.submit
 from core.errors import UserError
-from core.submit import require_resources, run_tasks
+from core.submit import fixed_chunks, require_resources, run_tasks
 
 
 def _square(x):
@@ -109,3 +109,13 @@ def _exit_worker():
     import os
 
     os._exit(1)
+
+
+def test_chunks_are_a_function_of_the_work_alone():
+    games = [(pair, n) for pair in ("a-b", "a-c") for n in range(5)]
+    chunks = fixed_chunks(games, 2, group=lambda g: g[0])
+    # No chunk mixes two pairs, and a pair's chunks stay as they were when a pair is added.
+    assert [len(c) for c in chunks] == [2, 2, 1, 2, 2, 1]
+    grown = fixed_chunks(games + [("b-c", n) for n in range(3)], 2, group=lambda g: g[0])
+    assert grown[: len(chunks)] == chunks
+    assert fixed_chunks(list(range(5)), 2) == [[0, 1], [2, 3], [4]]

@@ -26,6 +26,29 @@ def test_limit_drops_the_oldest_of_a_kind_only():
     offload("other")
 
 
+def test_release_runs_when_dropped_and_before_the_next_load():
+    offload("test")
+    events = []
+
+    def build(k):
+        events.append(("load", k, tuple(loaded("test"))))
+        return k
+
+    for k in range(3):
+        load_on_worker(
+            ("test", k),
+            lambda k=k: build(k),
+            limit=2,
+            release=lambda v: events.append(("release", v)),
+        )
+    # The oldest went before the third was built: never three held at once.
+    assert events[2] == ("release", 0) and events[3] == ("load", 2, (("test", 1),))
+    load_on_worker(("keep", 0), object)
+    assert offload(keep=("keep",)) == 2 and loaded() == [("keep", 0)]
+    assert events[-2:] == [("release", 1), ("release", 2)]
+    offload("keep")
+
+
 def _object_id() -> int:
     return id(load_on_worker(("test-worker",), object))
 
