@@ -175,7 +175,8 @@ class VLLMBackend(ChatBackend):
         )
 
     def engine(self):
-        """The process's engine for these settings, built on first use."""
+        """The process's engine for these settings, built on first use, with an empty
+        prefix cache."""
         key = self._key()
         llm = load_on_worker(
             (KIND, *key),
@@ -184,6 +185,10 @@ class VLLMBackend(ChatBackend):
             release=_shut_down,
         )
         _restore_parallel_state(llm)
+        # Every call starts from an empty prefix cache: a block cached by an earlier task
+        # on this worker would change the numerics of this batch (by a few 1e-4 in a
+        # judge's expected score), so results would depend on where tasks landed.
+        llm.reset_prefix_cache()
         return llm
 
     def generate(
