@@ -87,7 +87,7 @@ def main() -> None:
         if reference is None and code == 0:
             reference = found
         same = verdict(differing(reference, found)) if code == 0 and reference else {}
-        largest = max(p.gib for p in trace.process.values())
+        largest = max((p.gib for p in trace.process.values()), default=0.0)
         row = [run, workers, "on" if queuing else "off", code, f"{seconds:.0f}",
                f"{trace.tree.gib:.2f}", f"{largest:.2f}"]  # fmt: skip
         rows.append(row + [same.get(g, "-") for g in [*GROUPS, "everything else"]])
