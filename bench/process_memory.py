@@ -1,10 +1,11 @@
 """The resident memory of a job's whole process tree, sampled while it runs: the peak of
-the tree, and of each kind of process (driver, worker, engine), each with the step the
+the tree, and of each kind of process (driver, worker, trainer, engine), each with the step the
 job was in when it happened.
 
 Kinds: the job's own process is the driver; its spawned children are Dask workers
 (Dask's and multiprocessing's helper processes, which hold no data, are "helper");
-anything a worker starts (a vLLM engine core, a compile worker) is an engine. The step
+a training job's own process is a trainer; anything else a worker starts (a vLLM engine
+core, a compile worker) is an engine. The step
 is the output folder the job began last: stages make their folder when they start, so
 the newest one under OUT (three levels deep, caches and temporaries left out) names
 the step the job is in.
@@ -31,7 +32,7 @@ def _kind(process: psutil.Process, root: int) -> str:
     except psutil.Error:
         return "helper"
     if parent != root:
-        return "engine"
+        return "trainer" if "pipeline.flywheel.train_process" in command else "engine"
     return "helper" if "resource_tracker" in command or "forkserver" in command else "worker"
 
 
@@ -72,7 +73,7 @@ class MemoryTrace:
             "|---|---:|---|",
             f"| whole tree | {self.tree.gib:.2f} | {self.tree.step} |",
         ]
-        for kind in ("driver", "worker", "engine", "helper"):
+        for kind in ("driver", "worker", "trainer", "engine", "helper"):
             if kind in self.process:
                 one = self.process[kind]
                 lines.append(f"| one {kind} process (pid {one.pid}) | {one.gib:.2f} | {one.step} |")

@@ -33,9 +33,28 @@ from core.worker_cache import load_on_worker, offload
 KIND = "vllm"  # worker-cache kind of the engines
 
 
-# Each engine preallocates its KV cache. A flywheel brings a new checkpoint every stage;
-# the oldest engine goes when a third arrives, so a worker holds the judge's and one more.
-ENGINES_PER_WORKER = 2
+
+
+def engines_per_worker() -> int:
+    """How many engines a worker keeps; the oldest goes before one more is built.
+    With CUDA, two: the judge's and one more, as a flywheel stage brings a new checkpoint.
+    On a CPU, one: an engine's weights and preallocated KV cache live in the worker's own
+    memory (2 GiB for SmolLM2 in float32), and a second would double it. The environment
+    variable ARENA_ENGINES_PER_WORKER, read by each worker, overrides both."""
+    chosen = os.environ.get("ARENA_ENGINES_PER_WORKER", "")
+    if chosen.isdigit() and int(chosen) > 0:
+        return int(chosen)
+    import torch
+
+    return 2 if torch.cuda.is_available() else 1
+
+
+def free_host_engines() -> int:
+    """Shut down this worker's engines if they live in host memory (no CUDA), as before a
+    step that needs the memory; returns how many went."""
+    import torch
+
+    return 0 if torch.cuda.is_available() else offload(KIND)
 
 
 def _cpu_defaults(kv_cache_gib: int) -> None:
@@ -181,7 +200,7 @@ class VLLMBackend(ChatBackend):
         llm = load_on_worker(
             (KIND, *key),
             lambda: _build_engine(key, self.kv_cache_gib),
-            limit=ENGINES_PER_WORKER,
+            limit=engines_per_worker(),
             release=_shut_down,
         )
         _restore_parallel_state(llm)

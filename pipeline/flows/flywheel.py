@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from arena_models.backends.vllm_backend import free_host_engines
 from arena_models.local_models import resolve_model_path
 from arena_models.roster import ModelSpec, load_roster, pick_model
 from core.errors import UserError
@@ -353,6 +354,9 @@ def train_step(
         out=str(folder / name),
         reward_model=reward_model,
     )
+    # Training needs more memory than any other step: every worker whose engines live
+    # in host memory lets them go (the task's own worker frees everything it holds).
+    client.run(free_host_engines)
     [result] = run_tasks(
         client, train_task, [(job,)], desc=f"train {kind}", resources=job.resources
     )

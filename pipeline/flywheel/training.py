@@ -13,8 +13,9 @@ processing) and truncated, and the shard's manifest gets the trained count under
 it, then renamed); a rerun with the same config and inputs returns the record without
 training, another config on an existing folder is refused unless `overwrite`.
 
-On Dask, `train_task(TrainJob)` is the task: it frees the worker's cached engines first
-and holds `TrainConfig.resources` (GPU=1) like any model task.
+On Dask, `train_task(TrainJob)` is the task: it frees the worker's cached engines first,
+holds `TrainConfig.resources` (GPU=1) like any model task, and trains in a child process
+(train_process) whose memory is all returned when it ends.
 """
 
 from __future__ import annotations
@@ -170,22 +171,17 @@ class TrainJob:
 
 
 def train_task(job: TrainJob) -> dict:
-    """The Dask task: free the worker's cached engines, then `train`."""
+    """The Dask task: free the worker's cached engines, then `train` in a child process
+    (train_process), so that the trainer's memory leaves with it."""
     from arena_models.backends.vllm_backend import KIND as VLLM_KIND
     from core.worker_cache import offload
+    from pipeline.flywheel.train_process import train_in_process
 
     # A worker that ran battles holds vLLM engines (and transformers models): their
     # memory goes to the trainer.
     offload(VLLM_KIND)
     offload("transformers")
-    return train(
-        job.config,
-        job.data,
-        job.base,
-        job.out,
-        reward_model=job.reward_model,
-        overwrite=job.overwrite,
-    )
+    return train_in_process(job)
 
 
 def train(
