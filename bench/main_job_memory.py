@@ -4,7 +4,7 @@ process of its tree sampled each second.
     python -m bench.main_job_memory [--workers N] [--work runs/bench_main_job_memory]
                                     [-- ARGS for arena run]
 
-Prints the peak of the whole tree and of each kind of process (driver, worker, engine),
+Prints the peak of the whole tree and of each kind of process (driver, worker, trainer, engine),
 each with the step it happened in (bench/process_memory.py), beside the targets: 8 GiB
 for the tree and 4 GiB for any one process. The run's own output folder is WORK/out and
 its log WORK/run.log.

@@ -28,11 +28,10 @@ from arena_models.backends.base import (
     with_system_prompt,
 )
 from arena_models.local_models import resolve_model_path
+from core.errors import UserError
 from core.worker_cache import load_on_worker, offload
 
 KIND = "vllm"  # worker-cache kind of the engines
-
-
 
 
 def engines_per_worker() -> int:
@@ -41,8 +40,10 @@ def engines_per_worker() -> int:
     On a CPU, one: an engine's weights and preallocated KV cache live in the worker's own
     memory (2 GiB for SmolLM2 in float32), and a second would double it. The environment
     variable ARENA_ENGINES_PER_WORKER, read by each worker, overrides both."""
-    chosen = os.environ.get("ARENA_ENGINES_PER_WORKER", "")
-    if chosen.isdigit() and int(chosen) > 0:
+    chosen = os.environ.get("ARENA_ENGINES_PER_WORKER", "").strip()
+    if chosen:
+        if not chosen.isdigit() or int(chosen) < 1:
+            raise UserError(f"ARENA_ENGINES_PER_WORKER={chosen!r}: expected a whole number >= 1")
         return int(chosen)
     import torch
 

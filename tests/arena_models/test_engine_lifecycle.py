@@ -20,6 +20,7 @@ import pytest
 
 from arena_models.backends.base import Sampling
 from arena_models.backends.vllm_backend import KIND, VLLMBackend, engines_per_worker
+from core.errors import UserError
 from core.submit import run_tasks
 from core.worker_cache import loaded, offload
 from pipeline.flywheel.training import TrainConfig, TrainJob, train_task
@@ -126,3 +127,15 @@ def test_engines_outlive_each_other_on_one_worker(
         for steps in (written + ["A"], shuffled + ["A"]):
             _walk(client, steps, tiny_llama, job, str(tmp_path / "failed-once"), answers)
     assert answers["base"] and answers["trained"]
+
+
+def test_a_cpu_worker_keeps_one_engine_unless_told(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("ARENA_ENGINES_PER_WORKER", raising=False)
+    assert engines_per_worker() == (2 if torch.cuda.is_available() else 1)
+    monkeypatch.setenv("ARENA_ENGINES_PER_WORKER", "3")
+    assert engines_per_worker() == 3
+    monkeypatch.setenv("ARENA_ENGINES_PER_WORKER", "two")
+    with pytest.raises(UserError, match="ARENA_ENGINES_PER_WORKER='two': expected a whole"):
+        engines_per_worker()

@@ -67,7 +67,10 @@ def test_same_seed_same_set_and_resume(client, deduped, built):
     out, _ = built
     first = set(pd.read_parquet(out / "diverse").prompt_id)
     again = build_from_deduped(client, deduped, out, RECIPE)  # every stage resumes from its markers
-    assert again["diverse"] == 2 * CLUSTERS and set(pd.read_parquet(out / "diverse").prompt_id) == first
+    assert (
+        again["diverse"] == 2 * CLUSTERS
+        and set(pd.read_parquet(out / "diverse").prompt_id) == first
+    )
     manifest = json.loads((out / "scored" / "_manifest.json").read_text())
     assert manifest["resumed_parts"] == manifest["parts"]  # no candidate was judged twice
     index = cluster_index(out / "clustered")

@@ -347,6 +347,12 @@ def test_train_task_runs_on_a_dask_worker_holding_the_gpu(gpu_worker, shards, tm
             client, train_task, [(job,)], desc="train sft", resources=job.resources
         )
         threads = client.run(_worker_threads)
+        # The job trains in a child process: what it raises reaches the caller as itself.
+        missing = TrainJob(
+            config=job.config, data=str(tmp_path / "gone"), base=tiny_llama, out=str(out)
+        )
+        with pytest.raises(UserError, match=r"shard .*gone is not a folder"):
+            run_tasks(client, train_task, [(missing,)], desc="train sft", resources=job.resources)
     assert record["steps"] == 1 and math.isfinite(record["final_loss"])
     assert record["rows_truncated"] >= 1 and record["torch_threads"] == 1
     assert list(threads.values()) == [1]
