@@ -98,6 +98,12 @@ def rate_battles(
     from pipeline.ratings.pair_counts import PairCounts
 
     anchor = Anchor.parse(config.anchor)
+    # A bad reference fails before the battles are read and rated, not after.
+    reference = None
+    if config.reference:
+        from pipeline.ratings.consistency import read_reference
+
+        reference = read_reference(Path(config.reference))
     paths = [Path(p) for p in paths]
     filt = BattleFilter(tuple(config.judge), tuple(config.models), config.since, config.until)
     agg = aggregate_battles(paths, filt, client, progress=progress)
@@ -145,10 +151,10 @@ def rate_battles(
             shifted = anchor.apply(fit.elo, counts.models)
             board.add_column("rating_style_controlled", dict(zip(counts.models, shifted)))
             extra["style_coefficients"] = dict(zip(fit.features, np.round(fit.coefficients, 4)))
-    if config.reference:
-        from pipeline.ratings.consistency import consistency, read_reference
+    if reference is not None:
+        from pipeline.ratings.consistency import consistency
 
-        extra["consistency"] = consistency(board.table, read_reference(Path(config.reference)))
+        extra["consistency"] = consistency(board.table, reference)
     write_leaderboard(board, Path(out), extra)
     return RatingsSummary({**extra, "warnings": board.warnings}, board)
 
