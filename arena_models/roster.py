@@ -66,7 +66,7 @@ FIELDS: dict[str, dict[str, type]] = {
         "enable_prefix_caching": bool,
         "enforce_eager": bool,
         "gpu_memory_utilization": float,
-        "kv_cache_gib": int,
+        "kv_cache_gib": float,
     },
     "openai": {
         **COMMON,

@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--answer-chars", type=int, default=1500)
     parser.add_argument("--batch-sizes", default="8,16,32")
     parser.add_argument("--eager", action="store_true", help="vLLM without torch.compile")
-    parser.add_argument("--kv-cache-gib", type=int, default=1, help="vLLM CPU KV cache (GiB)")
+    parser.add_argument("--kv-cache-gib", type=float, default=1, help="vLLM CPU KV cache (GiB)")
     parser.add_argument("--workloads", default="plain,judge", help="which workloads to run")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)

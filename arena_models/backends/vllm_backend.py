@@ -58,11 +58,10 @@ def free_host_engines() -> int:
     return 0 if torch.cuda.is_available() else offload(KIND)
 
 
-def _cpu_defaults(kv_cache_gib: int) -> None:
+def _cpu_defaults() -> None:
     """Environment vLLM reads at import and engine start; a value already set wins."""
     for key, value in {
         "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine core inside this (worker) process
-        "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),  # GiB preallocated per engine
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # cores are shared with other workers
         "VLLM_USE_AOT_COMPILE": "0",  # the AOT artifact never reloads on CPU; inductor cache does
         "VLLM_USE_V2_MODEL_RUNNER": "0",  # structured outputs need the V1 runner on CPU
@@ -77,7 +76,17 @@ def _cpu_defaults(kv_cache_gib: int) -> None:
 def engine_kwargs(key: tuple) -> dict:
     """The `vllm.LLM` arguments of an engine key (pure: tests read them without a model).
     trust_remote_code is always passed, False unless the roster entry sets it."""
-    path, dtype, tp, max_model_len, prefix_caching, eager, memory, trust_remote_code = key
+    (
+        path,
+        dtype,
+        tp,
+        max_model_len,
+        prefix_caching,
+        eager,
+        memory,
+        kv_cache_gib,
+        trust_remote_code,
+    ) = key
     kwargs = dict(
         model=path,
         dtype=dtype,
@@ -91,11 +100,14 @@ def engine_kwargs(key: tuple) -> dict:
         kwargs["max_model_len"] = max_model_len
     if memory:
         kwargs["gpu_memory_utilization"] = memory
+    if kv_cache_gib:
+        # The engine argument, not VLLM_CPU_KVCACHE_SPACE: vLLM reads that as whole GiB.
+        kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
     return kwargs
 
 
-def _build_engine(key: tuple, kv_cache_gib: int):
-    _cpu_defaults(kv_cache_gib)
+def _build_engine(key: tuple):
+    _cpu_defaults()
     from vllm import LLM
 
     return LLM(**engine_kwargs(key))
@@ -138,7 +150,8 @@ def _restore_parallel_state(llm) -> None:
 class VLLMBackend(ChatBackend):
     """`path`: a model folder, hub id or `builtin:NAME`; `dtype`: auto (without CUDA,
     bfloat16 where the CPU computes it natively, else float32) or a vLLM dtype; `enforce_eager`: skip torch.compile (fast start, slower
-    generation); `kv_cache_gib`: CPU KV cache size (VLLM_CPU_KVCACHE_SPACE);
+    generation); `kv_cache_gib`: the KV cache preallocated in host memory without CUDA
+    (a GPU sizes its own by `gpu_memory_utilization`);
     `trust_remote_code`: let the model folder run its own Python (roster opt-in only)."""
 
     resources = {"GPU": 1}
@@ -154,7 +167,7 @@ class VLLMBackend(ChatBackend):
         enable_prefix_caching: bool = True,
         enforce_eager: bool = False,
         gpu_memory_utilization: float | None = None,
-        kv_cache_gib: int = 1,
+        kv_cache_gib: float = 1.0,
         system_prompt: str | None = None,
         chat_template: str | None = None,
         trust_remote_code: bool = False,
@@ -174,15 +187,15 @@ class VLLMBackend(ChatBackend):
         self.resources = {"GPU": tensor_parallel_size}
 
     def _key(self) -> tuple:
-        dtype = self.dtype
-        if dtype == "auto":
-            import torch
+        import torch
 
+        on_host = not torch.cuda.is_available()
+        dtype = self.dtype
+        if dtype == "auto" and on_host:
             from arena_models.hardware import native_bfloat16
 
             # On a CPU without native bfloat16 (AVX2), vLLM ran SmolLM2 3x faster in float32.
-            if not torch.cuda.is_available():
-                dtype = "bfloat16" if native_bfloat16("cpu") else "float32"
+            dtype = "bfloat16" if native_bfloat16("cpu") else "float32"
         return (
             resolve_model_path(self.path),
             dtype,
@@ -191,6 +204,7 @@ class VLLMBackend(ChatBackend):
             self.enable_prefix_caching,
             self.enforce_eager,
             self.gpu_memory_utilization,
+            self.kv_cache_gib if on_host else None,
             self.trust_remote_code,
         )
 
@@ -200,7 +214,7 @@ class VLLMBackend(ChatBackend):
         key = self._key()
         llm = load_on_worker(
             (KIND, *key),
-            lambda: _build_engine(key, self.kv_cache_gib),
+            lambda: _build_engine(key),
             limit=engines_per_worker(),
             release=_shut_down,
         )

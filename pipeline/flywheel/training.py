@@ -227,7 +227,7 @@ def train(
         _put_in_place(tmp, plan.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        free_memory()  # the trainer's models, before a worker loads an engine again
+        free_memory()  # the trainer's models, for a caller that goes on in this process
     _note_trained(plan.data, record)
     return record
 

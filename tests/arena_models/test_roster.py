@@ -6,7 +6,7 @@ from arena_models.backends.base import Sampling
 from arena_models.backends.openai_backend import OpenAIBackend
 from arena_models.backends.recorded_backend import RecordedBackend
 from arena_models.backends.transformers_backend import TransformersBackend
-from arena_models.backends.vllm_backend import VLLMBackend
+from arena_models.backends.vllm_backend import VLLMBackend, engine_kwargs
 from arena_models.roster import load_roster, make_backend
 from core.errors import UserError
 
@@ -36,8 +36,14 @@ def test_packaged_demo_roster():
         # The packaged answers: one per Arena-Hard v0.1 prompt.
         assert isinstance(backend, RecordedBackend) and backend.name == name
         assert len({k for k in backend._answers() if k.startswith("id:")}) == 500
-    # Same engine settings: the two SmolLM2 entries share one vLLM engine per worker.
-    assert backends[0]._key() == backends[1]._key()
+    # Same engine settings: the two SmolLM2 entries share one vLLM engine per worker,
+    # and so do the default judge and the vLLM difficulty judge.
+    judges = {s.name: make_backend(s) for s in load_roster("judges")}
+    key = backends[0]._key()
+    assert key == backends[1]._key()
+    assert key == judges["smollm2-judge"]._key() == judges["smollm2-difficulty-vllm"]._key()
+    # Half a GiB of KV cache in host memory, passed as bytes (vLLM's env takes whole GiB).
+    assert engine_kwargs(key)["kv_cache_memory_bytes"] == 2**29
 
 
 def test_other_packaged_rosters_load(monkeypatch):
