@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from core.errors import UserError
 from core.hashing import combine_hashes, files_problem
+from core.output_folder import clear_own, recorded_names, refuse_foreign
 from core.parquet_io import remove_temporaries, write_json_atomic
 from core.stage import DONE_DIR, PartResult, Stage
 from core.submit import run_tasks
@@ -25,7 +25,8 @@ MANIFEST_FILE = "_manifest.json"
 
 
 def claim_output(stage: Stage, overwrite: bool) -> None:
-    """An output folder belongs to one stage config; refuse to mix two in one folder."""
+    """An output folder belongs to one stage config; refuse to mix two in one folder, and
+    never touch files this project did not write (core.output_folder)."""
     marker = stage.out / STAGE_FILE
     if marker.exists():
         previous = json.loads(marker.read_text())
@@ -35,16 +36,20 @@ def claim_output(stage: Stage, overwrite: bool) -> None:
                     f"{stage.out} holds output of a different {stage.name} configuration; "
                     "choose another --out or pass --overwrite"
                 )
-            shutil.rmtree(stage.out)
-    elif stage.out.exists() and any(p for p in stage.out.iterdir() if not p.name.startswith("_")):
-        if not overwrite:
-            raise UserError(
-                f"{stage.out} exists and is not a {stage.name} output; pass --overwrite"
-            )
-        shutil.rmtree(stage.out)
+            clear_own(stage.out, stage_outputs(stage.out))
+    else:
+        refuse_foreign(stage.out)
     stage.out.mkdir(parents=True, exist_ok=True)
     remove_temporaries(stage.out)
     write_json_atomic({"stage": stage.name, "config_hash": stage.config_hash}, marker)
+
+
+def stage_outputs(folder: Path) -> set[str]:
+    """What a stage wrote in `folder`: the files its markers and manifest record, and
+    parts a killed task published before its marker."""
+    markers = [folder / MANIFEST_FILE, *(folder / DONE_DIR).glob("*.json")]
+    parts = {p.name for p in folder.glob("part-*.parquet")}
+    return recorded_names(m for m in markers if m.exists()) | parts
 
 
 def is_complete(stage: Stage) -> bool:

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from jobs.options import config_from_args
     from jobs.outputs import check_out
     from pipeline.battle.config import BattleConfig
+    from pipeline.battle.run import OUTPUTS
     from pipeline.flows.battle import battle_report, prepare_battle, run_battles
 
     setup = prepare_battle(  # mistakes surface before a cluster starts
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     check_parts(
         Path(args.evalset), ("prompt_id", "messages")
     )  # a missing eval set fails before a cluster starts
-    check_out(args.out, args.evalset)
+    check_out(args.out, args.evalset, writes=OUTPUTS)
     with connect(args, setup.resources) as client:
         summary = run_battles(client, setup, args.evalset, args.out)
     print(battle_report(summary, args.out))

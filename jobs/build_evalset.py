@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from jobs.cluster import connect
     from jobs.options import config_from_args
     from jobs.outputs import check_out
-    from pipeline.flows.evalset import Recipe, build_evalset, evalset_report
+    from pipeline.flows.evalset import OUTPUTS, Recipe, build_evalset, evalset_report
     from pipeline.flows.ingest import pool_files
     from pipeline.ingest.stage import IngestConfig
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     judge = recipe.difficulty_config().judge  # a bad judge fails before a cluster starts
     ingest_config = config_from_args(IngestConfig, args)
     files = pool_files(args.pool)
-    check_out(args.out, *args.pool)
+    check_out(args.out, *args.pool, writes=OUTPUTS)
     with connect(args, judge.resources) as client:
         counts = build_evalset(
             client, files, args.out, recipe, ingest_config, overwrite=args.overwrite

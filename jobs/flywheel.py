@@ -43,9 +43,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.config:
         raise UserError("arena flywheel needs --config FILE (or a packaged name: demo, paper)")
     from jobs.cluster import connect
-    from pipeline.flows.flywheel import prepare_flywheel, run_flywheel
+    from jobs.outputs import check_out
+    from pipeline.flows.flywheel import OUTPUTS, prepare_flywheel, run_flywheel
     from pipeline.flywheel.config import FlywheelConfig
 
+    check_out(args.out, writes=OUTPUTS)
     # Roster, judge, checkpoints, pool and thresholds are checked before a cluster starts.
     setup = prepare_flywheel(
         FlywheelConfig.load(args.config), args.out, args.iteration, overwrite=args.overwrite

@@ -34,14 +34,17 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from jobs.cluster import connect
     from jobs.options import config_from_args
+    from jobs.outputs import check_out
     from pipeline.flows.judge_eval import (
         JudgeEvalConfig,
         judge_eval_report,
         prepare_judge_eval,
         run_judge_eval,
     )
+    from pipeline.judge_eval.report import OUTPUTS
 
     # The judge, the pairs and recorded files are checked before a cluster starts.
+    check_out(args.out, args.pairs, writes=OUTPUTS)
     setup = prepare_judge_eval(args.pairs, config_from_args(JudgeEvalConfig, args))
     with connect(args, setup.resources) as client:
         result = run_judge_eval(client, setup, args.out)

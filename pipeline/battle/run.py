@@ -30,6 +30,9 @@ from pipeline.battle.records import battle_records, combined_pairs, write_table
 from pipeline.battle.schedule import battling_models, schedule
 from pipeline.battle.summary import render, summarize
 
+# What a battle run writes in its folder besides "_" work (jobs/outputs.py: nothing else).
+OUTPUTS = ("battles", "combined", "summary.json", "summary.md")
+
 
 def generate_answers(client, specs, prompt_ids, work, cache_root, config, progress) -> dict:
     """Answers each model still lacks, model by model. Returns per-model counts and the

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from core.errors import UserError
-from core.runner import run_stage
+from core.output_folder import clear_own, refuse_foreign
+from core.runner import STAGE_FILE, run_stage, stage_outputs
 from core.schemas import prompt_id, prompt_text
 from pipeline.evalset.decontaminate import (
     DecontaminationConfig,
@@ -65,14 +66,14 @@ def decontaminate(
     import pandas as pd
 
     out = Path(out)
+    if not (out / STAGE_FILE).exists():
+        refuse_foreign(out)  # before the work folders go inside OUT
+    elif overwrite:  # the work folders live inside OUT: start them afresh too
+        clear_own(out, stage_outputs(out))
     ids, texts = benchmark_conversations(against)
     if not texts:
         raise UserError("the benchmark sets hold no conversations")
     bench = embed_texts(texts, embed)
-    if overwrite:  # the work folders live inside OUT: start them afresh too
-        import shutil
-
-        shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     embedded = out / "_embedded"
     run_stage(EmbedConversations(train, embedded, embed), client)

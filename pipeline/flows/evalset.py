@@ -26,6 +26,11 @@ from pipeline.ingest.stage import IngestConfig
 RECIPES = Path(__file__).resolve().parents[2] / "eval_sets" / "recipes"
 DIFFICULTY_MODES = ("expected", "generate")
 SEMANTIC_SEARCHES = ("auto", "exact", "ivf")  # kept-vector index (pipeline/dedup/kept_index.py)
+# What a build writes in its folder (jobs/outputs.py: nothing else may be there).
+OUTPUTS = (
+    *("pool", "dedup", "embedded", "semantic_dedup", "clustered", "candidates", "scored"),
+    *("diverse", "hard", "mix", "report.md", "cluster_sizes.png", "embedding_map.png"),
+)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ from pipeline.flywheel.trainers import require_model_folder
 from pipeline.flywheel.training import TrainConfig, TrainJob, train_task
 
 TRAINABLE = ("vllm", "transformers")  # backends whose `path` is a model folder to train
+# What a flywheel writes in its folder (jobs/outputs.py: nothing else may be there).
+OUTPUTS = ("flywheel.json", "pool", "slices", "iteration-*")
 
 
 @dataclass(frozen=True)

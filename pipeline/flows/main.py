@@ -38,6 +38,12 @@ from pipeline.flows.ratings import RatingsConfig, rate_battles, ratings_report
 from pipeline.flywheel.config import FlywheelConfig
 from pipeline.ingest.stage import IngestConfig
 
+# What the main job writes in its folder (jobs/outputs.py: nothing else may be there).
+OUTPUTS = (
+    *("pool", "dedup", "evalset", "battles", "judge_eval", "leaderboard", "flywheel"),
+    "report.md",
+)
+
 
 @dataclass(frozen=True)
 class MainJobConfig:

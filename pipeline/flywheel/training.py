@@ -32,6 +32,7 @@ from pathlib import Path
 
 from core.config_files import parse_resources
 from core.errors import UserError
+from core.output_folder import recorded_names, refuse_foreign
 from core.worker_cache import free_memory
 
 KINDS = ("sft", "dpo", "reward", "rl")
@@ -446,7 +447,8 @@ def _finished(out: Path, digest: str, overwrite: bool) -> dict | None:
             return record
         print(f"{out}: training again: {problem}", file=sys.stderr)
         return None
-    if overwrite:
+    if overwrite:  # the folder is replaced whole: it may hold only what training wrote
+        refuse_foreign(out, recorded_names([out / RECORD]) if record is not None else ())
         return None
     if record is not None:
         raise UserError(

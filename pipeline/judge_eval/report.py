@@ -151,6 +151,10 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+# What `write_report` writes in its folder (jobs/outputs.py: nothing else may be there).
+OUTPUTS = ("verdicts.parquet", "judge_eval.json", "report.md", "agreement.png")
+
+
 def write_report(result: dict, games: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(pa.Table.from_pylist(games, VERDICTS), out / "verdicts.parquet")

@@ -44,6 +44,17 @@ class Leaderboard:
         self.columns[name] = np.array([by_model[m] for m in self.columns["model"]], dtype=float)
 
 
+# What `write_leaderboard` writes in its folder (jobs/outputs.py: nothing else may be there).
+OUTPUTS = (
+    "leaderboard.csv",
+    "leaderboard.md",
+    "leaderboard.parquet",
+    "ratings.png",
+    "win_rates.png",
+    "summary.json",
+)
+
+
 def build_leaderboard(counts: PairCounts, options: RatingOptions, progress=None) -> Leaderboard:
     from core.errors import UserError
 
@@ -137,14 +148,4 @@ def write_leaderboard(board: Leaderboard, out: Path, extra: dict) -> list[Path]:
     plot_win_rates(order, rates, out / "win_rates.png")
     summary = {"warnings": board.warnings, **extra}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return [
-        out / n
-        for n in (
-            "leaderboard.csv",
-            "leaderboard.md",
-            "leaderboard.parquet",
-            "ratings.png",
-            "win_rates.png",
-            "summary.json",
-        )
-    ]
+    return [out / n for n in OUTPUTS]

@@ -113,8 +113,70 @@ def exact_dedup_kept(kept: int):
     return check
 
 
+# A user's own folder given as --out: every command refuses it, --overwrite or not, and
+# leaves it byte for byte (names the project writes, report.md and part-*, included).
+USER_FILES = {
+    "out/notes.txt": "my notes\n",
+    "out/report.md": "# my report\n",
+    "out/part-00000.parquet": b"PAR1 my own bytes",
+    "out/sub/data.csv": "a,b\n1,2\n",
+}
+
+
+def users_files_intact(tmp: Path, stdout: str) -> None:
+    out = tmp / "out"
+    assert {str(p.relative_to(tmp)) for p in out.rglob("*")} == {*USER_FILES, "out/sub"}
+    for name, content in USER_FILES.items():
+        assert (tmp / name).read_bytes() == (
+            content if isinstance(content, bytes) else content.encode()
+        ), name
+
+
+def users_folder(command: str, argv: str, inputs: dict | None = None) -> Case:
+    return Case(
+        f"{command}-out-is-a-users-folder",
+        argv,
+        "error",
+        {**(inputs or {}), **USER_FILES},
+        "did not write (notes.txt, part-00000.parquet",
+        check=users_files_intact,
+    )
+
+
 C = Case
 CASES = [
+    # ---- every command: --out a folder of the user's own files ---------------------
+    users_folder("ingest", "ingest {tmp}/p.jsonl --out {tmp}/out --overwrite", {"p.jsonl": GOOD}),
+    users_folder("dedup", "dedup --exact {pool} --out {tmp}/out --overwrite"),
+    users_folder("near-dedup", "dedup --near {pool} --out {tmp}/out --overwrite"),
+    users_folder(
+        "build-evalset",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --overwrite",
+        {"p.jsonl": GOOD},
+    ),
+    users_folder(
+        "decontaminate",
+        "decontaminate --train {pool} --against {tmp}/b.jsonl --out {tmp}/out --overwrite",
+        {"b.jsonl": GOOD},
+    ),
+    users_folder(
+        "battle",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        {"r.yaml": ROSTER_OK},
+    ),
+    users_folder(
+        "judge-eval", "judge-eval {tmp}/p.jsonl --out {tmp}/out", {"p.jsonl": jsonl(PAIR)}
+    ),
+    users_folder("elo", "elo {tmp}/b.csv --out {tmp}/out", {"b.csv": BATTLES}),
+    users_folder(
+        "train",
+        "train sft --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out --overwrite",
+        {"d/part-00000.parquet": "SFT_SHARD"},
+    ),
+    users_folder(
+        "flywheel", "flywheel --config {tmp}/f.yaml --out {tmp}/out --overwrite", {"f.yaml": FW}
+    ),
+    users_folder("run", "run --out {tmp}/out --overwrite"),
     # ---- ingest: paths -------------------------------------------------------------
     C("ingest-missing-file", "ingest {tmp}/nope.jsonl --out {tmp}/out", "error", match="no such"),
     C("ingest-empty-dir", "ingest {tmp}/d --out {tmp}/out", "error", {"d/.keep": ""}, "no .jsonl"),
@@ -1573,6 +1635,8 @@ def test_bad_input(case: Case, tmp_path, capsys, monkeypatch, cluster, pool):
         assert case.match in lines[0], lines[0]
         if use_cluster:
             assert clients.seen == seen, "connected to a cluster before failing"
+        if case.check is not None:
+            case.check(tmp_path, out)
         return
     assert code == 0, f"exit {code}\n{out}\n{err}"
     manifest_path = tmp_path / "out" / "_manifest.json"
@@ -1595,6 +1659,25 @@ def test_bad_input(case: Case, tmp_path, capsys, monkeypatch, cluster, pool):
         case.check(tmp_path, out)
 
 
+def test_overwrite_clears_only_what_the_project_wrote(tmp_path, capsys, monkeypatch, cluster):
+    """A stage folder of this project with a user's file dropped in: --overwrite with another
+    config refuses and names the file, leaving every byte; without it, it replaces the parts."""
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster[0].scheduler_address)
+    (tmp_path / "p.jsonl").write_text(GOOD)
+    out = tmp_path / "out"
+    assert main(["ingest", str(tmp_path / "p.jsonl"), "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("mine\n")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    argv = ["ingest", str(tmp_path / "p.jsonl"), "--out", str(out), "--max-chars", "9"]
+    capsys.readouterr()
+    assert main([*argv, "--overwrite"]) == 2
+    assert "did not write (notes.txt)" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    (out / "notes.txt").unlink()
+    assert main([*argv, "--overwrite"]) == 0
+    assert json.loads((out / "_manifest.json").read_text())["rows_rejected"] == 2  # over 9 chars
+
+
 def test_the_table_covers_every_command():
     assert len(CASES) >= 100
     assert len({c.id for c in CASES}) == len(CASES)
@@ -1611,3 +1694,5 @@ def test_the_table_covers_every_command():
         "flywheel",
         "run",
     }
+    safe = {c.argv.split()[0] for c in CASES if c.check is users_files_intact}
+    assert safe >= commands
