@@ -159,13 +159,17 @@ class VerdictCache:
     def judge(self, name: str) -> PartCache:
         return PartCache(self.root / folder_name(name), VERDICT, VERDICT_KEY)
 
-    def keys(self, name: str, judge_key: str, *, with_errors: bool = True) -> set[tuple]:
-        """(prompt_id, model_a, model_b, game, answers_key) already judged with these settings;
-        `with_errors=False` leaves out failed verdicts so they are judged again."""
+    def keys(self, name: str, judge_key: str, *, rejudge_errors: bool = False) -> set[tuple]:
+        """(prompt_id, model_a, model_b, game, answers_key) judged with these settings, less
+        the games the judge never answered (judged again); `rejudge_errors` leaves out every
+        failed verdict, unreadable replies too."""
+        from arena_models.judge import BACKEND_FAILED
+
         index = self.judge(name).keys(extra=("error",))
         mask = pc.equal(index.column("judge_key"), judge_key)
-        if not with_errors:
-            mask = pc.and_(mask, pc.is_null(index.column("error")))
+        error = index.column("error")
+        retry = pc.is_valid(error) if rejudge_errors else pc.starts_with(error, BACKEND_FAILED)
+        mask = pc.and_(mask, pc.invert(pc.fill_null(retry, False)))
         rows = index.filter(mask)
         columns = ["prompt_id", "model_a", "model_b", "game", "answers_key"]
         return set(zip(*(rows.column(c).to_pylist() for c in columns)))

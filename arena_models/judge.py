@@ -62,6 +62,15 @@ CONSTRAINTS = {
     "json": Constraint("json", json.dumps(VERDICT_SCHEMA, sort_keys=True)),
 }
 
+# The error of a game the judge never answered (endpoint down, timeout, engine error):
+# unlike an unreadable reply, which is the judge's answer, a rerun asks again.
+BACKEND_FAILED = "judge backend failed"
+
+
+def judged_again(error: str | None, rejudge_errors: bool = False) -> bool:
+    """Whether a cached verdict with this error is judged again on a rerun."""
+    return error is not None and (rejudge_errors or error.startswith(BACKEND_FAILED))
+
 
 def load_template(path: str | Path | None = None) -> str:
     """The judge template text; a clear error when the file or a field is missing."""
@@ -229,7 +238,7 @@ class PairwiseJudge:
         """(scores, explanation, error) of one reply. Answer text inside the prompt
         cannot reach this: only the judge's own reply is read."""
         if out.error:
-            return None, "", f"judge backend failed: {out.error}"
+            return None, "", f"{BACKEND_FAILED}: {out.error}"
         if out.finish_reason == "length":
             return (
                 None,

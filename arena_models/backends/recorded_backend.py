@@ -25,8 +25,15 @@ ID_FIELDS = ("uid", "question_id", "id", "prompt_id")
 
 
 def _content(value) -> str:
+    """A turn's text: a string, {"answer": ...} (arena-hard-auto) or OpenAI content parts
+    ([{"type": "text", "text": ...}], joined); ValueError for what holds no text."""
     if isinstance(value, dict):
-        return str(value.get("answer", value.get("content", "")))
+        return _content(value.get("answer", value.get("content", "")))
+    if isinstance(value, list):
+        kinds = [p.get("type") if isinstance(p, dict) else type(p).__name__ for p in value]
+        if any(k != "text" or not isinstance(p.get("text"), str) for k, p in zip(kinds, value)):
+            raise ValueError(f"content parts must all be text parts, got {kinds}")
+        return "".join(p["text"] for p in value)
     return "" if value is None else str(value)
 
 
@@ -73,23 +80,29 @@ class RecordedBackend(ChatBackend):
                     continue
                 try:
                     row = json.loads(line)
-                    messages = row["messages"]
-                except (ValueError, KeyError, TypeError) as err:
-                    raise UserError(f"{path}:{line_no}: not a recorded answer row ({err})") from err
-                if self.model and row.get("model") != self.model:
-                    continue
-                users: list[str] = []
-                for m in messages:
-                    if m["role"] == "user":
-                        users.append(_content(m["content"]))
-                    elif m["role"] == "assistant" and users:
-                        for key in _keys(users):
-                            index.setdefault(key, _content(m["content"]))
-                row_id = next((row[f] for f in ID_FIELDS if row.get(f) is not None), None)
-                if row_id is not None and users:
-                    first = next((m for m in messages if m["role"] == "assistant"), None)
-                    if first is not None:
-                        index.setdefault(f"id:{row_id}", _content(first["content"]))
+                    if self.model and row.get("model") != self.model:
+                        continue
+                    self._index_row(row, index)
+                except (ValueError, KeyError, TypeError, AttributeError) as err:
+                    raise UserError(
+                        f"{path}:{line_no}: not a recorded answer row ({err})"
+                    ) from None
+
+    @staticmethod
+    def _index_row(row: dict, index: dict[str, str]) -> None:
+        messages = row["messages"]
+        users: list[str] = []
+        for m in messages:
+            if m["role"] == "user":
+                users.append(_content(m["content"]))
+            elif m["role"] == "assistant" and users:
+                for key in _keys(users):
+                    index.setdefault(key, _content(m["content"]))
+        row_id = next((row[f] for f in ID_FIELDS if row.get(f) is not None), None)
+        if row_id is not None and users:
+            first = next((m for m in messages if m["role"] == "assistant"), None)
+            if first is not None:
+                index.setdefault(f"id:{row_id}", _content(first["content"]))
 
     def answer_for_id(self, row_id: str) -> Generation:
         """The first recorded answer of the row whose uid/question_id/id is `row_id`."""

@@ -153,7 +153,7 @@ def run_battle(
                 for m in g["lacking"]
             )
     verdicts = VerdictCache(cache_root)
-    done = verdicts.keys(judge.name, key, with_errors=not config.rejudge_errors)
+    done = verdicts.keys(judge.name, key, rejudge_errors=config.rejudge_errors)
     judgeable = [g for g in games if g["answers_key"]]
     pending = [g for g in judgeable if _game_key(g) not in done]
     task_games = [

@@ -20,30 +20,48 @@ from pipeline.evalset.embed import EmbedConfig, EmbedConversations, embed_texts
 from pipeline.ingest.readers import expand_inputs, plan_file, read_records
 from pipeline.ingest.shapes import RowRejected, to_conversation
 
+# Where an eval set sits in a folder this project wrote: a build-evalset output, or the
+# main job's. Mix holds Diverse and Hard; the build's pool and dedup are no benchmark.
+EVALSET_IN = ("mix", "evalset/mix")
 
-def benchmark_conversations(paths: list[str]) -> tuple[list[str], list[str]]:
-    """(prompt_ids, texts) of every benchmark item, from stage folders or raw pool files."""
+
+def benchmark_folder(path: Path) -> Path:
+    """The folder of benchmark rows `path` names: itself, or the eval set inside an output
+    of this project (a build-evalset or main-job folder given whole)."""
+    if path.is_dir() and not list(path.glob("part-*.parquet")):
+        inner = next(
+            (path / p for p in EVALSET_IN if list((path / p).glob("part-*.parquet"))), None
+        )
+        if inner is not None:
+            return inner
+    return path
+
+
+def benchmark_conversations(paths: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(prompt_ids, texts) of every benchmark item, from stage folders or raw pool files,
+    and the rows that could not be read (file:line: reason), which are not compared."""
     import pandas as pd
 
-    ids, texts = [], []
+    ids, texts, unreadable = [], [], []
     for raw in paths:
-        path = Path(raw)
+        path = benchmark_folder(Path(raw))
         if path.is_dir() and list(path.glob("part-*.parquet")):
             frame = pd.read_parquet(path, columns=["prompt_id", "messages"])
             ids += list(frame.prompt_id)
             texts += [prompt_text(list(m)) for m in frame.messages]
             continue
-        for file in expand_inputs([raw]):
+        for file in expand_inputs([str(path)]):
             for chunk in plan_file(file, 1 << 30):
-                for _, value, raw in read_records(chunk):
+                for where, value, raw in read_records(chunk):
                     try:
                         row = json.loads(raw.decode().removeprefix("\ufeff")) if raw else value
                         messages, _, _ = to_conversation(row, 10**7)
-                    except (RowRejected, ValueError):  # unreadable benchmark rows are not compared
+                    except (RowRejected, ValueError) as err:
+                        unreadable.append(f"{file}:{where}: {err}")
                         continue
                     ids.append(prompt_id(messages))
                     texts.append(prompt_text(messages))
-    return ids, texts
+    return ids, texts, unreadable
 
 
 def check_against(paths: list[str]) -> None:
@@ -70,7 +88,7 @@ def decontaminate(
         refuse_foreign(out)  # before the work folders go inside OUT
     elif overwrite:  # the work folders live inside OUT: start them afresh too
         clear_own(out, stage_outputs(out))
-    ids, texts = benchmark_conversations(against)
+    ids, texts, unreadable = benchmark_conversations(against)
     if not texts:
         raise UserError("the benchmark sets hold no conversations")
     bench = embed_texts(texts, embed)
@@ -80,11 +98,18 @@ def decontaminate(
     run_stage(NearestTrainRows(embedded, out / "_candidates", bench, config), client)
     removals = choose_removals(pd.read_parquet(out / "_candidates"), config)
     stage = DropContaminated(embedded, out, removals, ids, texts, config)
-    return run_stage(stage, client)
+    return {**run_stage(stage, client), "benchmark_items": len(texts), "unreadable": unreadable}
 
 
 def decontaminate_report(manifest: dict, out) -> str:
+    unreadable = manifest.get("unreadable") or []
     return (
         f"decontaminate: {manifest['rows_in']} training rows, {manifest['rows_rejected']} removed, "
         f"{manifest['rows_out']} kept -> {out} (report: {out}/_removed/)"
+        + (
+            f"\n  warning: {len(unreadable)} benchmark rows could not be read and were not"
+            f" compared; the first: {unreadable[0]}"
+            if unreadable
+            else ""
+        )
     )

@@ -284,6 +284,7 @@ def battle_on_slice(
         client, [model, *setup.opponents], setup.judge, evalset=slice_dir, out=run_dir,
         config=config, cache=cache,
     )  # fmt: skip
+    _require_verdicts(summary, run_dir)
     if not summary["prompts"]:
         left = summary.get("prompts_left_out") or {}
         raise UserError(
@@ -417,6 +418,7 @@ def rate_step(client, setup: FlywheelSetup, model: ModelSpec, folder: Path, cach
         client, players, setup.judge, evalset=cfg.evalset, out=folder / "battles",
         config=BattleConfig(limit=cfg.rate_prompts, combine=cfg.combine), cache=cache,
     )  # fmt: skip
+    _require_verdicts(summary, folder / "battles")
     board = rate_battles(
         client, [folder / "battles" / "battles"], folder / "leaderboard",
         RatingsConfig(bootstrap=cfg.bootstrap),
@@ -432,6 +434,13 @@ def rate_step(client, setup: FlywheelSetup, model: ModelSpec, folder: Path, cach
         f" [{before.lower:.0f}, {before.upper:.0f}] -> {model.name} {after.rating:.0f}"
         f" [{after.lower:.0f}, {after.upper:.0f}] on {summary['prompts']} eval prompts",
     }
+
+
+def _require_verdicts(summary: dict, run_dir: Path) -> None:
+    """A battle step whose every game failed has no result: it fails, is not recorded as
+    done, and a rerun judges the games the judge never answered again."""
+    if summary["no_verdict"]:
+        raise UserError(f"{summary['no_verdict']}; see {run_dir / 'summary.md'}")
 
 
 def _rating(row) -> dict:

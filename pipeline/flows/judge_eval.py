@@ -14,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena_models.judge import load_template
+from arena_models.judge import judged_again, load_template
 from arena_models.roster import ModelSpec, backend_class, pick_model
 from core.defaults import JUDGE_SEES_CHARS
 from core.errors import UserError
@@ -69,6 +70,13 @@ class JudgeEvalConfig:
         metadata={"help": "N pairs, a stable sample spread over the file (by a hash of pair_id)"},
     )
     judge_chunk: int = field(default=32, metadata={"help": "games per judge task"})
+    rejudge_errors: bool = field(
+        default=False,
+        metadata={
+            "help": "judge unreadable verdicts again instead of reusing them (games the judge"
+            " never answered are always judged again)"
+        },
+    )
 
     def __post_init__(self):
         if self.limit is not None and self.limit < 1:
@@ -146,6 +154,7 @@ def run_judge_eval(client, setup: JudgeEvalSetup, out, *, progress: bool = True)
         setup.pairs.pairs,
         out,
         chunk=setup.config.judge_chunk,
+        rejudge_errors=setup.config.rejudge_errors,
         progress=progress,
     )
     pairs = setup.pairs.pairs
@@ -180,6 +189,15 @@ def run_judge_eval(client, setup: JudgeEvalSetup, out, *, progress: bool = True)
         "command": command_line(setup.pairs_path, out, setup.config),
     }
     write_report(result, games, out)
+    failed = [g["error"] for g in games if g["error"] is not None]
+    if games and len(failed) == len(games):  # nothing measured: the run has failed
+        common, count = Counter(failed).most_common(1)[0]
+        raise UserError(
+            f"judge {setup.judge.name} gave no verdict in any of {len(games)} games:"
+            f" {common} ({count} of {len(games)}); a rerun judges them again"
+            f"{'' if judged_again(common) else ' with --rejudge-errors'}"
+            f" (report: {out / 'report.md'})"
+        )
     return result
 
 

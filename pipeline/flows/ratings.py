@@ -151,6 +151,11 @@ def rate_battles(
             shifted = anchor.apply(fit.elo, counts.models)
             board.add_column("rating_style_controlled", dict(zip(counts.models, shifted)))
             extra["style_coefficients"] = dict(zip(fit.features, np.round(fit.coefficients, 4)))
+            if fit.left_out:
+                board.warnings.append(
+                    f"style control: {fit.left_out} battles without both lengths are left out"
+                    " of its fit; the plain ratings count them"
+                )
     if reference is not None:
         from pipeline.ratings.consistency import consistency
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from arena_models.judge import judged_again
 from core.parquet_io import remove_temporaries, write_parquet_atomic
 from core.schemas import short_hash
 from core.submit import fixed_chunks, run_tasks
@@ -143,11 +144,14 @@ def judge_games(spec, options: JudgeOptions, games: list[dict], folder: str) -> 
 
 
 def cached_games(folder: Path) -> dict[str, dict]:
-    """Every judged game in the cache folder, by game key."""
+    """Every judged game in the cache folder, by game key; a verdict beats a failure of
+    the same game (a chunk judged again is another file, in no time order)."""
     rows: dict[str, dict] = {}
     for part in sorted(folder.glob("chunk-*.parquet")):
         for row in pq.read_table(part, schema=GAME).to_pylist():
-            rows[row["game_key"]] = row
+            old = rows.get(row["game_key"])
+            if old is None or old["error"] is not None:
+                rows[row["game_key"]] = row
     return rows
 
 
@@ -159,16 +163,22 @@ def judge_pairs(
     out: Path,
     *,
     chunk: int = 32,
+    rejudge_errors: bool = False,
     progress: bool = True,
 ) -> tuple[list[dict], dict]:
-    """Judge both games of every pair (what the cache lacks). Returns one row per game in
-    pair order (what was shown, the verdict by position and by side) and the run's counts."""
+    """Judge both games of every pair (what the cache lacks, and the games the judge never
+    answered: arena_models.judge.judged_again). Returns one row per game in pair order
+    (what was shown, the verdict by position and by side) and the run's counts."""
     key = eval_key(spec, options)
     folder = Path(out).absolute() / "_games" / key  # workers may start elsewhere
     folder.mkdir(parents=True, exist_ok=True)
     remove_temporaries(folder)
     games = pair_games(pairs, key)
-    done = cached_games(folder)
+    done = {
+        k
+        for k, row in cached_games(folder).items()
+        if not judged_again(row["error"], rejudge_errors)
+    }
     unique = list({g["game_key"]: g for g in games}.values())
     # Fixed slices of every game, less what is cached (see fixed_chunks).
     chunks = [[g for g in c if g["game_key"] not in done] for c in fixed_chunks(unique, chunk)]

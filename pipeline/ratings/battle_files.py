@@ -28,6 +28,7 @@ from pipeline.ratings.battle_rules import (
 BATCH_ROWS = 1 << 20  # rows per Arrow batch: ~30 MB of codes at most
 PIECE_ROWS = 4 << 20  # rows per task on a cluster (whole row groups)
 TEXT_COLUMNS = ("model_a", "model_b", "left", "right", "winner", "judge")
+TEXTUAL = (*TEXT_COLUMNS, "answer_a", "answer_b", "date")  # JSON: strings in every block
 # Inputs up to this size are counted in the calling process: starting a cluster (1-2 s)
 # costs more than reading them (a million battles: ~2 MB of Parquet, well under a second).
 ONE_PROCESS_BYTES = 256 << 20
@@ -107,16 +108,31 @@ def _batches(piece: Piece, schema_only: bool = False):
     if piece.kind == "csv":
         import pyarrow.csv as pv
 
-        reader = pv.open_csv(piece.path, convert_options=_csv_options(list(piece.columns) or None))
+        reader = pv.open_csv(
+            piece.path,
+            # Standard CSV: a quoted cell may span lines (answer texts do).
+            parse_options=pv.ParseOptions(newlines_in_values=True),
+            convert_options=_csv_options(list(piece.columns) or None),
+        )
         return reader.schema if schema_only else iter(reader)
     import pyarrow.json as pj
 
-    names = pj.open_json(piece.path).schema.names  # from the first block
+    first = pj.open_json(piece.path).schema  # from the first block
     if schema_only:
-        return pj.open_json(piece.path).schema
-    # Names read as text in every block, whatever the first block's values looked like.
-    text = [pa.field(c, pa.string()) for c in piece.columns if c in names and c in TEXT_COLUMNS]
-    options = pj.ParseOptions(explicit_schema=pa.schema(text), unexpected_field_behavior="infer")
+        return first
+    # Only the piece's columns are parsed (a later block's other fields cannot fail it),
+    # with types fixed from the first block: text stays text though the first block held
+    # only nulls, and numbers (tstamp, len_a) are floats; a column of numbers where names go
+    # (model ids 1, 2, ...) is read as names by the rules.
+    fields = []
+    for c in (c for c in piece.columns if c in first.names):
+        kind = first.field(c).type
+        if c in TEXTUAL and (pa.types.is_string(kind) or pa.types.is_null(kind)):
+            kind = pa.string()
+        elif pa.types.is_null(kind) or (pa.types.is_integer(kind) and c not in TEXTUAL):
+            kind = pa.float64()  # a later 1.5 must not fail a column of ints
+        fields.append(pa.field(c, kind))
+    options = pj.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore")
     return (b.select(list(piece.columns)) for b in pj.open_json(piece.path, parse_options=options))
 
 

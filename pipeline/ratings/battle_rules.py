@@ -133,7 +133,12 @@ def _in(values: list, codes: np.ndarray, wanted) -> np.ndarray:
 def _date_keep(table: pa.Table, filt: BattleFilter) -> np.ndarray:
     import pandas as pd  # only for date filters: pandas parses every date format people write
 
-    if "tstamp" in table.column_names:
+    named = [c for c in ("tstamp", "date") if c in table.column_names]
+    kind = table.column(named[0]).type if named else None
+    if kind is not None and (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
+        # Already a time (Arrow timestamp or date); one without a zone is read as UTC.
+        when = pd.to_datetime(table.column(named[0]).to_pandas(), utc=True)
+    elif "tstamp" in table.column_names:
         numbers = pd.to_numeric(table.column("tstamp").to_pandas(), errors="coerce")
         when = pd.to_datetime(numbers, unit="s", utc=True)
     elif "date" in table.column_names:

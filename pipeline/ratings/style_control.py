@@ -31,7 +31,9 @@ def style_features(battles: pd.DataFrame) -> tuple[list[str], np.ndarray, np.nda
     if {"answer_a", "answer_b"} <= set(battles.columns):
 
         def measure(texts: pd.Series) -> np.ndarray:
-            t = texts.fillna("").astype(str)
+            # Object first: Parquet text arrives as a categorical, which fillna cannot
+            # extend. A missing answer measures as an empty one, as CSV can only write it.
+            t = texts.astype(object).fillna("").astype(str)
             return np.column_stack(
                 [
                     t.str.len(),
@@ -61,6 +63,7 @@ class StyleFit:
     elo: np.ndarray
     features: list[str]
     coefficients: np.ndarray
+    left_out: int = 0  # battles without both lengths (len_a, len_b), not in the fit
 
 
 def fit_style_controlled(
@@ -70,8 +73,12 @@ def fit_style_controlled(
     from scipy.optimize import minimize
 
     names, fa, fb = style_features(battles)
-    if np.isnan(fa).any() or np.isnan(fb).any():
-        raise UserError("style control: some battles lack lengths/answers")
+    measured = ~(np.isnan(fa).any(axis=1) | np.isnan(fb).any(axis=1))
+    if not measured.any():
+        raise UserError("style control: no battle has both lengths (len_a, len_b)")
+    left_out = int((~measured).sum())
+    battles, fa, fb = battles[measured], fa[measured], fb[measured]
+    weights = None if weights is None else weights[measured]
     diff = (fa - fb) / (fa + fb + 1.0)
     std = diff.std(axis=0)
     diff = (diff - diff.mean(axis=0)) / np.where(std > 0, std, 1.0)
@@ -97,4 +104,4 @@ def fit_style_controlled(
 
     result = minimize(loss, np.zeros(n + k), jac=True, method="L-BFGS-B", options={"maxiter": 2000})
     theta = result.x[:n] - result.x[:n].mean()
-    return StyleFit(models, to_elo(theta), names, result.x[n:])
+    return StyleFit(models, to_elo(theta), names, result.x[n:], left_out)

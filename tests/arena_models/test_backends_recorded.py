@@ -119,3 +119,29 @@ def test_covers_says_which_conversations_have_every_asked_turn_recorded(arena_ha
     # covers agrees with what answering turn by turn gets.
     answers = answer_turn_by_turn(mt, [[colour, another], [colour, another, third]], Sampling())
     assert [all(g.error is None for g in turns) for turns in answers] == [True, False]
+
+
+def test_openai_content_parts_are_read_as_their_text(tmp_path):
+    """Chat-completions exports write contents as parts: the judge must see the text, never
+    a Python repr; a part that is not text is one line naming the file and line."""
+    parts = [{"type": "text", "text": "Paris is the "}, {"type": "text", "text": "capital."}]
+    row = {
+        "uid": "q1",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Capital of France?"}]},
+            {"role": "assistant", "content": parts},
+        ],
+    }
+    (tmp_path / "a.jsonl").write_text(json.dumps(row) + "\n")
+    backend = RecordedBackend(str(tmp_path / "a.jsonl"), name="m")
+    [answer] = backend.generate([[{"role": "user", "content": "Capital of France?"}]], Sampling())
+    assert answer.text == "Paris is the capital." and answer.error is None
+    assert backend.answer_for_id("q1").text == "Paris is the capital."
+    image = {"type": "image_url", "image_url": {"url": "data:..."}}
+    row["messages"][1]["content"] = [*parts, image]
+    (tmp_path / "b.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(UserError, match=r"b.jsonl:1: .*text parts.*image_url"):
+        RecordedBackend(str(tmp_path / "b.jsonl"), name="m").answer_for_id("q1")
+    (tmp_path / "c.jsonl").write_text(json.dumps({"messages": ["hi", "there"]}) + "\n")
+    with pytest.raises(UserError, match="c.jsonl:1: not a recorded answer row"):
+        RecordedBackend(str(tmp_path / "c.jsonl"), name="m").answer_for_id("q1")

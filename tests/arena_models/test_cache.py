@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from arena_models.cache import ANSWER, VERDICT, AnswerCache, VerdictCache, folder_name
+from arena_models.judge import BACKEND_FAILED
 
 
 def _answers(model: str, ids: list[str], key: str = "s1", text: str = "hi") -> pa.Table:
@@ -69,15 +70,27 @@ def test_newest_copy_of_a_key_wins_and_failed_verdicts_can_be_rejudged(tmp_path)
         pa.Table.from_pylist([_verdict(1, "no scores", None), _verdict(2, None, 5)], VERDICT)
     )
     assert cache.keys("j", "k") == {("p1", "a", "b", 1, "ak"), ("p1", "a", "b", 2, "ak")}
-    assert cache.keys("j", "k", with_errors=False) == {("p1", "a", "b", 2, "ak")}
+    assert cache.keys("j", "k", rejudge_errors=True) == {("p1", "a", "b", 2, "ak")}
     part.append(pa.Table.from_pylist([_verdict(1, None, 8)], VERDICT))
     rows = {r["game"]: r for r in cache.read("j", "k", ["p1"]).to_pylist()}
     assert len(rows) == 2 and rows[1]["error"] is None and rows[1]["score_a"] == 8
     assert cache.read("j", "other-key").num_rows == 0
-    assert cache.keys("j", "k", with_errors=False) == {
+    assert cache.keys("j", "k", rejudge_errors=True) == {
         ("p1", "a", "b", 1, "ak"),
         ("p1", "a", "b", 2, "ak"),
     }
+
+
+def test_a_game_the_judge_never_answered_is_asked_again(tmp_path):
+    """An endpoint down is no verdict: a rerun judges the game again without being told,
+    while an unreadable reply (the judge's own answer) is reused unless --rejudge-errors."""
+    cache = VerdictCache(tmp_path)
+    down = f"{BACKEND_FAILED}: judge: ConnectError (after 3 attempts)"
+    cache.judge("j").append(
+        pa.Table.from_pylist([_verdict(1, down, None), _verdict(2, "no scores", None)], VERDICT)
+    )
+    assert cache.keys("j", "k") == {("p1", "a", "b", 2, "ak")}
+    assert cache.keys("j", "k", rejudge_errors=True) == set()
 
 
 def test_a_half_written_part_is_never_read(tmp_path):

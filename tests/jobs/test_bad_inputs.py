@@ -57,6 +57,15 @@ BATTLES = (
 )
 ALWAYS_WINS = "model_a,model_b,winner\n" + "a,b,model_a\n" * 5 + "b,c,model_a\nc,b,model_a\n"
 FW = "target: smollm2-greedy\n"
+TIMED = [
+    {
+        "model_a": "ab"[d % 2],
+        "model_b": "c",
+        "winner": "model_a",
+        "tstamp": f"2024-01-0{d}T12:00:00",
+    }
+    for d in range(1, 7)
+]
 PAIR = {
     "pair_id": "p1",
     "prompt": "Say hi",
@@ -141,6 +150,75 @@ def users_folder(command: str, argv: str, inputs: dict | None = None) -> Case:
         "did not write (notes.txt, part-00000.parquet",
         check=users_files_intact,
     )
+
+
+def parquet_of(rows: list[dict], **types):
+    """A Parquet file of `rows` for a case's files (column types by name, e.g. a timestamp)."""
+
+    def write(path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(rows)
+        for name, kind in types.items():
+            column = table.column(name).cast(pa.type_for_alias(kind))
+            table = table.set_column(table.schema.get_field_index(name), name, column)
+        pq.write_table(table, path)
+
+    return write
+
+
+def undated(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "tstamp"}
+
+
+def texts_battles(n: int = 30) -> list[dict]:
+    """Battles with answer texts that span lines, markdown included, one answer missing."""
+    rows = []
+    for i in range(n):
+        a, b = ("a", "b") if i % 3 else ("b", "c")
+        rows.append(
+            {
+                "model_a": a,
+                "model_b": b,
+                "winner": ("model_a", "model_b", "tie")[i % 3],
+                "answer_a": None if i == 0 else "# Title\n" + "- item\n" * (i % 4) + "x" * i,
+                "answer_b": f'He said "hi",\nthen **left** {i}',
+            }
+        )
+    return rows
+
+
+def csv_of(rows: list[dict]) -> str:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def models_are(*names: str):
+    def check(tmp: Path, stdout: str) -> None:
+        finite_board(tmp, stdout)
+        assert sorted(r["model"] for r in leaderboard(tmp)) == sorted(names)
+
+    return check
+
+
+def counted(n: int, filtered: int = 0):
+    def check(tmp: Path, stdout: str) -> None:
+        summary = json.loads((tmp / "out" / "summary.json").read_text())
+        assert (summary["battles"], summary["filtered"]) == (n, filtered), summary
+
+    return check
+
+
+def style_rated(tmp: Path, stdout: str) -> None:
+    finite_board(tmp, stdout)
+    for row in leaderboard(tmp):
+        assert math.isfinite(float(row["rating_style_controlled"])), row
 
 
 C = Case
@@ -1110,6 +1188,75 @@ CASES = [
         "--judge-max-tokens",
     ),
     # ---- elo -----------------------------------------------------------------------
+    # ---- elo: valid battle files read as they are -----------------------------------
+    C(
+        "elo-csv-cells-span-lines",
+        "elo {tmp}/b.csv --out {tmp}/out --style-control --bootstrap 0",
+        "handled",
+        {"b.csv": csv_of(texts_battles())},
+        check=style_rated,
+    ),
+    C(
+        "elo-parquet-dictionary-answers-style",
+        "elo {tmp}/b.parquet --out {tmp}/out --style-control --bootstrap 0",
+        "handled",
+        {"b.parquet": parquet_of(texts_battles())},
+        check=style_rated,
+    ),
+    C(
+        "elo-jsonl-numeric-model-ids",
+        "elo {tmp}/b.jsonl --out {tmp}/out --bootstrap 0",
+        "handled",
+        {
+            "b.jsonl": jsonl(
+                *({"model_a": i % 3, "model_b": (i + 1) % 3, "winner": "model_a"} for i in range(9))
+            )
+        },
+        check=models_are("0", "1", "2"),
+    ),
+    C(
+        "elo-jsonl-text-after-a-block-of-nulls",
+        "elo {tmp}/b.jsonl --out {tmp}/out --style-control --bootstrap 0",
+        "handled",
+        {
+            "b.jsonl": jsonl(
+                *(
+                    {**r, "answer_a": None if i < 12000 else r["answer_a"] or "", "pad": "p" * 80}
+                    for i, r in enumerate(texts_battles(30) * 500)
+                )
+            )
+        },
+        check=counted(15000),
+    ),
+    C(
+        "elo-parquet-timestamps-since",
+        "elo {tmp}/b.parquet --out {tmp}/out --since 2024-01-03 --until 2024-01-05 --bootstrap 0",
+        "handled",
+        {"b.parquet": parquet_of(TIMED, tstamp="timestamp[s]")},
+        check=counted(2, filtered=4),
+    ),
+    C(
+        "elo-parquet-dates-since",
+        "elo {tmp}/b.parquet --out {tmp}/out --since 2024-01-03 --bootstrap 0",
+        "handled",
+        {
+            "b.parquet": parquet_of(
+                [{**undated(r), "date": r["tstamp"][:10]} for r in TIMED], date="date32"
+            )
+        },
+        check=counted(4, filtered=2),
+    ),
+    C(
+        "elo-style-lengths-missing-in-some",
+        "elo {tmp}/b.csv --out {tmp}/out --style-control --bootstrap 0",
+        "handled",
+        {
+            "b.csv": "model_a,model_b,winner,len_a,len_b\n"
+            + "a,b,model_a,,3\n"
+            + "a,b,model_b,5,9\nb,c,model_a,7,2\nc,a,tie,4,4\n" * 3
+        },
+        check=lambda tmp, out: _says(out, "1 battles without both lengths are left out"),
+    ),
     C("elo-missing-file", "elo {tmp}/nope.csv --out {tmp}/out", "error", match="no such file"),
     C("elo-empty-file", "elo {tmp}/b.csv --out {tmp}/out", "error", {"b.csv": ""}, "empty"),
     C(
@@ -1572,7 +1719,9 @@ def _write(tmp: Path, name: str, content) -> None:
         }
         pq.write_table(pa.table(rows[content]), path)
         return
-    if isinstance(content, bytes):
+    if callable(content):
+        content(path)
+    elif isinstance(content, bytes):
         path.write_bytes(content)
     else:
         path.write_text(content, encoding="utf-8")

@@ -34,8 +34,8 @@ MAX_FAULTS_IN_A_ROW = 3  # below the roster's 4 retries, so the test is bounded 
 
 
 class Endpoint:
-    """One OpenAI-compatible server for every roster entry; `mode` is healthy, flaky or
-    garbage (the judge's replies are not verdicts). Replies depend on the request's
+    """One OpenAI-compatible server for every roster entry; `mode` is healthy, flaky,
+    garbage (the judge's replies are not verdicts) or judge-down (the judge's requests get 500). Replies depend on the request's
     model and messages only, so healthy and flaky runs must give the same outputs."""
 
     def __init__(self):
@@ -79,6 +79,8 @@ def endpoint():
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             key = json.dumps([body["model"], body["messages"]], sort_keys=True)
             fault = state.fault(key)
+            if state.mode == "judge-down" and "response_format" in body:
+                fault = "500"
             if fault == "stall":
                 time.sleep(STALL_S)
             status = 500 if fault == "500" else 200
@@ -209,3 +211,82 @@ def test_a_judge_without_one_verdict_fails_the_run(client, arena, endpoint, tmp_
     records = pq.read_table(tmp_path / "out" / "battles").to_pylist()  # kept for inspection
     assert len(records) == 36 and all(r["winner"] is None and r["error"] for r in records)
     assert "**no verdict: all 36 games failed" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_a_judge_that_never_answered_is_asked_again(client, arena, endpoint, tmp_path, capsys):
+    """The judge's endpoint down: `arena battle` and `arena judge-eval` exit non-zero with
+    the reason; once it is back, the same commands judge those games, none reused. (No
+    retries, so the 500s are quick; no stalls, so a long timeout never fires.)"""
+    url, state = endpoint
+    judges = tmp_path / "judges.yaml"
+    judges.write_text(
+        f"models:\n  - {{name: judge, model: judge, backend: openai, endpoint: '{url}',"
+        f" timeout: 10, retries: 0}}\n"
+    )
+    pair = {"prompt": "Say hi", "model_x": "m1", "answer_x": "hi", "model_y": "m2"}
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps(
+                {**pair, "pair_id": f"p{i}", "answer_y": f"hello {i}", "crowd_votes": {"x": 2}}
+            )
+            + "\n"
+            for i in range(3)
+        )
+    )
+    judge = ["--judge-roster", str(judges), "--judge", "judge"]
+    cluster = ["--scheduler-address", client.scheduler.address]
+    battle = ["battle", "--roster", str(arena / "roster.yaml"), "--evalset", str(arena / "evalset")]
+    battle += ["--out", str(tmp_path / "battle"), *judge, *cluster]
+    judge_eval = ["judge-eval", str(pairs), "--out", str(tmp_path / "eval"), *judge, *cluster]
+    state.mode = "judge-down"
+    try:
+        assert main(battle) == 1
+        assert main(judge_eval) == 2
+    finally:
+        state.mode = "healthy"
+    err = capsys.readouterr().err
+    assert "arena battle: no verdict: all 36 games failed: judge backend failed" in err
+    assert "judge judge gave no verdict in any of 6 games: judge backend failed" in err
+    assert main(battle) == 0 and main(judge_eval) == 0
+    summary = json.loads((tmp_path / "battle" / "summary.json").read_text())
+    assert summary["games_judged_now"] == 36 and summary["judge_errors"] == 0
+    run = json.loads((tmp_path / "eval" / "judge_eval.json").read_text())["run"]
+    assert (run["judged_now"], run["from_cache"], run["errors_now"]) == (6, 0, 0)
+
+
+def test_a_flywheel_battle_without_a_verdict_is_not_done(client, arena, endpoint, tmp_path):
+    """A flywheel's slice battle whose every game failed raises, is not recorded as done,
+    and runs again (here, judged) on the next try."""
+    from arena_models.roster import load_roster
+    from core.errors import UserError
+    from pipeline.flows.flywheel import FlywheelSetup, _step, battle_on_slice
+    from pipeline.flywheel.config import FlywheelConfig
+    from pipeline.flywheel.state import FlywheelState
+
+    url, state = endpoint
+    alpha, beta, gamma = load_roster(arena / "roster.yaml")
+    judges = tmp_path / "judges.yaml"
+    judges.write_text(
+        f"models:\n  - {{name: judge, model: judge, backend: openai, endpoint: '{url}',"
+        " timeout: 10, retries: 0}\n"
+    )
+    [judge] = load_roster(judges)
+    config = FlywheelConfig(target="alpha", roster=str(arena / "roster.yaml"))
+    setup = FlywheelSetup(config, 1, alpha, [beta, gamma], judge, {})
+    flywheel = FlywheelState.open(tmp_path / "fw", {"test": 1})
+
+    def step():
+        work = lambda: battle_on_slice(  # noqa: E731
+            client, setup, alpha, arena / "evalset", tmp_path / "run", tmp_path / "cache"
+        )
+        return _step(flywheel, 1, "sft.battle", work, say=lambda line: None)
+
+    state.mode = "judge-down"
+    try:
+        with pytest.raises(UserError, match="no verdict: all 24 games failed: judge backend"):
+            step()
+    finally:
+        state.mode = "healthy"
+    assert flywheel.done(1, "sft.battle") is None
+    assert step()["judge_errors"] == 0 and flywheel.done(1, "sft.battle")["games"] == 24

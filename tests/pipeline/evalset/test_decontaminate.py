@@ -44,3 +44,37 @@ def test_copies_and_paraphrases_are_removed(client, shared_data, tmp_path):
     assert len(removed) == 30 and removed.similarity.min() > 0.8
     assert removed.reason.str.contains("top-2 neighbour").all()
     assert set(removed.benchmark_text) == {r["turns"][0] for r in bench_rows}
+
+
+def test_benchmarks_are_the_eval_set_of_a_build_folder_and_unreadable_rows_are_named(tmp_path):
+    """--against a build-evalset (or main-job) folder given whole means its eval set (mix),
+    never the build's own pool or dedup rows; benchmark rows that cannot be read are named."""
+    import pyarrow as pa
+
+    from core.parquet_io import write_parquet_atomic
+    from core.schemas import CONVERSATION, prompt_id
+    from pipeline.flows.decontaminate import benchmark_conversations
+
+    def conversations(*texts):
+        rows = []
+        for i, text in enumerate(texts):
+            messages = [{"role": "user", "content": text}]
+            rows.append(
+                {"prompt_id": prompt_id(messages), "messages": messages, "source": "t",
+                 "source_id": None, "source_file": "t", "source_line": i, "metadata": "{}"}
+            )  # fmt: skip
+        return pa.Table.from_pylist(rows, CONVERSATION)
+
+    for build in (tmp_path / "build", tmp_path / "run" / "evalset"):
+        write_parquet_atomic(conversations("benchmark item"), build / "mix" / "part-00000.parquet")
+        for other in ("pool", "dedup", "diverse"):
+            write_parquet_atomic(conversations("a pool row"), build / other / "part-00000.parquet")
+        (build / "report.md").write_text("# eval set\n")
+    for given in (tmp_path / "build", tmp_path / "run"):
+        _, texts, unreadable = benchmark_conversations([str(given)])
+        assert (texts, unreadable) == (["benchmark item"], [])
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text('{"prompt": "fine"}\n{"prompt": 7}\n{"prompt": "also fine"}\n')
+    _, texts, unreadable = benchmark_conversations([str(bench)])
+    assert texts == ["fine", "also fine"]
+    assert len(unreadable) == 1 and unreadable[0].startswith(f"{bench}:2: ")

@@ -243,3 +243,42 @@ def test_a_small_elo_starts_no_cluster_and_no_heavy_import(llmfao_votes, tmp_pat
     assert "8931 battles counted" in done.stdout
     table = pd.read_csv(out / "leaderboard.csv")
     assert len(table) == 59 and table.rating.is_monotonic_decreasing
+
+
+def test_csv_and_parquet_of_battles_with_answer_texts_rate_alike(shared_data, tmp_path):
+    """Real answers (LLMFAO pairs: multi-line texts, quotes, markdown, one empty) as CSV,
+    a standard one whose quoted cells span lines, and as Parquet: the same leaderboard,
+    style control included."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pairs = [json.loads(line) for line in open(shared_data / "judging" / "llmfao_pairs_dev.jsonl")]
+    rows = []
+    for p in pairs[:300]:
+        votes = p["crowd_votes"]
+        winner = max(("x", "y", "tie"), key=lambda k: votes.get(k, 0))
+        rows.append(
+            {
+                "model_a": p["model_x"],
+                "model_b": p["model_y"],
+                "winner": {"x": "model_a", "y": "model_b", "tie": "tie"}[winner],
+                "answer_a": p["answer_x"],
+                "answer_b": p["answer_y"],
+            }
+        )
+    assert any("\n" in r["answer_a"] and '"' in r["answer_a"] for r in rows)
+    with open(tmp_path / "b.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "b.parquet")
+    boards = []
+    for name in ("b.csv", "b.parquet"):
+        out = tmp_path / f"board-{name}"
+        argv = ["elo", str(tmp_path / name), "--out", str(out), "--style-control"]
+        assert main([*argv, "--bootstrap", "10"]) == 0
+        boards.append((out / "leaderboard.csv").read_text())
+    assert boards[0] == boards[1]
+    assert "rating_style_controlled" in boards[0].splitlines()[0]
