@@ -31,7 +31,8 @@ def load_prompts(
 ) -> tuple[pa.Table, dict]:
     """Prompts of an eval set, sorted by prompt_id, deduplicated, without rows that have no
     user turn or that some model of `answerers` (ModelSpecs) cannot answer; then the first
-    `limit` of them. Also returns what `answerable` left out."""
+    `limit` of them. Also returns what was left out: `answerable`'s counts, and the rows
+    without a user turn (null or empty messages) and repeating a prompt_id."""
     parts = part_files(evalset)
     if not parts:
         raise UserError(
@@ -39,16 +40,21 @@ def load_prompts(
         )
     require_columns(pq.read_schema(parts[0]), ("prompt_id", "messages"), str(evalset))
     table = pa.concat_tables(pq.read_table(p, columns=["prompt_id", "messages"]) for p in parts)
-    rows = {}
+    rows, no_user_turn, repeated = {}, 0, 0
     for pid, messages in zip(
         table.column("prompt_id").to_pylist(), table.column("messages").to_pylist()
     ):
         prompt = as_prompt(messages or [])
-        if pid not in rows and any(m["role"] == "user" for m in prompt):
+        if not any(m["role"] == "user" for m in prompt):
+            no_user_turn += 1
+        elif pid in rows:
+            repeated += 1
+        else:
             rows[pid] = prompt
     if not rows:
         raise UserError(f"{evalset}: no prompt with a user turn")
     ids, left_out = answerable({i: rows[i] for i in sorted(rows)}, answerers)
+    left_out.update(no_user_turn=no_user_turn, repeated=repeated)
     if not ids:
         raise UserError(f"{evalset}: no prompt every roster model can answer: {lacks(left_out)}")
     ids = ids[:limit]

@@ -102,6 +102,18 @@ def render(s: dict) -> str:
             if left_out["prompts"]
             else []
         ),
+        *(
+            [
+                f"- left out {left_out['no_user_turn']} eval-set rows with no user turn (null or empty messages)"
+            ]
+            if left_out.get("no_user_turn")
+            else []
+        ),
+        *(
+            [f"- left out {left_out['repeated']} eval-set rows repeating a prompt_id"]
+            if left_out.get("repeated")
+            else []
+        ),
         f"- judged now: {s['games_judged_now']} games; from cache: {s['games_from_cache']}"
         f" ({s['retried_games_now']} needed a retry)",
         f"- judge errors: {s['judge_errors']} ({s['judge_error_rate']:.1%} of games);"

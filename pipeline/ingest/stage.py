@@ -14,7 +14,7 @@ from core.hashing import file_fingerprint, table_hash
 from core.parquet_io import write_parquet_atomic
 from core.schemas import CONVERSATION, QUARANTINE, prompt_id
 from core.stage import PartResult, Stage, Task
-from pipeline.ingest.readers import plan_file, read_records
+from pipeline.ingest.readers import plan_file, read_records, source_name
 from pipeline.ingest.shapes import RowRejected, to_conversation
 
 RAW_PREVIEW_CHARS = 2000
@@ -80,7 +80,7 @@ class IngestPools(Stage):
     def process(self, task: Task) -> PartResult:
         part, max_chars = task.params, self.config.max_chars
         source_file = part["path"]
-        source = Path(source_file).stem
+        source = source_name(source_file)
         rows, rejected = [], []
         for line, value, raw in read_records(part):
             try:

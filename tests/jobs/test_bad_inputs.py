@@ -168,6 +168,18 @@ def parquet_of(rows: list[dict], **types):
     return write
 
 
+def compressed(text: str, codec: str):
+    """A file's content: `text` compressed with gzip or zstd (Arrow's codecs)."""
+
+    def write(path: Path) -> None:
+        import pyarrow as pa
+
+        with pa.output_stream(str(path), compression=codec) as f:
+            f.write(text.encode())
+
+    return write
+
+
 def undated(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "tstamp"}
 
@@ -256,6 +268,39 @@ CASES = [
     ),
     users_folder("run", "run --out {tmp}/out --overwrite"),
     # ---- ingest: paths -------------------------------------------------------------
+    C(
+        "ingest-folder-of-compressed-jsonl",
+        "ingest {tmp}/d --out {tmp}/out",
+        "handled",
+        {
+            "d/a.jsonl.gz": compressed(GOOD, "gzip"),
+            "d/b.jsonl.zst": compressed(jsonl({"prompt": "zstd"}), "zstd"),
+            "d/c.json.gz": compressed(json.dumps([{"prompt": "array"}]), "gzip"),
+            "d/README.md": "not a pool file\n",
+        },
+        check=texts_are("What is the capital of France?", "Name three primes.", "zstd", "array"),
+    ),
+    C(
+        "ingest-compressed-file-given",
+        "ingest {tmp}/a.ndjson.zst --out {tmp}/out",
+        "handled",
+        {"a.ndjson.zst": compressed(GOOD + "{broken\n", "zstd")},
+        rows=(2, 1),
+    ),
+    C(
+        "ingest-corrupt-gzip",
+        "ingest {tmp}/a.jsonl.gz --out {tmp}/out",
+        "error",
+        {"a.jsonl.gz": b"not gzip at all"},
+        "not readable as gzip",
+    ),
+    C(
+        "ingest-gzip-of-parquet",
+        "ingest {tmp}/a.parquet.gz --out {tmp}/out",
+        "error",
+        {"a.parquet.gz": compressed("x", "gzip")},
+        "unknown format .parquet.gz",
+    ),
     C("ingest-missing-file", "ingest {tmp}/nope.jsonl --out {tmp}/out", "error", match="no such"),
     C("ingest-empty-dir", "ingest {tmp}/d --out {tmp}/out", "error", {"d/.keep": ""}, "no .jsonl"),
     C(

@@ -33,7 +33,8 @@ def _answers(path, conversations):
 @pytest.fixture(scope="module")
 def arena(tmp_path_factory):
     """Six prompts: both recorded models answer questions 1-3 and the two-turn prompt,
-    only `alpha` answers question 4, neither answers question 5."""
+    only `alpha` answers question 4, neither answers question 5. Three more rows hold no
+    prompt (null, empty and assistant-only messages) and one repeats question 1."""
     root = tmp_path_factory.mktemp("answerable")
     conversations = [*USER, TWO_TURNS]
     rows = [
@@ -48,6 +49,9 @@ def arena(tmp_path_factory):
         }
         for line, c in enumerate(conversations)
     ]
+    nothing = [None, [], [{"role": "assistant", "content": "An answer to nothing."}]]
+    rows += [{**rows[0], "prompt_id": f"empty-{i}", "messages": m} for i, m in enumerate(nothing)]
+    rows.append(rows[0])
     write_parquet_atomic(
         pa.Table.from_pylist(rows, CONVERSATION), root / "evalset" / "part-0.parquet"
     )
@@ -83,9 +87,12 @@ def test_prompts_a_model_lacks_are_left_out_before_the_limit(arena, client, tmp_
     assert _battled(tmp_path / "all") == set(answered_by_both)
     assert summary["missing_answer_games"] == 0
     left_out = {"prompts": 2, "of": 6, "by_model": {"alpha": 1, "beta": 2}}
-    assert summary["prompts_left_out"] == left_out
-    line = "- left out 2 of 6 prompts: no recorded answer from alpha (1), beta (2)"
-    assert line in (tmp_path / "all" / "summary.md").read_text().splitlines()
+    assert summary["prompts_left_out"] == {**left_out, "no_user_turn": 3, "repeated": 1}
+    left_out = summary["prompts_left_out"]
+    lines = (tmp_path / "all" / "summary.md").read_text().splitlines()
+    assert "- left out 2 of 6 prompts: no recorded answer from alpha (1), beta (2)" in lines
+    assert "- left out 3 eval-set rows with no user turn (null or empty messages)" in lines
+    assert "- left out 1 eval-set rows repeating a prompt_id" in lines
     assert (
         json.loads((tmp_path / "all" / "summary.json").read_text())["prompts_left_out"] == left_out
     )
@@ -101,7 +108,7 @@ def test_answerable_only_off_battles_every_prompt(arena, client, tmp_path):
     assert len(_battled(tmp_path / "every")) == 6
     assert summary["prompts_left_out"]["prompts"] == 0
     assert summary["missing_answer_games"] == 2 * 2  # questions 4 and 5, two games each
-    assert "left out" not in (tmp_path / "every" / "summary.md").read_text()
+    assert "left out 2 of" not in (tmp_path / "every" / "summary.md").read_text()
 
 
 def test_no_prompt_left_is_a_one_line_error(arena, client, tmp_path):
