@@ -27,6 +27,7 @@ from arena_models.backends.base import (
     Sampling,
     pick_constraint,
 )
+from core.config_files import read_text_file
 from core.defaults import JUDGE_SEES_CHARS
 from core.errors import UserError
 
@@ -94,7 +95,7 @@ class DifficultyScorer:
         # The head of a very long instruction shows its difficulty; the rest only costs compute.
         self.max_instruction_chars = max_instruction_chars
         self.backend = backend
-        self.template = Path(template).read_text()
+        self.template = read_text_file(template)
         if "{instruction}" not in self.template:
             raise UserError(f"{template}: the difficulty template needs an {{instruction}} field")
         self.retries = retries

@@ -46,6 +46,7 @@ from arena_models.verdicts import (
     parse_json_verdict,
     read_pair_scores,
 )
+from core.config_files import read_text_file
 from core.defaults import JUDGE_SEES_CHARS
 from core.errors import UserError
 
@@ -77,7 +78,7 @@ def load_template(path: str | Path | None = None) -> str:
     path = Path(path) if path else DEFAULT_TEMPLATE
     if not path.is_file():
         raise UserError(f"judge template {path} not found")
-    text = path.read_text()
+    text = read_text_file(path)
     missing = [f for f in REQUIRED if "{" + f + "}" not in text]
     if missing:
         raise UserError(

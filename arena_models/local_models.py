@@ -79,3 +79,22 @@ def resolve_model_path(path: str) -> str:
     if name not in BUILTINS:
         raise UserError(f"unknown builtin model {name!r}; known: {', '.join(sorted(BUILTINS))}")
     return str(BUILTINS[name]())
+
+
+def require_local(path: str, model: str) -> None:
+    """Offline (HF_HUB_OFFLINE), a hub id must be in the local Hugging Face cache: checked
+    before a cluster starts, else the workers fail on a connection error."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if path.startswith("builtin:") or Path(path).exists() or not offline:
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(path, "config.json")
+    except ValueError:  # not even a well-formed hub id
+        found = None
+    if not isinstance(found, str):
+        raise UserError(
+            f"model {model}: path {path} is neither a folder nor a model in the local Hugging"
+            " Face cache (HF_HUB_OFFLINE is set, so nothing is downloaded)"
+        )

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from arena_models.backends.base import ChatBackend, Sampling, pick_constraint
+from core.config_files import read_text_file
 from core.errors import UserError
 
 PACKAGED = Path(__file__).parent / "rosters"
@@ -134,7 +135,7 @@ def load_roster(path: str | Path) -> list[ModelSpec]:
     import yaml
 
     try:
-        data = yaml.safe_load(source.read_text())
+        data = yaml.safe_load(read_text_file(source))
     except yaml.YAMLError as err:
         raise UserError(f"{source}: not valid YAML ({str(err).splitlines()[0]})") from err
     defaults: dict = {}
@@ -283,7 +284,7 @@ def _resolve_paths(options: dict, folder: Path, label: str) -> None:
         file = Path(_local(template, folder))
         if not file.is_file():
             raise UserError(f"{label}: chat_template {template}: no such file")
-        options["chat_template"] = file.read_text()
+        options["chat_template"] = read_text_file(file)
 
 
 def _records_model(files: list[Path], model: str) -> bool:

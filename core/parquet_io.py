@@ -49,27 +49,36 @@ def _publish(tmp: Path, path: Path) -> None:
         written[path] = None
 
 
-def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
-    """Write to a hidden temporary name, then rename: readers never see half a file.
-    `row_group_size` (rows) lets a reader of a slice decode only the row groups it needs."""
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yields a hidden temporary name to write `path` under, published by a rename when the
+    block ends: readers never see half a file, and a failed write (a full disk) leaves
+    neither a partial `path` nor the temporary."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
-    pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _publish(tmp, path)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
+    """`row_group_size` (rows) lets a reader of a slice decode only the row groups it needs."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
 
 
 def write_json_atomic(data, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    _publish(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_text_atomic(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    tmp.write_text(text)
-    _publish(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def remove_temporaries(folder: Path) -> None:

@@ -39,6 +39,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def environment_error(exc: OSError) -> str:
+    """One line for an error of the machine rather than of the input: the path and the
+    cause (a file where a folder goes, no space left), or the lost scheduler."""
+    from distributed.comm.core import CommClosedError
+
+    if isinstance(exc, CommClosedError | TimeoutError):
+        return f"lost the Dask scheduler ({exc or type(exc).__name__}); rerun the same command to resume"
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        return f"{exc.filename}: a file is where a folder must go"
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    first = (str(exc).splitlines() or [""])[0]  # libraries add advice lines of their own
+    return f"{type(exc).__name__}: {first}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -49,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except UserError as exc:
         print(f"arena {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the environment: a path unwritable, a disk full, a cluster lost
+        print(f"arena {args.command}: error: {environment_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -60,6 +60,10 @@ class RecordedBackend(ChatBackend):
         self.files = expand_answer_files(answers)
         self._index: dict[str, str] | None = None
 
+    def check(self) -> None:
+        """Read every answer file now: a malformed row is a UserError before any work."""
+        self._answers()
+
     def _answers(self) -> dict[str, str]:
         if self._index is None:
             self._index = {}
@@ -74,12 +78,12 @@ class RecordedBackend(ChatBackend):
         return self._index
 
     def _read(self, path: Path, index: dict[str, str]) -> None:
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:
             for line_no, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
+                    row = json.loads(line.decode("utf-8"))
                     if self.model and row.get("model") != self.model:
                         continue
                     self._index_row(row, index)

@@ -22,7 +22,7 @@ from arena_models.backends.base import (
     with_system_prompt,
 )
 from arena_models.hardware import native_bfloat16
-from arena_models.local_models import resolve_model_path
+from arena_models.local_models import require_local, resolve_model_path
 from core.worker_cache import load_on_worker
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -101,6 +101,10 @@ class TransformersBackend(ChatBackend):
         self.chat_template = chat_template
         self.max_model_len = max_model_len
         self.trust_remote_code = trust_remote_code
+
+    def check(self) -> None:
+        """Before any cluster: the weights are reachable (offline: a folder or cached)."""
+        require_local(self.path, self.name)
 
     def _model(self):
         import torch

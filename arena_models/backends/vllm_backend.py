@@ -27,7 +27,7 @@ from arena_models.backends.base import (
     failed,
     with_system_prompt,
 )
-from arena_models.local_models import resolve_model_path
+from arena_models.local_models import require_local, resolve_model_path
 from core.errors import UserError
 from core.worker_cache import load_on_worker, offload
 
@@ -207,6 +207,10 @@ class VLLMBackend(ChatBackend):
             self.kv_cache_gib if on_host else None,
             self.trust_remote_code,
         )
+
+    def check(self) -> None:
+        """Before any cluster: the weights are reachable (offline: a folder or cached)."""
+        require_local(self.path, self.name)
 
     def engine(self):
         """The process's engine for these settings, built on first use, with an empty

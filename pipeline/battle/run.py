@@ -20,7 +20,7 @@ from pathlib import Path
 
 from arena_models.cache import AnswerCache, VerdictCache
 from core.hashing import folder_fingerprint
-from core.parquet_io import write_json_atomic
+from core.parquet_io import write_json_atomic, write_text_atomic
 from core.submit import fixed_chunks, run_tasks
 from pipeline.battle.answers import answer_chunk
 from pipeline.battle.config import BattleConfig
@@ -209,5 +209,5 @@ def run_battle(
         records, combined, [s.name for s in players], judge.name, config.combine, run
     )
     write_json_atomic(summary, out / "summary.json")
-    (out / "summary.md").write_text(render(summary))
+    write_text_atomic(render(summary), out / "summary.md")
     return summary

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from arena_models.roster import ModelSpec, load_roster, make_backend, pick_model
+from core.config_files import read_text_file
 from core.errors import UserError
 from core.hashing import table_hash
 from core.parquet_io import write_parquet_atomic
@@ -51,7 +52,7 @@ class DifficultyConfig:
             )
         if self.template:
             path = Path(self.template)
-            if not path.is_file() or "{instruction}" not in path.read_text():
+            if not path.is_file() or "{instruction}" not in read_text_file(path):
                 raise UserError(f"difficulty template {path}: needs a file with {{instruction}}")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.parquet_io import atomic_path, write_text_atomic
 from core.schemas import prompt_text
 from pipeline.evalset.kmeans import sample_vectors
 
@@ -33,7 +34,8 @@ def plot_cluster_sizes(sizes: pd.Series, path: Path) -> None:
     ax.set_ylabel("clusters")
     ax.set_title(f"cluster sizes ({len(sizes)} clusters)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -56,7 +58,8 @@ def plot_embedding_map(
     ax.legend(loc="best", fontsize=8)
     ax.set_title("embedding space (PCA) with the chosen rows")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -114,5 +117,5 @@ def write_report(
         "",
     ]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic("\n".join(lines), path)
     return path

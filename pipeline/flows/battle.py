@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arena_models.judge import load_template
-from arena_models.roster import ModelSpec, backend_class, load_roster, pick_model
+from arena_models.roster import ModelSpec, backend_class, load_roster, make_backend, pick_model
 from core.errors import UserError
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.run import run_battle
@@ -54,6 +54,10 @@ def prepare_battle(
     check_schedule([s.name for s in specs], config)
     check_scoring(judge_spec, config.judge_scoring)
     load_template(config.judge_template)
+    for spec in {s.name: s for s in [*specs, judge_spec]}.values():
+        check = getattr(make_backend(spec), "check", None)
+        if check is not None:  # files read now (recorded answers): a bad row is one line
+            check()
     return BattleSetup(specs, judge_spec, config, cache)
 
 

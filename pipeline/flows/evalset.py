@@ -16,7 +16,7 @@ from arena_models.backends.vllm_backend import KIND as VLLM_KIND
 from core.config_files import read_yaml_mapping
 from core.defaults import EMBED_MODEL
 from core.errors import UserError
-from core.parquet_io import write_frame_parts
+from core.parquet_io import write_frame_parts, write_text_atomic
 from core.runner import claim_output, is_complete, run_stage
 from core.worker_cache import offload
 from pipeline.flows.dedup import run_exact_dedup
@@ -282,7 +282,7 @@ def add_semantic_line(report: Path, manifest: dict) -> None:
     )
     lines = report.read_text().split("\n")
     at = next((i + 1 for i, x in enumerate(lines) if x.startswith("- mix:")), len(lines))
-    report.write_text("\n".join([*lines[:at], line, *lines[at:]]))
+    write_text_atomic("\n".join([*lines[:at], line, *lines[at:]]), report)
 
 
 def evalset_report(counts: dict, out) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.parquet_io import write_text_atomic
+from core.parquet_io import atomic_path, write_text_atomic
 from pipeline.flywheel.state import ordered_steps
 
 KINDS = ("sft", "dpo", "reward", "rl")
@@ -137,7 +137,8 @@ def plot_gaps(manifests: dict[str, dict], path: Path) -> bool:
         ax.set_xlabel("winner's minus loser's score (per game)")
         ax.set_ylabel("pairs")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return True
 
@@ -162,6 +163,7 @@ def plot_losses(trainings: dict[str, dict], path: Path) -> bool:
     ax.set_ylabel("training loss")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return True

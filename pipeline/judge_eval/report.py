@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from core.parquet_io import write_json_atomic, write_parquet_atomic
+from core.parquet_io import atomic_path, write_json_atomic, write_parquet_atomic, write_text_atomic
 from pipeline.judge_eval.run import VERDICTS
 
 DEFINITIONS = """\
@@ -147,7 +147,8 @@ def plot(result: dict, path: Path) -> None:
         )
     fig.suptitle(f"{result['judge']} on {result['pairs']} labelled pairs", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -159,5 +160,5 @@ def write_report(result: dict, games: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(pa.Table.from_pylist(games, VERDICTS), out / "verdicts.parquet")
     write_json_atomic(result, out / "judge_eval.json")
-    (out / "report.md").write_text(render(result))
+    write_text_atomic(render(result), out / "report.md")
     plot(result, out / "agreement.png")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.parquet_io import atomic_path, write_text_atomic
 from pipeline.ratings.bootstrap import bootstrap_ratings, ci_ranks
 from pipeline.ratings.bradley_terry import Anchor, data_warnings
 from pipeline.ratings.pair_counts import PairCounts
@@ -133,19 +134,21 @@ def write_leaderboard(board: Leaderboard, out: Path, extra: dict) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     columns = board.columns
-    pq.write_table(_arrow_table(columns), out / "leaderboard.parquet")
+    with atomic_path(out / "leaderboard.parquet") as tmp:
+        pq.write_table(_arrow_table(columns), tmp)
     # Two decimals in the CSV, as a person reads it; the Parquet keeps full precision.
     rounded = {
         name: np.round(values, 2) if values.dtype.kind == "f" else values
         for name, values in columns.items()
     }
-    pv.write_csv(_arrow_table(rounded), out / "leaderboard.csv")
-    (out / "leaderboard.md").write_text(markdown_table(columns))
+    with atomic_path(out / "leaderboard.csv") as tmp:
+        pv.write_csv(_arrow_table(rounded), tmp)
+    write_text_atomic(markdown_table(columns), out / "leaderboard.md")
     plot_ratings(columns, out / "ratings.png")
     order = list(columns["model"])
     index = [board.counts.models.index(m) for m in order]
     rates = board.counts.pairwise_win_rate()[np.ix_(index, index)]
     plot_win_rates(order, rates, out / "win_rates.png")
     summary = {"warnings": board.warnings, **extra}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomic(json.dumps(summary, indent=2, default=str) + "\n", out / "summary.json")
     return [out / n for n in OUTPUTS]

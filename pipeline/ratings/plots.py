@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.parquet_io import atomic_path
+
 INK, GRID, BLUE, BLANK = (30, 30, 30), (225, 225, 225), (31, 119, 180), (190, 190, 190)
 MARGIN = 12
 WIN_RATE_TITLE = "share of battles A (row) won against B (column); ties half, grey: never met"
@@ -85,7 +87,8 @@ def plot_ratings(table, path: Path, top: int = 40) -> None:
     total = len(table["model"])
     title = f"Bradley-Terry ratings ({f'top {top} of ' if total > top else ''}{total} models)"
     draw.text((MARGIN, 12), title, fill=INK, font=title_font)
-    image.save(path, compress_level=1)  # zlib's fastest: a third of the time, a little larger
+    with atomic_path(path) as tmp:  # zlib's fastest: a third of the time, a little larger
+        image.save(tmp, format="PNG", compress_level=1)
 
 
 def _colours(rates: np.ndarray) -> np.ndarray:
@@ -137,4 +140,5 @@ def plot_win_rates(models: list[str], rates: np.ndarray, path: Path, top: int = 
     for value, y in ((1.0, grid_top), (0.5, grid_top + k * cell / 2), (0.0, grid_top + k * cell)):
         draw.text((legend_x + 16, y - 6), f"{value:g}", fill=INK, font=font)
     draw.text((MARGIN, 12), WIN_RATE_TITLE, fill=INK, font=title_font)
-    image.save(path, compress_level=1)  # zlib's fastest: a third of the time, a little larger
+    with atomic_path(path) as tmp:  # zlib's fastest: a third of the time, a little larger
+        image.save(tmp, format="PNG", compress_level=1)

@@ -40,6 +40,7 @@ class Case:
     cluster: bool = True  # False: no DASK_SCHEDULER_ADDRESS (the cluster flags' own cases)
     rows: tuple[int, int] | None = None  # quarantined: (kept, quarantined)
     check: object = None  # handled/quarantined: check(tmp, stdout)
+    env: dict = field(default_factory=dict)  # environment variables; placeholders as in argv
 
 
 def jsonl(*rows) -> str:
@@ -235,6 +236,101 @@ def style_rated(tmp: Path, stdout: str) -> None:
 
 C = Case
 CASES = [
+    # ---- the environment: places that cannot be written, files that are not text ----
+    C(
+        "ingest-out-on-a-read-only-place",
+        "ingest {tmp}/p.jsonl --out /proc/arena-case",
+        "error",
+        {"p.jsonl": GOOD},
+        "cannot write in /proc",
+    ),
+    C(
+        "elo-out-not-permitted",
+        "elo {tmp}/b.csv --out /sys/arena-case",
+        "error",
+        {"b.csv": BATTLES},
+        "cannot write in /sys",
+    ),
+    C(
+        "battle-out-on-a-read-only-place",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out /proc/arena-case --judge a",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "cannot write in /proc",
+    ),
+    C(
+        "ingest-arena-cache-is-a-file",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": GOOD, "f": "x"},
+        "ARENA_CACHE",
+        env={"ARENA_CACHE": "{tmp}/f/cache"},
+    ),
+    C(
+        "judge-eval-cache-on-a-read-only-place",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": jsonl(PAIR)},
+        "ARENA_CACHE=/proc/arena-cache: cannot write in /proc",
+        env={"ARENA_CACHE": "/proc/arena-cache"},
+    ),
+    C(
+        "judge-eval-template-not-utf8",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --judge-template {tmp}/t.txt",
+        "error",
+        {
+            "p.jsonl": jsonl(PAIR),
+            "t.txt": "caf\xe9 {question} {answer_a} {answer_b}".encode("latin-1"),
+        },
+        "t.txt: not UTF-8 text (byte 0xe9",
+    ),
+    C(
+        "battle-roster-not-utf8",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {
+            "r.yaml": "models:\n  - {name: caf\xe9, backend: recorded, path: x.jsonl}\n".encode(
+                "latin-1"
+            )
+        },
+        "r.yaml: not UTF-8 text",
+    ),
+    C(
+        "build-evalset-recipe-not-utf8",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe {tmp}/r.yaml",
+        "error",
+        {"p.jsonl": GOOD, "r.yaml": "clusters: 2 # caf\xe9\n".encode("latin-1")},
+        "r.yaml: not UTF-8 text",
+    ),
+    C(
+        "flywheel-config-not-utf8",
+        "flywheel --config {tmp}/f.yaml --out {tmp}/out",
+        "error",
+        {"f.yaml": "target: caf\xe9\n".encode("latin-1")},
+        "f.yaml: not UTF-8 text",
+    ),
+    C(
+        "battle-hub-model-not-cached-offline",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge b",
+        "error",
+        {
+            "r.yaml": ROSTER_OK
+            + "  - {name: c, backend: transformers, path: someorg/no-such-model}\n"
+        },
+        "c: path someorg/no-such-model is neither a folder nor a model in the local Hugging Face",
+        env={"HF_HUB_OFFLINE": "1"},
+    ),
+    C(
+        "battle-recorded-answers-not-utf8",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {
+            "r.yaml": "models:\n  - {name: a, backend: recorded, path: x.jsonl}\n"
+            f"  - {{name: b, backend: recorded, path: {ANSWERS}/gpt-4-0613.jsonl, model: gpt-4-0613}}\n",
+            "x.jsonl": '{"messages": [{"role": "user", "content": "caf\xe9"}]}\n'.encode("latin-1"),
+        },
+        "x.jsonl:1: not a recorded answer row",
+    ),
     # ---- every command: --out a folder of the user's own files ---------------------
     users_folder("ingest", "ingest {tmp}/p.jsonl --out {tmp}/out --overwrite", {"p.jsonl": GOOD}),
     users_folder("dedup", "dedup --exact {pool} --out {tmp}/out --overwrite"),
@@ -1796,6 +1892,8 @@ def test_bad_input(case: Case, tmp_path, capsys, monkeypatch, cluster, pool):
     for name, content in case.files.items():
         _write(tmp_path, name, content)
     argv = case.argv.format(tmp=tmp_path, pool=pool, data=DATA, answers=ANSWERS).split()
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
     # `arena elo` counts a few small files in this process unless a cluster is named:
     # its cases run that way, as a user's would.
     use_cluster = case.cluster and case.argv.split()[0] != "elo"
