@@ -3,6 +3,8 @@ a YAML mapping, NAME=AMOUNT lists."""
 
 from __future__ import annotations
 
+import types
+import typing
 from pathlib import Path
 
 from core.errors import UserError
@@ -43,3 +45,53 @@ def parse_resources(text: str, flag: str = "--worker-resources") -> dict[str, fl
         if not sep or not name.strip():
             raise UserError(f"{flag}: {item!r} is not NAME=AMOUNT")
     return resources
+
+
+def check_types(cls, values: dict, where: str) -> None:
+    """Each value of a config file has its field's type (YAML reads `'3'` as text and
+    `yes` as true): one line naming the key, never a crash later or a string as a bool.
+    A tuple field takes one value or a list; fields of other types check themselves."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        hint = hints.get(key)
+        if hint is not None and not _matches(value, hint):
+            raise UserError(f"{where}: {key} must be {_describe(hint)}, got {value!r}")
+
+
+def _matches(value, hint) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        items = value if isinstance(value, list | tuple) else [value]
+        return all(_matches(v, args[0]) for v in items)
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _describe(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is tuple:
+        return f"{_describe(args[0])} or a list of them"
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    return names.get(
+        hint,
+        "a mapping"
+        if hint is dict or origin is dict
+        else "null"
+        if hint is type(None)
+        else str(hint),
+    )

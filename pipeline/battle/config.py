@@ -89,6 +89,20 @@ class BattleConfig:
             raise UserError("schedule target needs --target MODEL")
         if self.schedule == "anchor" and not self.anchor:
             raise UserError("schedule anchor needs --anchor MODEL")
+        # A flag of another schedule would be silently ignored: say so instead.
+        for flag, value, schedules in (
+            ("--opponents", self.opponents, ("target",)),
+            ("--target", self.target, ("target", "sampled")),
+            ("--anchor", self.anchor, ("anchor",)),
+        ):
+            if value and self.schedule not in schedules:
+                raise UserError(
+                    f"{flag} applies to --schedule {' or '.join(schedules)}, not {self.schedule}"
+                )
+        if self.target and self.target in self.opponents:
+            raise UserError(
+                f"--opponents: {self.target} is the target; it cannot be its own opponent"
+            )
         if self.k < 1:
             raise UserError("--k must be at least 1")
         if self.limit is not None and self.limit < 1:

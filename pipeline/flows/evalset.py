@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from arena_models.backends.vllm_backend import KIND as VLLM_KIND
-from core.config_files import read_yaml_mapping
+from core.config_files import check_types, read_yaml_mapping
 from core.defaults import EMBED_MODEL
 from core.errors import UserError
 from core.parquet_io import write_frame_parts, write_text_atomic
@@ -142,6 +142,7 @@ class Recipe:
                 raise UserError(
                     f"{recipe}: unknown recipe key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
                 )
+            check_types(cls, values, str(recipe))
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls(**values)
 

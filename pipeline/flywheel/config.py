@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from core.config_files import read_yaml_mapping
+from core.config_files import check_types, read_yaml_mapping
 from core.errors import UserError
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -74,6 +74,17 @@ class FlywheelConfig:
         for name in ("slice_prompts", "rate_prompts"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1 (or null: all)")
+        from pipeline.flywheel.training import TrainConfig
+
+        unknown = sorted(set(self.train_by_kind) - set(STAGES))
+        if unknown:
+            raise UserError(f"train_by_kind: {unknown[0]} is no stage (stages: {', '.join(STAGES)})")
+        for kind in self.stages:  # every trainer's settings, checked now, not at its turn
+            TrainConfig.from_dict(kind, {**self.train, **self.train_by_kind.get(kind, {})})
+        if self.target in self.opponents:
+            raise UserError(f"opponents: {self.target} is the target; it cannot be its own opponent")
+        if self.bootstrap < 0 or self.shard_rows < 1:
+            raise UserError("bootstrap must be 0 or more, shard_rows at least 1")
         if self.iterations < 1:
             raise UserError(
                 f"{self.slices} slices hold no iteration of stages {', '.join(self.stages)}"
@@ -118,6 +129,7 @@ class FlywheelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise UserError(f"{file}: unknown key {unknown[0]} (known: {', '.join(sorted(known))})")
+        check_types(cls, data, str(file))
         if "target" not in data:
             raise UserError(f"{file}: `target` (the roster entry to train) is required")
         for name in ("pool", "evalset", "cache", "roster", "judge_roster"):

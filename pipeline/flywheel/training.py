@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config_files import parse_resources
+from core.config_files import check_types, parse_resources
 from core.errors import UserError
 from core.output_folder import recorded_names, refuse_foreign
 from core.worker_cache import free_memory
@@ -83,7 +83,8 @@ class TrainConfig:
     device: str = field(
         default="auto", metadata=_help("auto: cuda when available", choices=DEVICES)
     )
-    resources: dict[str, float] = field(
+    # Text (GPU=1,memory=2e9) from the command line or a file becomes the mapping.
+    resources: dict[str, float] | str = field(
         default_factory=lambda: {"GPU": 1.0},
         metadata=_help("Dask resources a training task holds (default GPU=1; NAME=AMOUNT,...)"),
     )
@@ -152,6 +153,7 @@ class TrainConfig:
             raise UserError(
                 f"training setting {unknown[0]!r} is unknown (known: {', '.join(sorted(known))})"
             )
+        check_types(cls, values or {}, f"{kind} training settings")
         return cls(kind=kind, **(values or {}))
 
 
