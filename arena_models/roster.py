@@ -77,6 +77,7 @@ FIELDS: dict[str, dict[str, type]] = {
         "concurrency": int,
         "timeout": float,
         "retries": int,
+        "max_wait": float,  # seconds a request may take, retries included
     },
     "recorded": {"name": str, "backend": str, "sampling": dict, "path": (str, list), "model": str},
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -50,6 +51,7 @@ class OpenAIBackend(ChatBackend):
         concurrency: int = 8,
         timeout: float = 120.0,
         retries: int = 4,
+        max_wait: float = 300.0,
         backoff: float = 1.0,
         system_prompt: str | None = None,
         extra_body: dict | None = None,
@@ -60,6 +62,7 @@ class OpenAIBackend(ChatBackend):
         self.concurrency = concurrency
         self.timeout = timeout
         self.retries = retries
+        self.max_wait = max_wait
         self.backoff = backoff
         self.system_prompt = system_prompt
         self.extra_body = extra_body or {}
@@ -91,14 +94,28 @@ class OpenAIBackend(ChatBackend):
         if not conversations:
             return []
         workers = min(self.concurrency, len(conversations))
+        unanswered = _Unanswered(limit=workers)
         with ThreadPoolExecutor(workers, thread_name_prefix=f"http-{self.name}") as pool:
-            return list(pool.map(lambda c: self._one(c, sampling, constraint), conversations))
+            return list(
+                pool.map(lambda c: self._one(c, sampling, constraint, unanswered), conversations)
+            )
 
     def _one(
-        self, messages: list[dict], sampling: Sampling, constraint: Constraint | None = None
+        self,
+        messages: list[dict],
+        sampling: Sampling,
+        constraint: Constraint | None = None,
+        unanswered: _Unanswered | None = None,
     ) -> Generation:
+        """One request, retried within `max_wait` seconds in all; once a whole wave of
+        requests went unanswered (a dead or hung endpoint), the rest fail at once."""
         import httpx
 
+        if unanswered is not None and unanswered.tripped():
+            return failed(
+                f"{self.name}: not sent: the endpoint answered none of the last"
+                f" {unanswered.limit} requests (each tried for up to {self.max_wait:g} s)"
+            )
         body = {
             "model": self.model,
             "messages": messages,
@@ -110,25 +127,33 @@ class OpenAIBackend(ChatBackend):
             **_constraint_body(constraint),
         }
         url = f"{self.endpoint}/chat/completions"
-        last = "no attempt made"
+        last, answered = "no attempt made", False
+        deadline = time.monotonic() + self.max_wait
         for attempt in range(self.retries + 1):
-            retry_after = None
+            retry_after, left = None, deadline - time.monotonic()
             try:
-                response = self._http().post(url, json=body)
+                response = self._http().post(url, json=body, timeout=min(self.timeout, left))
             except httpx.TimeoutException:
-                last = f"timed out after {self.timeout:g} s"
+                last = f"timed out after {round(min(self.timeout, left), 1):g} s"
             except httpx.TransportError as err:
                 last = f"{type(err).__name__}: {err}"
             else:
+                answered = True
                 if response.status_code == 200:
+                    if unanswered is not None:
+                        unanswered.reset()
                     out = _parse(response)
                     return replace(out, text=self._redact(out.text), error=self._redact(out.error))
                 last = f"HTTP {response.status_code}: {response.text[:300]}"
                 if response.status_code not in RETRY_STATUS:
                     break  # a bad request stays bad: no point retrying
                 retry_after = _retry_after(response)
-            if attempt < self.retries:
-                time.sleep(retry_after or self.backoff * 2**attempt * random.uniform(0.5, 1.0))
+            pause = retry_after or self.backoff * 2**attempt * random.uniform(0.5, 1.0)
+            if attempt == self.retries or time.monotonic() + pause >= deadline:
+                break
+            time.sleep(pause)
+        if unanswered is not None and not answered:
+            unanswered.add()
         return failed(self._redact(f"{self.name}: {last} (after {attempt + 1} attempts)"))
 
     def _redact(self, text: str | None) -> str | None:
@@ -200,3 +225,22 @@ def _retry_after(response) -> float | None:
         return min(float(value), MAX_RETRY_AFTER_S) if value else None
     except ValueError:
         return None  # an HTTP date: fall back to our own backoff
+
+
+class _Unanswered:
+    """Requests in a row that got no reply at all (timeouts, refused connections), shared
+    by one call's threads; `limit` of them trip it."""
+
+    def __init__(self, limit: int):
+        self.limit, self.count, self.lock = limit, 0, threading.Lock()
+
+    def add(self) -> None:
+        with self.lock:
+            self.count += 1
+
+    def reset(self) -> None:
+        with self.lock:
+            self.count = 0
+
+    def tripped(self) -> bool:
+        return self.count >= self.limit

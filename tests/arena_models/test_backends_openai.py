@@ -237,3 +237,19 @@ def test_unreachable_server_is_an_error_not_an_exception():
     backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", name="m", retries=1, backoff=0.01)
     out = backend.generate([chat("x"), chat("y")], Sampling())
     assert all(g.text == "" and "ConnectError" in g.error for g in out)
+
+
+def test_a_hung_endpoint_costs_one_wave_within_max_wait(fault_server):
+    """An endpoint that takes connections and never answers: each request gives up within
+    max_wait, retries included, and once a whole wave went unanswered the rest are not sent."""
+    url, faults = fault_server
+    backend = OpenAIBackend(
+        url, name="m", timeout=0.4, retries=10, max_wait=1.0, backoff=0.01, concurrency=2
+    )
+    faults.script = [(200, 3.0)] * 40
+    out = backend.generate([chat(f"q{i}") for i in range(12)], Sampling())
+    assert all(g.error and g.text == "" for g in out)
+    assert "timed out after" in out[0].error
+    assert sum("not sent: the endpoint answered none of the last 2" in g.error for g in out) >= 8
+    # At most a wave or two were sent, each request at most max_wait / timeout times.
+    assert len(faults.requests) <= 4 * 3
