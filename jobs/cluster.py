@@ -100,6 +100,18 @@ def memory_limit(text: str) -> str | float:
     return text
 
 
+def model_threads() -> int:
+    """OpenMP threads of each embedded worker's models: the job's own OMP_NUM_THREADS, else
+    one. Never derived from the worker count: on CPU a sum over more threads rounds
+    differently, so 1 and N workers would write different scores (bench.main_job_repeat)."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        raise UserError(
+            f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']!r}: expected a whole number"
+        ) from None
+
+
 def _prepare_worker_environment(threads: int) -> None:
     """Before the first cluster: worker processes inherit these at spawn."""
     import dask
@@ -179,8 +191,7 @@ def connect(args: argparse.Namespace, needs: dict[str, float] | None = None, *, 
 
     cores = os.cpu_count() or 1
     workers = args.workers or max(1, cores // max(1, args.threads_per_worker))
-    torch_threads = max(1, cores // workers)
-    _prepare_worker_environment(torch_threads)
+    _prepare_worker_environment(model_threads())
     cluster = LocalCluster(
         n_workers=workers,
         threads_per_worker=args.threads_per_worker,
