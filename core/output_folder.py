@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterable
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from core.errors import UserError
@@ -39,14 +40,17 @@ def recorded_names(markers: Iterable[Path]) -> set[str]:
 
 
 def foreign_entries(folder: Path, ours: Iterable[str] = ()) -> list[str]:
-    """The entries of `folder` the project did not write: not bookkeeping, not in `ours`."""
+    """The entries of `folder` the project did not write: not bookkeeping, and matching
+    none of `ours` (names, or patterns such as "iteration-*")."""
     folder, ours = Path(folder), set(ours)
     if not folder.is_dir():
         return []
     return sorted(
         p.name
         for p in folder.iterdir()
-        if not p.name.startswith(BOOKKEEPING) and p.name not in ours
+        if not p.name.startswith(BOOKKEEPING)
+        and p.name not in ours
+        and not any(fnmatchcase(p.name, pattern) for pattern in ours)
     )
 
 

@@ -38,7 +38,7 @@ from pipeline.flywheel.training import TrainConfig, TrainJob, train_task
 
 TRAINABLE = ("vllm", "transformers")  # backends whose `path` is a model folder to train
 # What a flywheel writes in its folder (jobs/outputs.py: nothing else may be there).
-OUTPUTS = ("flywheel.json", "pool", "slices", "iteration-*")
+OUTPUTS = ("flywheel.json", "pool", "slices", "iteration-[0-9]*")
 
 
 @dataclass(frozen=True)

@@ -2150,3 +2150,20 @@ def test_the_table_covers_every_command():
     }
     safe = {c.argv.split()[0] for c in CASES if c.check is users_files_intact}
     assert safe >= commands
+
+
+def test_a_jobs_own_outputs_are_not_foreign(tmp_path):
+    """What a job wrote before (names and patterns: a flywheel's iteration-N) lets its rerun
+    in; one file more is refused by name."""
+    from core.errors import UserError
+    from jobs.outputs import check_out
+    from pipeline.flows.flywheel import OUTPUTS
+
+    out = tmp_path / "fw"
+    for name in ("iteration-1", "iteration-12", "slices", "_cache"):
+        (out / name).mkdir(parents=True)
+    (out / "flywheel.json").write_text("{}")
+    check_out(out, writes=OUTPUTS)
+    (out / "iteration-notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"did not write \(iteration-notes.txt\)"):
+        check_out(out, writes=OUTPUTS)
