@@ -18,12 +18,7 @@ def check_out(out, *inputs, writes: tuple[str, ...] | None = None) -> None:
     if not str(out).strip():
         raise UserError("--out is empty; give a folder")
     path = Path(out)
-    for place in (path, *path.parents):
-        if place.exists():
-            if not place.is_dir():
-                raise UserError(f"--out {out}: {place} is a file; give a folder")
-            _require_writable(place, f"--out {out}")
-            break
+    _require_writable_folder(path, f"--out {out}")
     where = path.resolve()
     for given in inputs:
         source = Path(given).resolve()
@@ -39,20 +34,19 @@ def check_cache() -> None:
     from arena_models.local_models import cache_root
 
     root = cache_root()
-    for place in (root, *root.parents):
-        if place.exists():
-            if not place.is_dir():
-                raise UserError(f"ARENA_CACHE={root}: {place} is a file; give a folder")
-            _require_writable(place, f"ARENA_CACHE={root}")
-            return
+    _require_writable_folder(root, f"ARENA_CACHE={root}")
 
 
-def _require_writable(folder: Path, what: str) -> None:
-    """Try what the job will do, creating something inside, so a read-only disk is one
-    line now rather than a failure after the cluster started."""
+def _require_writable_folder(path: Path, what: str) -> None:
+    """`path` is a folder, or can become one: its nearest existing ancestor is a folder
+    we can write in. Tried by creating something there, so a read-only disk is one line
+    now rather than a failure after the cluster started."""
     import tempfile
 
+    place = next(p for p in (path, *path.parents) if p.exists())
+    if not place.is_dir():
+        raise UserError(f"{what}: {place} is a file; give a folder")
     try:
-        Path(tempfile.mkdtemp(prefix=".arena-check-", dir=folder)).rmdir()
+        Path(tempfile.mkdtemp(prefix=".arena-check-", dir=place)).rmdir()
     except OSError as exc:
-        raise UserError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
+        raise UserError(f"{what}: cannot write in {place} ({exc.strerror or exc})") from None
