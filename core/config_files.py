@@ -86,12 +86,7 @@ def _describe(hint) -> str:
         return " or ".join(_describe(a) for a in args)
     if origin is tuple:
         return f"{_describe(args[0])} or a list of them"
+    if hint is dict or origin is dict:
+        return "a mapping"
     names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
-    return names.get(
-        hint,
-        "a mapping"
-        if hint is dict or origin is dict
-        else "null"
-        if hint is type(None)
-        else str(hint),
-    )
+    return names.get(hint, "null" if hint is type(None) else str(hint))
