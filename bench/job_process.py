@@ -43,7 +43,9 @@ def run_to_end(args: list[str], out: Path, log: Path) -> float:
 
 def doing(log: Path) -> str:
     """What the job was doing: the last line it printed (a progress bar or a step report)."""
-    text = log.read_text(errors="replace").replace("\r", "\n")
+    with log.open("rb") as f:  # the tail is enough, and a watcher reads it every second
+        f.seek(max(0, f.seek(0, 2) - 32768))
+        text = f.read().decode(errors="replace").replace("\r", "\n")
     # Library warnings and logs (vLLM, Dask) say nothing about the job's step.
     noise = ("WARNING", "INFO", "(Dask Worker")
     lines = [x.strip() for x in text.splitlines() if x.strip() and not x.startswith(noise)]

@@ -38,7 +38,8 @@ def main() -> None:
     work.mkdir(parents=True)
     args = [*(["--workers", str(opts.workers)] if opts.workers else []), *opts.extra]
     began = time.monotonic()
-    code, trace = watch(start(args, work / "out", work / "run.log"), work / "out", opts.interval)
+    out, log = work / "out", work / "run.log"
+    code, trace = watch(start(args, out, log), out, log, opts.interval)
     seconds = time.monotonic() - began
     print(f"arena run {' '.join(args)}: exit {code} after {seconds:.0f} s, {trace.samples} samples")
     print(trace.table())

@@ -81,7 +81,7 @@ def main() -> None:
         args = [*inputs, "--workers", str(workers), *opts.extra]
         began = time.monotonic()
         log = work / f"run-{run}.log"
-        code, trace = watch(start(args, out, log, env), out)
+        code, trace = watch(start(args, out, log, env), out, log)
         seconds = time.monotonic() - began
         found = fingerprint(out) if code == 0 else {}
         if reference is None and code == 0:

@@ -17,12 +17,12 @@ from core.hashing import table_hash
 from core.parquet_io import write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import FolderStage, PartResult, Task
+from pipeline.evalset.embed import ENCODER_KIND
 
 DEFAULT_JUDGE = "smollm2-difficulty"
 # The backends with continuation_probabilities (mode "expected"); checked by a test.
 PROBABILITY_BACKENDS = ("transformers", "vllm")
 MODES = ("expected", "generate")
-ENCODER_KIND = "encoder"  # the worker-cache kind of pipeline.evalset.embed's encoders
 
 
 def default_judge() -> ModelSpec:

@@ -37,6 +37,7 @@ from core.worker_cache import load_on_worker
 from pipeline.evalset import static_embedder
 
 DTYPES = ("auto", "float32", "bfloat16")
+ENCODER_KIND = "encoder"  # the worker-cache kind of every encoder, for offload(ENCODER_KIND)
 DTYPE_KEY = b"arena.embedding_dtype"  # Parquet schema metadata of every embedded part
 
 
@@ -85,7 +86,7 @@ def resolved_dtype(dtype: str) -> str:
 def load_encoder(model: str, dtype: str, max_seq_length: int):
     """The sentence-transformers model (a StaticEncoder for `static:`), loaded once per
     worker process; a static model is distilled first if its folder is not cached yet."""
-    key = ("encoder", model, dtype, max_seq_length)
+    key = (ENCODER_KIND, model, dtype, max_seq_length)
     if static_embedder.is_static(model):
         build = lambda: static_embedder.StaticEncoder(static_embedder.model_dir(model))  # noqa: E731
     else:

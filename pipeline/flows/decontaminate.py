@@ -10,13 +10,15 @@ from core.errors import UserError
 from core.output_folder import clear_own, refuse_foreign
 from core.runner import STAGE_FILE, run_stage, stage_outputs
 from core.schemas import prompt_id, prompt_text
+from core.submit import run_tasks
+from core.worker_cache import offload
 from pipeline.evalset.decontaminate import (
     DecontaminationConfig,
     DropContaminated,
     NearestTrainRows,
     choose_removals,
 )
-from pipeline.evalset.embed import EmbedConfig, EmbedConversations, embed_texts
+from pipeline.evalset.embed import ENCODER_KIND, EmbedConfig, EmbedConversations, embed_texts
 from pipeline.ingest.readers import expand_inputs, plan_file, read_records
 from pipeline.ingest.shapes import RowRejected, to_conversation
 
@@ -91,14 +93,19 @@ def decontaminate(
     ids, texts, unreadable = benchmark_conversations(against)
     if not texts:
         raise UserError("the benchmark sets hold no conversations")
-    bench = embed_texts(texts, embed)
+    # A worker embeds the benchmark too: the driver loads no model (half a GiB for
+    # MiniLM and torch), and that worker's encoder goes on to embed the pool.
+    [bench] = run_tasks(client, embed_texts, [(texts, embed)], desc="embed benchmark")
     out.mkdir(parents=True, exist_ok=True)
     embedded = out / "_embedded"
     run_stage(EmbedConversations(train, embedded, embed), client)
     run_stage(NearestTrainRows(embedded, out / "_candidates", bench, config), client)
     removals = choose_removals(pd.read_parquet(out / "_candidates"), config)
     stage = DropContaminated(embedded, out, removals, ids, texts, config)
-    return {**run_stage(stage, client), "benchmark_items": len(texts), "unreadable": unreadable}
+    manifest = run_stage(stage, client)
+    # The encoders are done with: the next step (a flywheel's battles) has the memory.
+    client.run(offload, ENCODER_KIND)
+    return {**manifest, "benchmark_items": len(texts), "unreadable": unreadable}
 
 
 def decontaminate_report(manifest: dict, out) -> str:

@@ -78,11 +78,15 @@ class FlywheelConfig:
 
         unknown = sorted(set(self.train_by_kind) - set(STAGES))
         if unknown:
-            raise UserError(f"train_by_kind: {unknown[0]} is no stage (stages: {', '.join(STAGES)})")
+            raise UserError(
+                f"train_by_kind: {unknown[0]} is no stage (stages: {', '.join(STAGES)})"
+            )
         for kind in self.stages:  # every trainer's settings, checked now, not at its turn
             TrainConfig.from_dict(kind, {**self.train, **self.train_by_kind.get(kind, {})})
         if self.target in self.opponents:
-            raise UserError(f"opponents: {self.target} is the target; it cannot be its own opponent")
+            raise UserError(
+                f"opponents: {self.target} is the target; it cannot be its own opponent"
+            )
         if self.bootstrap < 0 or self.shard_rows < 1:
             raise UserError("bootstrap must be 0 or more, shard_rows at least 1")
         if self.iterations < 1:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,9 @@ def _end_with_parent(parent: int) -> None:
 
 def main() -> None:
     outcome, parent = Path(sys.argv[1]), int(sys.argv[2])
+    # Ctrl-C reaches this process with the job's whole process group; the job handles it,
+    # and this process ends with its worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
     from pipeline.flywheel.training import TrainConfig, TrainJob, train
 
