@@ -198,6 +198,7 @@ def connect(args: argparse.Namespace, needs: dict[str, float] | None = None, *, 
         memory_limit=memory_limit(args.memory_limit),
         resources=embedded_resources(args, needs) or None,
         dashboard_address=":0",
+        preload=["jobs.embedded_worker"],  # Ctrl-C is the job's to handle
     )
     with cluster, Client(cluster) as client:
         if not quiet:
@@ -207,7 +208,20 @@ def connect(args: argparse.Namespace, needs: dict[str, float] | None = None, *, 
                 file=sys.stderr,
             )
         _wait_for_workers(client, needs, 0, "the embedded cluster")
-        yield client
+        try:
+            yield client
+        except KeyboardInterrupt:
+            quiet_shutdown()
+            raise
+
+
+def quiet_shutdown() -> None:
+    """After Ctrl-C the job closes a cluster whose workers are mid-task: Dask's warnings
+    about it (a cancelled task, a worker killed after its grace time) say nothing that the
+    job's one line does not."""
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
 def placement(records: list[dict], workers: dict) -> str:
