@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # (subcommand module, in the order shown by --help)
@@ -44,8 +45,14 @@ def environment_error(exc: OSError) -> str:
     cause (a file where a folder goes, no space left), or the lost scheduler."""
     from distributed.comm.core import CommClosedError
 
+    resume = "rerun the same command to resume"
+    # distributed raises a bare OSError when the scheduler never answers a reconnect
+    silent = re.match(r"Timed out trying to connect to (\S+) after ([\d.]+) s", str(exc))
+    if silent:
+        address, seconds = silent.group(1), float(silent.group(2))
+        return f"lost the Dask scheduler at {address} (no answer for {seconds:.0f} s); {resume}"
     if isinstance(exc, CommClosedError | TimeoutError):
-        return f"lost the Dask scheduler ({exc or type(exc).__name__}); rerun the same command to resume"
+        return f"lost the Dask scheduler ({exc or type(exc).__name__}); {resume}"
     if isinstance(exc, FileExistsError | NotADirectoryError):
         return f"{exc.filename}: a file is where a folder must go"
     if exc.filename is not None:

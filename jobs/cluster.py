@@ -7,13 +7,15 @@ in this process (`connect_unless_small`). --worker-resources (e.g. GPU=1) declar
 resources on the embedded workers; on a real cluster start workers with
 `dask worker ADDRESS --resources GPU=1`. An attached job waits up to
 --wait-workers seconds for the scheduler, a first worker and a worker holding each
-resource its tasks need, then stops with one line naming what is missing.
+resource its tasks need, then stops with one line naming what is missing; a scheduler
+lost mid-job is waited for about as long, then named in one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -41,7 +43,8 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         metavar="SECONDS",
         help="attached cluster: how long to wait for the scheduler (file), a first worker "
-        "and a worker holding each resource the job needs, before a one-line error",
+        "and a worker holding each resource the job needs (and, about as long, for a lost "
+        "scheduler to come back), before a one-line error",
     )
     group.add_argument(
         "--workers", type=int, default=None, help="embedded cluster: worker processes"
@@ -219,8 +222,6 @@ def quiet_shutdown() -> None:
     """After Ctrl-C the job closes a cluster whose workers are mid-task: Dask's warnings
     about it (a cancelled task, a worker killed after its grace time) say nothing that the
     job's one line does not."""
-    import logging
-
     logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
@@ -272,6 +273,9 @@ def _attach(scheduler_file: str | None, address: str | None, wait: float):
     except (OSError, TimeoutError, ValueError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"cannot reach the Dask scheduler at {where}: {detail}") from None
+    # A scheduler lost mid-job is the job's to report, in one line (jobs.cli); the client's
+    # own account of closing after its reconnect window is tracebacks of cancelled calls.
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     return client, where
 
 

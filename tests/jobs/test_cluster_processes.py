@@ -4,6 +4,7 @@ the scheduler's own task stream shows where each task ran."""
 
 import json
 import os
+import re
 import time
 
 import pandas as pd
@@ -187,3 +188,69 @@ def test_a_missing_resource_or_scheduler_file_is_one_line(scheduler_file, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == f"waiting up to 1 s for scheduler file {missing} (--wait-workers)"
     assert code == 2 and len(err) == 2 and f"scheduler file {missing} does not exist" in err[1]
+
+
+def test_a_scheduler_killed_under_an_attached_job_is_one_line(tmp_path):
+    """SIGKILL the scheduler while an attached battle's worker waits on an endpoint that
+    never answers: the job ends in a bounded time with one line that says the scheduler
+    was lost and how to resume, and no traceback."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    import psutil
+    import pyarrow as pa
+
+    from core.parquet_io import write_parquet_atomic
+    from core.schemas import CONVERSATION, prompt_id
+
+    endpoint, held = socket.create_server(("127.0.0.1", 0)), []
+    threading.Thread(target=lambda: held.append(endpoint.accept()[0]), daemon=True).start()
+    answers = REPO / "arena_models" / "rosters" / "answers" / "gpt-4-0314.jsonl"
+    with open(answers) as f:  # prompts the recorded model answers
+        turns = [[{"role": "user", "content": json.loads(next(f))["messages"][0]["content"]}]]
+    write_parquet_atomic(
+        pa.Table.from_pylist(
+            [{"prompt_id": prompt_id(m), "messages": m} for m in turns], schema=CONVERSATION
+        ),
+        tmp_path / "evalset" / "part-0.parquet",
+    )
+    (tmp_path / "roster.yaml").write_text(
+        "models:\n"
+        f"  - {{name: silent, backend: openai, endpoint: "
+        f"'http://127.0.0.1:{endpoint.getsockname()[1]}/v1', timeout: 600, max_wait: 600}}\n"
+        f"  - {{name: recorded, backend: recorded, path: '{answers}', model: gpt-4-0314}}\n"
+    )
+    log = tmp_path / "job.log"
+    with loopback_cluster(tmp_path, ["--nthreads", "1"], expect=1) as path:
+        title = f"dask scheduler [{json.loads(path.read_text())['address']}]"  # its proctitle
+        [scheduler] = [
+            p for p in psutil.process_iter(["cmdline"]) if title in (p.info["cmdline"] or [""])[0]
+        ]
+        command = [sys.executable, "-m", "jobs.cli", "battle", "--scheduler-file", str(path)]
+        command += ["--evalset", str(tmp_path / "evalset"), "--judge", "recorded"]
+        command += ["--roster", str(tmp_path / "roster.yaml"), "--out", str(tmp_path / "out")]
+        command += ["--wait-workers", "10"]  # also how long a lost scheduler is waited for
+        job = subprocess.Popen(command, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while not held:  # a worker runs the answers task
+                assert job.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            scheduler.send_signal(signal.SIGKILL)
+            code = job.wait(timeout=180)
+        finally:
+            if job.poll() is None:
+                job.kill()
+            endpoint.close()
+    text = log.read_text()
+    assert code == 2, text
+    assert re.fullmatch(
+        r"arena battle: error: lost the Dask scheduler at tcp://127.0.0.1:\d+ \(no answer for"
+        r" \d+ s\); rerun the same command to resume",
+        text.rstrip().splitlines()[-1],
+    ), text
+    assert "Traceback" not in text, text
