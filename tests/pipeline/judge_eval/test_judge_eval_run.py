@@ -1,8 +1,9 @@
-"""`arena judge-eval` end to end with the real judge model (SmolLM2-135M on vLLM, a GPU=1
-worker) on six real labelled pairs: the report files, counts that add up, and a rerun
-that judges nothing because every game is cached. The entry is the packaged
-smollm2-judge with the main job's engine settings (eager, 2048 tokens), which start in
-a fraction of the packaged entry's compile time; the subject is the run, not the engine."""
+"""`arena judge-eval` end to end with a vLLM judge on a GPU=1 worker, on six real labelled
+pairs: the report files, counts that add up, and a rerun that judges nothing because
+every game is cached. The subject is the run, not what the judge says, so the judge is
+the session's tiny Llama (tests/tiny_model.py) under the name of the packaged judge,
+with the main job's engine settings (eager, 2048 tokens); its verdicts are noise in the
+enforced format. What SmolLM2 says as a judge is tested in tests/arena_models."""
 
 import json
 
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.slow
 FLIP = {"x": "y", "y": "x", "tie": "tie"}
 
 
-def test_real_judge_on_six_pairs_then_a_rerun_from_the_cache(gpu_worker, shared_data, tmp_path):
+def test_a_judge_on_six_pairs_then_a_rerun_from_the_cache(
+    gpu_worker, shared_data, tmp_path, tiny_llama
+):
     path = shared_data / "judging" / "llmfao_pairs_dev.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     recorded = tmp_path / "contrarian.jsonl"  # GPT-4's verdicts reversed: a second recorded row
@@ -33,7 +36,7 @@ def test_real_judge_on_six_pairs_then_a_rerun_from_the_cache(gpu_worker, shared_
         )
     )
     (tmp_path / "judges.yaml").write_text(
-        "models:\n  - {name: smollm2-judge, backend: vllm, path: 'builtin:smollm2-135m-instruct',"
+        f"models:\n  - {{name: smollm2-judge, backend: vllm, path: '{tiny_llama}',"
         " enforce_eager: true, max_model_len: 2048,"
         " sampling: {temperature: 0.0, max_tokens: 128, seed: 0}}\n"
     )
