@@ -86,6 +86,14 @@ def run_battles(client, setup: BattleSetup, evalset, out, *, progress: bool = Tr
     )
 
 
+def require_verdicts(summary: dict, out) -> None:
+    """A battle run in which no game has a verdict has nothing to rate: the step fails
+    (a flywheel does not record it as done), its records kept to read, and a rerun judges
+    the games the judge never answered again."""
+    if summary["no_verdict"]:
+        raise UserError(f"{summary['no_verdict']}; see {Path(out) / 'summary.md'}")
+
+
 def battle_report(summary: dict, out) -> str:
     out = Path(out)
     return f"{render(summary)}\nrecords: {out / 'battles'}; pairs: {out / 'combined'}"

@@ -26,7 +26,7 @@ from core.runner import run_stage
 from core.submit import run_tasks
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.run import run_battle
-from pipeline.flows.battle import check_scoring
+from pipeline.flows.battle import check_scoring, require_verdicts
 from pipeline.flywheel.config import FlywheelConfig
 from pipeline.flywheel.report import write_iteration_report
 from pipeline.flywheel.rl_prompts import write_rl_prompts
@@ -284,7 +284,7 @@ def battle_on_slice(
         client, [model, *setup.opponents], setup.judge, evalset=slice_dir, out=run_dir,
         config=config, cache=cache,
     )  # fmt: skip
-    _require_verdicts(summary, run_dir)
+    require_verdicts(summary, run_dir)
     if not summary["prompts"]:
         left = summary.get("prompts_left_out") or {}
         raise UserError(
@@ -418,7 +418,7 @@ def rate_step(client, setup: FlywheelSetup, model: ModelSpec, folder: Path, cach
         client, players, setup.judge, evalset=cfg.evalset, out=folder / "battles",
         config=BattleConfig(limit=cfg.rate_prompts, combine=cfg.combine), cache=cache,
     )  # fmt: skip
-    _require_verdicts(summary, folder / "battles")
+    require_verdicts(summary, folder / "battles")
     board = rate_battles(
         client, [folder / "battles" / "battles"], folder / "leaderboard",
         RatingsConfig(bootstrap=cfg.bootstrap),
@@ -434,13 +434,6 @@ def rate_step(client, setup: FlywheelSetup, model: ModelSpec, folder: Path, cach
         f" [{before.lower:.0f}, {before.upper:.0f}] -> {model.name} {after.rating:.0f}"
         f" [{after.lower:.0f}, {after.upper:.0f}] on {summary['prompts']} eval prompts",
     }
-
-
-def _require_verdicts(summary: dict, run_dir: Path) -> None:
-    """A battle step whose every game failed has no result: it fails, is not recorded as
-    done, and a rerun judges the games the judge never answered again."""
-    if summary["no_verdict"]:
-        raise UserError(f"{summary['no_verdict']}; see {run_dir / 'summary.md'}")
 
 
 def _rating(row) -> dict:

@@ -22,7 +22,13 @@ from arena_models.roster import ModelSpec
 from core.errors import UserError
 from core.parquet_io import write_text_atomic
 from pipeline.battle.config import BattleConfig
-from pipeline.flows.battle import BattleSetup, battle_report, prepare_battle, run_battles
+from pipeline.flows.battle import (
+    BattleSetup,
+    battle_report,
+    prepare_battle,
+    require_verdicts,
+    run_battles,
+)
 from pipeline.flows.dedup import dedup_report, run_exact_dedup
 from pipeline.flows.evalset import Recipe, build_from_deduped, evalset_report
 from pipeline.flows.flywheel import FlywheelSetup, check_inputs, prepare_flywheel, run_flywheel
@@ -188,8 +194,7 @@ def run_main(
     say(evalset_report(counts, out / "evalset"))
     summary = run_battles(client, job.battle, out / "evalset" / "mix", out / "battles")
     say(battle_report(summary, out / "battles"))
-    if summary["no_verdict"]:  # nothing to rate: stop here, with the records kept to read
-        raise UserError(f"{summary['no_verdict']}; see {out / 'battles' / 'summary.md'}")
+    require_verdicts(summary, out / "battles")
     trust = None
     if job.judge_eval:
         measured = run_judge_eval(client, job.judge_eval, out / "judge_eval")
