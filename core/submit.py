@@ -12,6 +12,7 @@ work never occupies a GPU a generation or training task waits for.
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Callable
 
@@ -20,6 +21,9 @@ from core.errors import UserError
 # How often a waiting run checks that the workers its CPU tasks are pinned to still
 # exist (a restarted worker comes back under a new address).
 PLACEMENT_CHECK_S = 10.0
+# A bar with no finished task for this long is redrawn: its clock shows the job waiting
+# on its named step (a slow endpoint, a long judge chunk), not hung.
+IDLE_REDRAW_S = 60.0
 
 
 def require_resources(client, resources: dict | None, what: str) -> None:
@@ -112,6 +116,8 @@ def _drain(client, submit, count: int, bar, desc: str) -> list:
                 list(pending), timeout=PLACEMENT_CHECK_S, return_when="FIRST_COMPLETED"
             )
         except TimeoutError:
+            if not bar.disable and time.time() - bar.last_print_t >= IDLE_REDRAW_S:
+                bar.refresh()
             live = client.scheduler_info(n_workers=-1)["workers"]
             if pinned and not set(pinned) & set(live):
                 attempt += 1

@@ -119,3 +119,21 @@ def test_chunks_are_a_function_of_the_work_alone():
     grown = fixed_chunks(games + [("b-c", n) for n in range(3)], 2, group=lambda g: g[0])
     assert grown[: len(chunks)] == chunks
     assert fixed_chunks(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
+
+
+def _slow(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_bar_waiting_on_a_long_task_is_redrawn(client, monkeypatch, capsys):
+    """No task finishes for a while: the bar is drawn again, its clock moving, so the log
+    shows the job waiting on its named step rather than hung."""
+    monkeypatch.setattr(core.submit, "PLACEMENT_CHECK_S", 0.3)
+    monkeypatch.setattr(core.submit, "IDLE_REDRAW_S", 0.5)
+    assert run_tasks(client, _slow, [(2.5,)], desc="slow step") == [2.5]
+    draws = [d for d in capsys.readouterr().err.split("\r") if d.startswith("slow step")]
+    assert len(draws) >= 4, draws  # the start, at least two redraws, the end
+    assert any("0/1 [00:01<" in d or "0/1 [00:02<" in d for d in draws), draws
