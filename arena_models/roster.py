@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -88,6 +89,19 @@ _NO_KEY = (
     " and name it with api_key_env"
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Numbers a backend needs in range, and finite: a request's wait must end, a thread pool
+# or a batch must hold one.
+BOUNDS = {
+    "concurrency": (lambda v: v >= 1, "at least 1"),
+    "retries": (lambda v: v >= 0, "0 or more"),
+    "timeout": (lambda v: v > 0, "a number of seconds > 0"),
+    "max_wait": (lambda v: v > 0, "a number of seconds > 0"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "max_model_len": (lambda v: v >= 1, "at least 1"),
+    "tensor_parallel_size": (lambda v: v >= 1, "at least 1"),
+    "kv_cache_gib": (lambda v: v > 0, "a number of GiB > 0"),
+    "gpu_memory_utilization": (lambda v: 0 < v <= 1, "a fraction > 0 and <= 1"),
+}
 SAMPLING = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int}
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
@@ -191,6 +205,8 @@ def parse_entry(entry, number: int, source: Path, defaults: dict | None = None) 
                 f"{label}: unknown key {key!r} for backend {backend}{_hint(key, list(allowed))}"
             )
         _check_type(label, key, value, allowed[key])
+        if key in BOUNDS and not (math.isfinite(value) and BOUNDS[key][0](value)):
+            raise UserError(f"{label}: {key} must be {BOUNDS[key][1]}, got {value!r}")
     if not merged.get("name"):
         raise UserError(f"{label}: missing name")
     need = REQUIRED[backend]

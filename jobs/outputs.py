@@ -29,6 +29,13 @@ def check_out(out, *inputs, writes: tuple[str, ...] | None = None) -> None:
     check_cache()  # the other place a job writes
 
 
+def check_cache_folder(cache, flag: str = "--cache") -> None:
+    """A cache folder the user named (None: the default under --out) is, or can become, a
+    writable folder."""
+    if cache is not None:
+        _require_writable_folder(Path(cache), f"{flag} {cache}")
+
+
 def check_cache() -> None:
     """$ARENA_CACHE (where packaged models unpack) must be a folder, or creatable."""
     from arena_models.local_models import cache_root

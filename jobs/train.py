@@ -29,6 +29,13 @@ SETTINGS = (
     "device",
     "resources",
 )
+# Flags one kind reads: given to another, they would be ignored without a word.
+ONLY_FOR = {
+    "beta": "dpo",
+    "reward_model": "rl",
+    "rl_num_generations": "rl",
+    "rl_max_completion_length": "rl",
+}
 
 
 def register(sub) -> None:
@@ -49,6 +56,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.errors import UserError
     from core.submit import run_tasks
     from jobs.cluster import connect
     from jobs.options import config_from_args
@@ -60,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         training_report,
     )
 
+    for name, kind in ONLY_FOR.items():
+        if getattr(args, name) is not None and args.kind != kind:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} applies to `arena train {kind}`, not {args.kind}")
     job = TrainJob(
         config=config_from_args(TrainConfig, args, only=SETTINGS, kind=args.kind),
         data=args.data,

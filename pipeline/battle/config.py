@@ -94,6 +94,8 @@ class BattleConfig:
             ("--opponents", self.opponents, ("target",)),
             ("--target", self.target, ("target", "sampled")),
             ("--anchor", self.anchor, ("anchor",)),
+            ("--k", self.k != 1, ("sampled",)),
+            ("--seed", self.seed != 0, ("sampled",)),
         ):
             if value and self.schedule not in schedules:
                 raise UserError(

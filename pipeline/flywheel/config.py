@@ -65,6 +65,10 @@ class FlywheelConfig:
                 raise UserError(
                     f"{name} {list(values)}: expected score gaps between 0 and {MAX_GAP:g}"
                 )
+        from pipeline.battle.config import COMBINE_RULES
+
+        if self.combine not in COMBINE_RULES:
+            raise UserError(f"combine {self.combine!r}: expected one of {', '.join(COMBINE_RULES)}")
         if self.judge_scoring not in (None, "discrete", "expected"):
             raise UserError(
                 f"judge_scoring {self.judge_scoring!r}: expected discrete, expected or null"

@@ -109,7 +109,7 @@ class TrainConfig:
                 raise UserError(f"{name} must be at least 1")
         if self.learning_rate is not None and not 0 < self.learning_rate < 1:
             raise UserError(f"learning_rate {self.learning_rate}: expected 0 < rate < 1")
-        if self.beta <= 0:
+        if not 0 < self.beta < float("inf"):
             raise UserError(f"beta {self.beta}: expected a positive KL coefficient")
         if self.kind == "rl":
             if self.rl_num_generations < 2:
@@ -414,7 +414,12 @@ def _check_shard(data: Path, kind: str) -> tuple[list[Path], int]:
     if not data.is_dir():
         raise UserError(f"shard {data} is not a folder")
     parts = part_files(data)
-    rows = sum(pq.read_metadata(p).num_rows for p in parts)
+    rows = 0
+    for part in parts:
+        try:
+            rows += pq.read_metadata(part).num_rows
+        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+            raise UserError(f"{part}: not a readable Parquet file ({exc})") from None
     if not rows:
         raise UserError(f"shard {data} has no rows")
     require_columns(pq.read_schema(parts[0]), COLUMNS[kind], f"shard {data} ({kind} training)")

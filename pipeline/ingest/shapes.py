@@ -85,7 +85,9 @@ def _chat(turns: list, field: str, role_key: str, text_key: str, roles: dict) ->
 
 
 def _messages(row: dict) -> tuple[list[dict], tuple[str, ...]]:
-    """The conversation and the fields it consumed."""
+    """The conversation and the fields it consumed. A null field is an absent one: a
+    Parquet file of several shapes holds nulls in every other shape's columns."""
+    row = {k: v for k, v in row.items() if v is not None}
     if "messages" in row:
         roles = {r: r for r in ROLES}
         return _chat(row["messages"], "messages", "role", "content", roles), ("messages",)

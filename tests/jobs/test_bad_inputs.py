@@ -1955,6 +1955,1024 @@ CASES = [
 ]
 
 
+def user_texts_are(*expected: str):
+    """The first user turn of every kept conversation (system turns aside)."""
+
+    def check(tmp: Path, stdout: str) -> None:
+        import pandas as pd
+
+        frame = pd.read_parquet(tmp / "out")
+        got = sorted(next(m["content"] for m in ms if m["role"] == "user") for ms in frame.messages)
+        assert got == sorted(expected)
+
+    return check
+
+
+def parquet_rows(rows: list[dict]):
+    """A Parquet file of rows of several shapes: every key a column, typed from all its
+    values, null where a row lacks it."""
+
+    def write(path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        pq.write_table(pa.table({k: pa.array([r.get(k) for r in rows]) for k in keys}), path)
+
+    return write
+
+
+def empty_shard(path: Path) -> None:
+    """An SFT shard part with trl's columns and no rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.table({"prompt": pa.array([], pa.string()), "completion": pa.array([], pa.string())}),
+        path,
+    )
+
+
+def symlink_to(target: str):
+    """A case's file that is a symlink to `target` (relative to the case's folder)."""
+
+    def write(path: Path) -> None:
+        path.symlink_to(path.parent / target, target_is_directory=True)
+
+    return write
+
+
+def rated(*names: str, battles: int | None = None):
+    """A finite leaderboard of exactly these models (and, given, this many battles)."""
+
+    def check(tmp: Path, stdout: str) -> None:
+        models_are(*names)(tmp, stdout)
+        if battles is not None:
+            summary = json.loads((tmp / "out" / "summary.json").read_text())
+            assert summary["battles"] == battles, summary
+
+    return check
+
+
+def roster_with(entry: str) -> str:
+    """ROSTER_OK with one more model entry (a flow mapping)."""
+    return ROSTER_OK + f"  - {entry}\n"
+
+
+OPENAI = "{name: c, backend: openai, endpoint: 'http://127.0.0.1:9/v1'"
+PAIRS2 = jsonl(PAIR, {**PAIR, "pair_id": "p2"})
+BATTLE_ARGS = "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a"
+FLYWHEEL_ARGS = "flywheel --config {tmp}/f.yaml --out {tmp}/out"
+TRAIN_ARGS = "train sft --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out"
+EVALSET_ARGS = "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out"
+DECON_ARGS = "decontaminate --train {pool} --against {tmp}/b.jsonl --out {tmp}/out"
+SHARD = {"d/part-00000.parquet": "SFT_SHARD"}
+
+CASES += [
+    # ---- ingest: valid input read as it is ------------------------------------------
+    C(
+        "ingest-unicode-prompts",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {
+            "p.jsonl": jsonl(
+                json.dumps({"prompt": "Qu'est-ce que l'été ? 日本語 🙂"}, ensure_ascii=False)
+            )
+        },
+        rows=(1, 0),
+        check=texts_are("Qu'est-ce que l'été ? 日本語 🙂"),
+    ),
+    C(
+        "ingest-unicode-line-separators-in-a-prompt",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {
+            "p.jsonl": jsonl(
+                json.dumps(
+                    {"prompt": "one\u2028two\u2029three\x85four\x0cfive"}, ensure_ascii=False
+                ),
+                {"prompt": "next"},
+            )
+        },
+        rows=(2, 0),
+        check=texts_are("one\u2028two\u2029three\x85four\x0cfive", "next"),
+    ),
+    C(
+        "ingest-extra-columns-and-numeric-ids",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {
+            "p.jsonl": jsonl(
+                {"id": 1, "prompt": "first", "meta": {"source": "x", "tags": [1, 2]}},
+                {"id": 2, "prompt": "second", "score": 0.5, "extra": None},
+            )
+        },
+        rows=(2, 0),
+        check=texts_are("first", "second"),
+    ),
+    C(
+        "ingest-instruction-with-empty-input",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {
+            "p.jsonl": jsonl(
+                {"instruction": "Add two and two.", "input": ""},
+                {"instruction": "Say hi.", "input": None},
+                {"instruction": "Say bye.", "output": ""},
+            )
+        },
+        rows=(3, 0),
+        check=texts_are("Add two and two.", "Say hi.", "Say bye."),
+    ),
+    C(
+        "ingest-sharegpt-human-gpt",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {
+            "p.jsonl": jsonl(
+                {
+                    "conversations": [
+                        {"from": "human", "value": "Hi there"},
+                        {"from": "gpt", "value": "Hello!"},
+                    ]
+                }
+            )
+        },
+        rows=(1, 0),
+        check=texts_are("Hi there"),
+    ),
+    C(
+        "ingest-system-turn-first",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {
+            "p.jsonl": jsonl(
+                {
+                    "messages": [
+                        {"role": "system", "content": "Be brief."},
+                        {"role": "user", "content": "Why is the sky blue?"},
+                    ]
+                }
+            )
+        },
+        rows=(1, 0),
+        check=user_texts_are("Why is the sky blue?"),
+    ),
+    C(
+        "ingest-text-field",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {"p.jsonl": jsonl({"text": "Write a haiku."})},
+        rows=(1, 0),
+        check=texts_are("Write a haiku."),
+    ),
+    C(
+        "ingest-parquet-prompts",
+        "ingest {tmp}/p.parquet --out {tmp}/out",
+        "handled",
+        {"p.parquet": parquet_of([{"prompt": "alpha", "id": 1}, {"prompt": "beta", "id": 2}])},
+        rows=(2, 0),
+        check=texts_are("alpha", "beta"),
+    ),
+    C(
+        "ingest-parquet-messages",
+        "ingest {tmp}/p.parquet --out {tmp}/out",
+        "handled",
+        {
+            "p.parquet": parquet_of(
+                [
+                    {"messages": [{"role": "user", "content": "gamma"}]},
+                    {
+                        "messages": [
+                            {"role": "user", "content": "delta"},
+                            {"role": "assistant", "content": "d"},
+                        ]
+                    },
+                ]
+            )
+        },
+        rows=(2, 0),
+        check=texts_are("gamma", "delta"),
+    ),
+    C(
+        "ingest-parquet-null-prompt",
+        "ingest {tmp}/p.parquet --out {tmp}/out",
+        "quarantined",
+        {"p.parquet": parquet_of([{"prompt": "kept"}, {"prompt": None}, {"prompt": ""}])},
+        rows=(1, 2),
+    ),
+    C(
+        "ingest-jsonl-json-and-parquet-together",
+        "ingest {tmp}/d --out {tmp}/out",
+        "handled",
+        {
+            "d/a.jsonl": jsonl({"prompt": "from jsonl"}),
+            "d/b.json": json.dumps([{"prompt": "from json"}]),
+            "d/c.parquet": parquet_of([{"prompt": "from parquet"}]),
+        },
+        rows=(3, 0),
+        check=texts_are("from jsonl", "from json", "from parquet"),
+    ),
+    C(
+        "ingest-json-array-crlf-indented",
+        "ingest {tmp}/p.json --out {tmp}/out",
+        "handled",
+        {"p.json": json.dumps([{"prompt": "x"}, {"prompt": "y"}], indent=2).replace("\n", "\r\n")},
+        rows=(2, 0),
+        check=texts_are("x", "y"),
+    ),
+    C(
+        "ingest-bom-and-crlf",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {"p.jsonl": "\ufeff" + GOOD.replace("\n", "\r\n")},
+        rows=(2, 0),
+        check=texts_are("What is the capital of France?", "Name three primes."),
+    ),
+    C(
+        "ingest-multiline-prompt",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {"p.jsonl": jsonl({"prompt": "line one\nline two\r\n\tindented"})},
+        rows=(1, 0),
+        check=texts_are("line one\nline two\r\n\tindented"),
+    ),
+    C(
+        "ingest-parquet-several-shapes",
+        "ingest {tmp}/p.parquet --out {tmp}/out",
+        "handled",
+        {
+            "p.parquet": parquet_rows(
+                [
+                    {"prompt": "as prompt"},
+                    {"turns": ["as turns"]},
+                    {"messages": [{"role": "user", "content": "as messages"}]},
+                    {"instruction": "as instruction", "input": None},
+                ]
+            )
+        },
+        rows=(4, 0),
+        check=texts_are("as prompt", "as turns", "as messages", "as instruction"),
+    ),
+    # ---- ingest: rows never vanish ----------------------------------------------------
+    C(
+        "ingest-parquet-wrong-types",
+        "ingest {tmp}/p.parquet --out {tmp}/out",
+        "quarantined",
+        {
+            "p.parquet": parquet_rows(
+                [{"prompt": "ok", "turns": None}, {"prompt": None, "turns": [1]}]
+            )
+        },
+        rows=(1, 1),
+    ),
+    C(
+        "ingest-bad-rows-after-a-bad-line",
+        "ingest {tmp}/p.jsonl --out {tmp}/out",
+        "quarantined",
+        {
+            "p.jsonl": '{"prompt": "a"}\n{broken\n{"prompt": "b"}\n\n{"prompt": 5}\n{"prompt": "c"}\n'
+        },
+        rows=(3, 2),
+    ),
+    # ---- ingest: environment and flags ------------------------------------------------
+    C(
+        "ingest-out-holds-the-input",
+        "ingest {tmp}/out/p.jsonl --out {tmp}/out",
+        "error",
+        {"out/p.jsonl": GOOD},
+        "holds the input",
+    ),
+    C(
+        "ingest-chunk-mb-0",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --chunk-mb 0",
+        "error",
+        {"p.jsonl": GOOD},
+        "positive",
+    ),
+    C(
+        "ingest-max-chars-fraction",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --max-chars 1.5",
+        "error",
+        {"p.jsonl": GOOD},
+        "--max-chars",
+    ),
+    C(
+        "ingest-out-is-a-symlink-to-a-users-folder",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --overwrite",
+        "error",
+        {"p.jsonl": GOOD, "mine/notes.txt": "mine\n", "out": symlink_to("mine")},
+        "did not write (notes.txt)",
+        check=lambda tmp, out: _says((tmp / "mine" / "notes.txt").read_text(), "mine"),
+    ),
+    C(
+        "ingest-path-given-twice",
+        "ingest {tmp}/p.jsonl {tmp}/p.jsonl --out {tmp}/out",
+        "handled",
+        {"p.jsonl": GOOD},
+        rows=(2, 0),
+        check=texts_are("What is the capital of France?", "Name three primes."),
+    ),
+    # ---- battle: roster values refused before a cluster starts ------------------------
+    C(
+        "battle-roster-openai-timeout-negative",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with(OPENAI + ", timeout: -1}")},
+        "timeout",
+    ),
+    C(
+        "battle-roster-openai-max-wait-infinite",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with(OPENAI + ", max_wait: .inf}")},
+        "max_wait",
+    ),
+    C(
+        "battle-roster-openai-max-wait-zero",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with(OPENAI + ", max_wait: 0}")},
+        "max_wait",
+    ),
+    C(
+        "battle-roster-openai-timeout-nan",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with(OPENAI + ", timeout: .nan}")},
+        "timeout",
+    ),
+    C(
+        "battle-roster-openai-timeout-quoted",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with(OPENAI + ", timeout: '30'}")},
+        "timeout must be float",
+    ),
+    C(
+        "battle-roster-openai-concurrency-0",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with(OPENAI + ", concurrency: 0}")},
+        "concurrency",
+    ),
+    C(
+        "battle-roster-openai-retries-negative",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with(OPENAI + ", retries: -1}")},
+        "retries",
+    ),
+    C(
+        "battle-roster-openai-api-key-literal",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with(OPENAI + ", api_key: sk-123}")},
+        "api_key is not accepted",
+    ),
+    C(
+        "battle-roster-openai-key-in-api-key-env",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with(OPENAI + ", api_key_env: sk-abc-123}")},
+        "api_key_env must name an environment variable",
+    ),
+    C(
+        "battle-roster-openai-endpoint-credentials",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with("{name: c, backend: openai, endpoint: 'http://u:p@h/v1'}")},
+        "must not carry credentials",
+    ),
+    C(
+        "battle-roster-openai-endpoint-unset-variable",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with("{name: c, backend: openai, endpoint: '${ARENA_NO_SUCH_VAR}/v1'}")},
+        "not an http(s) URL",
+    ),
+    C(
+        "battle-roster-vllm-memory-utilization-1.5",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: vllm, path: builtin:smollm2-135m-instruct,"
+                " gpu_memory_utilization: 1.5}"
+            )
+        },
+        "gpu_memory_utilization",
+    ),
+    C(
+        "battle-roster-vllm-tensor-parallel-0",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: vllm, path: builtin:smollm2-135m-instruct,"
+                " tensor_parallel_size: 0}"
+            )
+        },
+        "tensor_parallel_size",
+    ),
+    C(
+        "battle-roster-vllm-kv-cache-negative",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: vllm, path: builtin:smollm2-135m-instruct, kv_cache_gib: -1}"
+            )
+        },
+        "kv_cache_gib",
+    ),
+    C(
+        "battle-roster-transformers-batch-size-0",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " batch_size: 0}"
+            )
+        },
+        "batch_size",
+    ),
+    C(
+        "battle-roster-max-model-len-0",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " max_model_len: 0}"
+            )
+        },
+        "max_model_len",
+    ),
+    C(
+        "battle-roster-trust-remote-code-string",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " trust_remote_code: 'yes'}"
+            )
+        },
+        "trust_remote_code must be bool",
+    ),
+    C(
+        "battle-roster-sampling-temperature-text",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " sampling: {temperature: hot}}"
+            )
+        },
+        "sampling.temperature",
+    ),
+    C(
+        "battle-roster-sampling-max-tokens-fraction",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " sampling: {max_tokens: 1.5}}"
+            )
+        },
+        "sampling.max_tokens",
+    ),
+    C(
+        "battle-roster-sampling-top-p-0",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " sampling: {top_p: 0}}"
+            )
+        },
+        "top_p",
+    ),
+    C(
+        "battle-roster-sampling-key-misspelt",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " sampling: {temprature: 0}}"
+            )
+        },
+        "did you mean 'temperature'",
+    ),
+    C(
+        "battle-roster-entry-key-misspelt",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " batchsize: 4}"
+            )
+        },
+        "did you mean 'batch_size'",
+    ),
+    C(
+        "battle-roster-top-level-key-misspelt",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": ROSTER_OK.replace("models:", "model:")},
+        "did you mean 'models'",
+    ),
+    C(
+        "battle-roster-defaults-not-mapping",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": "defaults: [1, 2]\n" + ROSTER_OK},
+        "`defaults` must be a mapping",
+    ),
+    C(
+        "battle-roster-name-number",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: 5, backend: transformers, path: builtin:smollm2-135m-instruct}"
+            )
+        },
+        "name must be str",
+    ),
+    C(
+        "battle-roster-dtype-unknown",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " dtype: float8}"
+            )
+        },
+        "dtype 'float8'",
+    ),
+    C(
+        "battle-roster-unknown-builtin",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with("{name: c, backend: transformers, path: builtin:gpt-17}")},
+        "unknown model builtin:gpt-17",
+    ),
+    C(
+        "battle-roster-model-folder-missing",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": roster_with("{name: c, backend: vllm, path: /nonexistent/arena-model}")},
+        "/nonexistent/arena-model does not exist",
+    ),
+    C(
+        "battle-roster-chat-template-file-missing",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": roster_with(
+                "{name: c, backend: transformers, path: builtin:smollm2-135m-instruct,"
+                " chat_template: tpl.jinja}"
+            )
+        },
+        "chat_template tpl.jinja: no such file",
+    ),
+    C(
+        "battle-roster-recorded-answers-folder-empty",
+        BATTLE_ARGS,
+        "error",
+        {
+            "r.yaml": ROSTER_OK + "  - {name: c, backend: recorded, path: answers}\n",
+            "answers/.keep": "",
+        },
+        "no .jsonl files",
+    ),
+    C(
+        "battle-roster-is-a-folder",
+        "battle --roster {tmp}/r --evalset {pool} --out {tmp}/out --judge a",
+        "error",
+        {"r/models.yaml": ROSTER_OK},
+        "no such file",
+    ),
+    C(
+        "battle-roster-empty-file",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": ""},
+        "non-empty list of models",
+    ),
+    # ---- battle: flags of another schedule, bad values -------------------------------
+    C(
+        "battle-k-without-sampled-schedule",
+        BATTLE_ARGS + " --k 3",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--k applies to --schedule sampled, not all-pairs",
+    ),
+    C(
+        "battle-seed-without-sampled-schedule",
+        BATTLE_ARGS + " --schedule anchor --anchor b --seed 7",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--seed applies to --schedule sampled, not anchor",
+    ),
+    C(
+        "battle-limit-negative",
+        BATTLE_ARGS + " --limit -3",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--limit",
+    ),
+    C(
+        "battle-limit-fraction",
+        BATTLE_ARGS + " --limit 2.5",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--limit",
+    ),
+    C(
+        "battle-judge-chunk-0",
+        BATTLE_ARGS + " --judge-chunk 0",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "chunk sizes >= 1",
+    ),
+    C(
+        "battle-combine-unknown",
+        BATTLE_ARGS + " --combine majority",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "invalid choice",
+    ),
+    C(
+        "battle-opponent-not-in-roster",
+        BATTLE_ARGS + " --schedule target --target a --opponents zed",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "zed",
+    ),
+    C(
+        "battle-evalset-empty-folder",
+        "battle --roster {tmp}/r.yaml --evalset {tmp}/e --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": ROSTER_OK, "e/.keep": ""},
+        "part-",
+    ),
+    C(
+        "battle-out-is-the-evalset",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {pool} --judge a",
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "--out",
+    ),
+    C(
+        "battle-cache-is-a-file",
+        BATTLE_ARGS + " --cache {tmp}/c",
+        "error",
+        {"r.yaml": ROSTER_OK, "c": "x"},
+        "--cache",
+    ),
+    C(
+        "battle-template-not-a-template",
+        BATTLE_ARGS + " --judge-template {tmp}/t.txt",
+        "error",
+        {"r.yaml": ROSTER_OK, "t.txt": "Judge these answers please.\n"},
+        "t.txt",
+    ),
+    # ---- flywheel: config values refused before a cluster starts ----------------------
+    C(
+        "flywheel-combine-unknown",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "combine: majority\n"},
+        "combine",
+    ),
+    C(
+        "flywheel-judge-scoring-unknown",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "judge_scoring: vibes\n"},
+        "judge_scoring 'vibes'",
+    ),
+    C(
+        "flywheel-stages-empty",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "stages: []\n"},
+        "stages []",
+    ),
+    C(
+        "flywheel-rl-without-reward",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "stages: [sft, rl]\n"},
+        "stage rl needs stage reward",
+    ),
+    C(
+        "flywheel-slices-fewer-than-stages",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "slices: 2\n"},
+        "2 slices hold no iteration",
+    ),
+    C(
+        "flywheel-slices-0",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "slices: 0\n"},
+        "slices must be at least 1",
+    ),
+    C(
+        "flywheel-rate-prompts-negative",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "rate_prompts: -1\n"},
+        "rate_prompts must be at least 1",
+    ),
+    C(
+        "flywheel-slice-seed-fraction",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "slice_seed: 1.5\n"},
+        "slice_seed must be a whole number",
+    ),
+    C(
+        "flywheel-target-number",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": "target: 5\n"},
+        "target must be text",
+    ),
+    C(
+        "flywheel-empty-config",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": ""},
+        "`target`",
+    ),
+    C(
+        "flywheel-config-is-a-list",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": "- target: a\n"},
+        "expected a mapping",
+    ),
+    C(
+        "flywheel-config-is-a-folder",
+        "flywheel --config {tmp}/f --out {tmp}/out",
+        "error",
+        {"f/f.yaml": FW},
+        "no such flywheel config",
+    ),
+    C(
+        "flywheel-train-not-mapping",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "train: [max_steps, 2]\n"},
+        "train must be a mapping",
+    ),
+    C(
+        "flywheel-train-by-kind-unknown-stage",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "train_by_kind: {ppo: {max_steps: 2}}\n"},
+        "train_by_kind: ppo is no stage",
+    ),
+    C(
+        "flywheel-train-max-steps-0",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "train: {max_steps: 0}\n"},
+        "max_steps must be at least 1",
+    ),
+    C(
+        "flywheel-train-beta-0-for-dpo",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "train_by_kind: {dpo: {beta: 0}}\n"},
+        "beta",
+    ),
+    C(
+        "flywheel-train-device-unknown",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "train: {device: tpu}\n"},
+        "device 'tpu'",
+    ),
+    C(
+        "flywheel-train-resources-malformed",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "train: {resources: GPU}\n"},
+        "is not NAME=AMOUNT",
+    ),
+    C(
+        "flywheel-gap-above-nine",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "dpo_gap: 10\n"},
+        "dpo_gap [10.0]",
+    ),
+    C(
+        "flywheel-gap-nan",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "reward_gap: .nan\n"},
+        "reward_gap",
+    ),
+    C(
+        "flywheel-gap-empty-list",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "sft_gap: []\n"},
+        "sft_gap []",
+    ),
+    C(
+        "flywheel-iteration-beyond-slices",
+        "flywheel --config demo --out {tmp}/out --iteration 99",
+        "error",
+        match="iteration 99",
+    ),
+    C(
+        "flywheel-iteration-negative",
+        "flywheel --config demo --out {tmp}/out --iteration -1",
+        "error",
+        match="iteration",
+    ),
+    C(
+        "flywheel-roster-missing",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "roster: nowhere.yaml\n"},
+        "nowhere.yaml",
+    ),
+    C(
+        "flywheel-target-not-in-roster",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": "target: nobody\n"},
+        "nobody",
+    ),
+    C(
+        "flywheel-judge-not-in-roster",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "judge: nobody\n"},
+        "nobody",
+    ),
+    C(
+        "flywheel-pool-missing",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "pool: nowhere\n"},
+        "nowhere",
+    ),
+    C(
+        "flywheel-decontaminate-against-missing",
+        FLYWHEEL_ARGS,
+        "error",
+        {"f.yaml": FW + "pool: pool\ndecontaminate_against: [nowhere]\n", "pool/.keep": ""},
+        "nowhere",
+    ),
+    C(
+        "flywheel-status-of-a-users-folder",
+        "flywheel status --out {tmp}/out",
+        "handled",
+        {**USER_FILES},
+        check=lambda tmp, out: (
+            _says(out, "no flywheel run here yet"),
+            users_files_intact(tmp, out),
+        ),
+    ),
+    C(
+        "flywheel-status-state-is-garbage",
+        "flywheel status --out {tmp}/out",
+        "error",
+        {"out/flywheel.json": "{not json"},
+        "flywheel.json",
+    ),
+    # ---- train: settings and data refused before a cluster starts ---------------------
+    C("train-beta-nan", TRAIN_ARGS + " --beta nan", "error", SHARD, "beta"),
+    C("train-beta-inf", TRAIN_ARGS + " --beta inf", "error", SHARD, "beta"),
+    C("train-lr-nan", TRAIN_ARGS + " --learning-rate nan", "error", SHARD, "learning_rate"),
+    C("train-lr-1", TRAIN_ARGS + " --learning-rate 1", "error", SHARD, "learning_rate"),
+    C(
+        "train-gradient-accumulation-0",
+        TRAIN_ARGS + " --gradient-accumulation 0",
+        "error",
+        SHARD,
+        "gradient_accumulation must be at least 1",
+    ),
+    C("train-max-length-0", TRAIN_ARGS + " --max-length 0", "error", SHARD, "max_length"),
+    C("train-max-steps-fraction", TRAIN_ARGS + " --max-steps 1.5", "error", SHARD, "--max-steps"),
+    C("train-device-tpu", TRAIN_ARGS + " --device tpu", "error", SHARD, "invalid choice"),
+    C("train-resources-malformed", TRAIN_ARGS + " --resources GPU", "error", SHARD, "NAME=AMOUNT"),
+    C(
+        "train-rl-one-generation",
+        "train rl --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out"
+        " --reward-model {tmp}/rm --rl-num-generations 1",
+        "error",
+        SHARD,
+        "rl_num_generations must be at least 2",
+    ),
+    C(
+        "train-rl-batch-not-a-multiple-of-generations",
+        "train rl --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out"
+        " --reward-model {tmp}/rm --rl-num-generations 3",
+        "error",
+        SHARD,
+        "must be a multiple",
+    ),
+    C(
+        "train-rl-completion-longer-than-max-length",
+        "train rl --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out"
+        " --reward-model {tmp}/rm --max-length 64 --rl-max-completion-length 64",
+        "error",
+        SHARD,
+        "rl_max_completion_length 64",
+    ),
+    C(
+        "train-rl-reward-model-missing",
+        "train rl --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out"
+        " --reward-model {tmp}/rm",
+        "error",
+        SHARD,
+        "rm",
+    ),
+    C(
+        "train-reward-model-for-sft",
+        TRAIN_ARGS + " --reward-model {tmp}/rm",
+        "error",
+        {**SHARD, "rm/config.json": "{}"},
+        "--reward-model",
+    ),
+    C(
+        "train-rl-generations-for-sft",
+        TRAIN_ARGS + " --rl-num-generations 4",
+        "error",
+        SHARD,
+        "--rl-num-generations applies to `arena train rl`, not sft",
+    ),
+    C(
+        "train-data-is-a-file",
+        "train sft --data {tmp}/d.parquet --base builtin:smollm2-135m-instruct --out {tmp}/out",
+        "error",
+        {"d.parquet": "SFT_SHARD"},
+        "not a folder",
+    ),
+    C(
+        "train-data-wrong-columns-for-dpo",
+        "train dpo --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out",
+        "error",
+        SHARD,
+        "dpo training",
+    ),
+    C(
+        "train-data-no-rows",
+        TRAIN_ARGS,
+        "error",
+        {"d/part-00000.parquet": empty_shard},
+        "has no rows",
+    ),
+    C(
+        "train-data-garbage-part",
+        TRAIN_ARGS,
+        "error",
+        {"d/part-00000.parquet": b"PAR1 not really"},
+        "part-00000.parquet",
+    ),
+    C(
+        "train-base-unknown-builtin",
+        "train sft --data {tmp}/d --base builtin:gpt-17 --out {tmp}/out",
+        "error",
+        SHARD,
+        "gpt-17",
+    ),
+    C(
+        "train-base-is-a-file",
+        "train sft --data {tmp}/d --base {tmp}/model.bin --out {tmp}/out",
+        "error",
+        {**SHARD, "model.bin": b"\x00weights"},
+        "model.bin",
+    ),
+    C(
+        "train-out-is-the-data",
+        "train sft --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/d",
+        "error",
+        SHARD,
+        "--out",
+    ),
+]
+
+
 def _same_rows_as_pool(tmp: Path) -> None:
     import pandas as pd
 
