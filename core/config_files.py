@@ -44,6 +44,8 @@ def parse_resources(text: str, flag: str = "--worker-resources") -> dict[str, fl
             sep = ""
         if not sep or not name.strip():
             raise UserError(f"{flag}: {item!r} is not NAME=AMOUNT")
+        if not 0 <= resources[name.strip()] < float("inf"):
+            raise UserError(f"{flag}: {item!r}: the amount must be a finite number >= 0")
     return resources
 
 

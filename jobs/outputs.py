@@ -24,6 +24,8 @@ def check_out(out, *inputs, writes: tuple[str, ...] | None = None) -> None:
         source = Path(given).resolve()
         if source == where or where in source.parents:
             raise UserError(f"--out {out}: holds the input {given}; choose another folder")
+        if source in where.parents:  # a rerun would read the output as input
+            raise UserError(f"--out {out}: is inside the input {given}; choose another folder")
     if writes is not None or not (path / STAGE_FILE).exists():
         refuse_foreign(path, writes or ())
     check_cache()  # the other place a job writes

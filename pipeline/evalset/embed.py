@@ -62,6 +62,9 @@ class EmbedConfig:
                 )
             # auto means float32 here, on every machine: footers, re-check and config say so
             object.__setattr__(self, "dtype", "float32")
+        elif Path(self.model).is_absolute() and not Path(self.model).exists():
+            # Else the workers fail on it once the cluster has started.
+            raise UserError(f"embed model {self.model}: no such folder")
 
     @property
     def static(self) -> bool:

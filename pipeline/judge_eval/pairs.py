@@ -118,7 +118,7 @@ class _Bad(Exception):
 def _rows(path: Path):
     """(line number, parsed object or _Bad) for every non-blank line."""
     if not path.is_file():
-        raise UserError(f"{path}: no such file")
+        raise UserError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
     with open(path, "rb") as f:  # bytes: one line of bad UTF-8 is that row's problem
         for number, raw in enumerate(f, 1):
             if not raw.strip():

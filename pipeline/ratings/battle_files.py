@@ -154,7 +154,11 @@ def _read(piece: Piece, what):
             return
         except Exception as exc:  # noqa: BLE001 - as above, midway through the file
             raise unreadable(exc) from None
-        yield what(pa.Table.from_batches([batch]))
+        try:
+            result = what(pa.Table.from_batches([batch]))
+        except UnicodeDecodeError as exc:  # Arrow's JSON reader leaves bad UTF-8 in strings
+            raise unreadable(exc) from None
+        yield result
 
 
 def fits_one_process(paths) -> bool:

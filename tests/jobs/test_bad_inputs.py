@@ -2244,6 +2244,13 @@ CASES += [
         "holds the input",
     ),
     C(
+        "ingest-out-inside-the-input-folder",
+        "ingest {tmp}/d --out {tmp}/d/out",
+        "error",
+        {"d/p.jsonl": GOOD},
+        "is inside the input",
+    ),
+    C(
         "ingest-chunk-mb-0",
         "ingest {tmp}/p.jsonl --out {tmp}/out --chunk-mb 0",
         "error",
@@ -2969,6 +2976,556 @@ CASES += [
         "error",
         SHARD,
         "--out",
+    ),
+    # ---- judge-eval: pairs files without a usable row are one line ---------------------
+    C(
+        "judge-eval-votes-negative",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": jsonl({**PAIR, "crowd_votes": {"x": -1, "y": 2}})},
+        "crowd_votes.x must be a count >= 0",
+    ),
+    C(
+        "judge-eval-votes-fraction",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": jsonl({**PAIR, "crowd_votes": {"x": 1.5, "y": 2}})},
+        "crowd_votes.x must be a count",
+    ),
+    C(
+        "judge-eval-votes-unknown-label",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": jsonl({**PAIR, "crowd_votes": {"x": 1, "maybe": 2}})},
+        "unknown label 'maybe'",
+    ),
+    C(
+        "judge-eval-votes-all-zero",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": jsonl({**PAIR, "crowd_votes": {"x": 0, "y": 0, "tie": 0}})},
+        "crowd_votes: no votes",
+    ),
+    C(
+        "judge-eval-pair-id-bool",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": jsonl({**PAIR, "pair_id": True})},
+        "pair_id must be an integer or a non-empty string",
+    ),
+    C(
+        "judge-eval-prompt-blank",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": jsonl({**PAIR, "prompt": "  \n"})},
+        "prompt is empty",
+    ),
+    C(
+        "judge-eval-answer-number",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": jsonl({**PAIR, "answer_y": 42})},
+        "answer_y must be a string",
+    ),
+    C(
+        "judge-eval-gpt4-verdict-unknown",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "error",
+        {"p.jsonl": jsonl({**PAIR, "gpt4_verdict": "left"})},
+        "gpt4_verdict 'left'",
+    ),
+    C(
+        "judge-eval-pairs-is-parquet",
+        "judge-eval {tmp}/p.parquet --out {tmp}/out",
+        "error",
+        {"p.parquet": parquet_of([PAIR])},
+        "no usable labelled pairs",
+    ),
+    C(
+        "judge-eval-recorded-no-usable-verdict",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --recorded {tmp}/r.jsonl",
+        "error",
+        {"p.jsonl": PAIRS2, "r.jsonl": jsonl({"pair_id": "p1", "verdict": "A"}, {"verdict": "x"})},
+        "no usable verdicts",
+    ),
+    C(
+        "judge-eval-recorded-is-a-folder",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --recorded {tmp}/r",
+        "error",
+        {"p.jsonl": PAIRS2, "r/r.jsonl": jsonl({"pair_id": "p1", "verdict": "x"})},
+        "a folder, not a file",
+    ),
+    C(
+        "judge-eval-out-is-the-pairs-file",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/p.jsonl",
+        "error",
+        {"p.jsonl": PAIRS2},
+        "--out",
+    ),
+    C(
+        "judge-eval-max-answer-chars-0",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --max-answer-chars 0",
+        "error",
+        {"p.jsonl": PAIRS2},
+        "--max-answer-chars",
+    ),
+    C(
+        "judge-eval-limit-negative",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --limit -5",
+        "error",
+        {"p.jsonl": PAIRS2},
+        "--limit",
+    ),
+    C(
+        "judge-eval-template-missing",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --judge-template {tmp}/t.txt",
+        "error",
+        {"p.jsonl": PAIRS2},
+        "t.txt",
+    ),
+    # ---- elo: valid battle files read as they are ---------------------------------------
+    C(
+        "elo-csv-bom-header",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 0",
+        "handled",
+        {"b.csv": "\ufeff" + BATTLES},
+        check=rated("a", "b", "c", battles=5),
+    ),
+    C(
+        "elo-csv-crlf",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 0",
+        "handled",
+        {"b.csv": BATTLES.replace("\n", "\r\n")},
+        check=rated("a", "b", "c", battles=5),
+    ),
+    C(
+        "elo-csv-trailing-blank-lines",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 0",
+        "handled",
+        {"b.csv": BATTLES + "\n\n"},
+        check=rated("a", "b", "c", battles=5),
+    ),
+    C(
+        "elo-csv-extra-columns-and-quoted-names",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 0",
+        "handled",
+        {
+            "b.csv": "question_id,model_a,model_b,winner,judge,turn\n"
+            + '1,"llama, 7b",b,model_a,gpt-4,1\n'
+            + '2,b,"llama, 7b",model_b,gpt-4,1\n'
+            + '3,"llama, 7b",b,tie,gpt-4,2\n'
+        },
+        check=rated("llama, 7b", "b", battles=3),
+    ),
+    C(
+        "elo-csv-names-that-look-like-numbers-or-na",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 0",
+        "handled",
+        {"b.csv": "model_a,model_b,winner\n007,7,model_a\n7,NA,model_b\nNA,007,tie\n"},
+        check=rated("007", "7", "NA", battles=3),
+    ),
+    C(
+        "elo-jsonl-bom-and-crlf",
+        "elo {tmp}/b.jsonl --out {tmp}/out --bootstrap 0",
+        "handled",
+        {
+            "b.jsonl": "\ufeff"
+            + jsonl(
+                *(
+                    dict(zip(("model_a", "model_b", "winner"), r.split(",")))
+                    for r in BATTLES.splitlines()[1:]
+                )
+            ).replace("\n", "\r\n")
+        },
+        check=rated("a", "b", "c", battles=5),
+    ),
+    C(
+        "elo-unicode-model-names",
+        "elo {tmp}/b.jsonl --out {tmp}/out --bootstrap 0",
+        "handled",
+        {
+            "b.jsonl": jsonl(
+                *(
+                    json.dumps({"model_a": a, "model_b": b, "winner": w}, ensure_ascii=False)
+                    for a, b, w in [("模型", "modèle", "model_a"), ("modèle", "🤖", "tie")] * 2
+                )
+            )
+        },
+        check=rated("模型", "modèle", "🤖", battles=4),
+    ),
+    C(
+        "elo-left-right-votes",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 0",
+        "handled",
+        {"b.csv": "left,right,winner\na,b,left\nb,c,right\nc,a,tie\na,c,left\n"},
+        check=rated("a", "b", "c", battles=4),
+    ),
+    C(
+        "elo-csv-jsonl-parquet-together",
+        "elo {tmp}/b.csv {tmp}/b.jsonl {tmp}/b.parquet --out {tmp}/out --bootstrap 0",
+        "handled",
+        {
+            "b.csv": BATTLES,
+            "b.jsonl": jsonl({"model_a": "a", "model_b": "d", "winner": "model_b"}),
+            "b.parquet": parquet_of([{"model_a": "d", "model_b": "c", "winner": "tie"}]),
+        },
+        check=rated("a", "b", "c", "d", battles=7),
+    ),
+    C(
+        "elo-jsonl-iso-tstamp-since",
+        "elo {tmp}/b.jsonl --out {tmp}/out --since 2024-01-03 --bootstrap 0",
+        "handled",
+        {"b.jsonl": jsonl(*TIMED)},
+        check=counted(4, filtered=2),
+    ),
+    C(
+        "elo-csv-unix-tstamp-until",
+        "elo {tmp}/b.csv --out {tmp}/out --until 2024-01-03 --bootstrap 0",
+        "handled",
+        {
+            "b.csv": "model_a,model_b,winner,tstamp\n"
+            + "".join(f"a,b,model_a,{1704067200 + d * 86400}\n" for d in range(5))
+        },
+        check=counted(2, filtered=3),
+    ),
+    C(
+        "elo-csv-empty-tstamp-is-filtered-not-lost",
+        "elo {tmp}/b.csv --out {tmp}/out --since 2024-01-01 --bootstrap 0",
+        "handled",
+        {
+            "b.csv": "model_a,model_b,winner,tstamp\na,b,model_a,1704153600\nb,c,tie,\nc,a,model_b,1704153600\n"
+        },
+        check=counted(2, filtered=1),
+    ),
+    C(
+        "elo-bothbad-ignore",
+        "elo {tmp}/b.csv --out {tmp}/out --bothbad ignore --bootstrap 0",
+        "handled",
+        {"b.csv": BATTLES + "a,b,tie (bothbad)\n"},
+        check=finite_board,
+    ),
+    C(
+        "elo-judge-filter",
+        "elo {tmp}/b.csv --out {tmp}/out --judge gpt-4 --bootstrap 0",
+        "handled",
+        {
+            "b.csv": "model_a,model_b,winner,judge\na,b,model_a,gpt-4\nb,c,tie,gpt-4\na,c,model_b,llama\n"
+        },
+        check=counted(2, filtered=1),
+    ),
+    C(
+        "elo-models-filter",
+        "elo {tmp}/b.csv --out {tmp}/out --models a,b --bootstrap 0",
+        "handled",
+        {"b.csv": BATTLES},
+        check=lambda tmp, out: (counted(2, filtered=3)(tmp, out), models_are("a", "b")(tmp, out)),
+    ),
+    C(
+        "elo-online-elo-column",
+        "elo {tmp}/b.csv --out {tmp}/out --online-elo --bootstrap 0",
+        "handled",
+        {"b.csv": BATTLES},
+        check=lambda tmp, out: [
+            math.isfinite(float(r["online_elo"])) or 1 / 0 for r in leaderboard(tmp)
+        ],
+    ),
+    # ---- elo: one line for what cannot be rated -----------------------------------------
+    C(
+        "elo-bootstrap-fraction",
+        "elo {tmp}/b.csv --out {tmp}/out --bootstrap 2.5",
+        "error",
+        {"b.csv": BATTLES},
+        "--bootstrap",
+    ),
+    C(
+        "elo-anchor-without-model",
+        "elo {tmp}/b.csv --out {tmp}/out --anchor =1100",
+        "error",
+        {"b.csv": BATTLES},
+        "anchor",
+    ),
+    C(
+        "elo-until-before-since",
+        "elo {tmp}/b.jsonl --out {tmp}/out --since 2024-01-05 --until 2024-01-02",
+        "error",
+        {"b.jsonl": jsonl(*TIMED)},
+        "no battles",
+    ),
+    C(
+        "elo-folder-of-side-outputs-only",
+        "elo {tmp}/d --out {tmp}/out",
+        "error",
+        {
+            "d/_dropped/part-0.parquet": parquet_of(
+                [{"model_a": "a", "model_b": "b", "winner": "tie"}]
+            )
+        },
+        "no Parquet files",
+    ),
+    C(
+        "elo-out-is-the-input-folder",
+        "elo {tmp}/d --out {tmp}/d",
+        "error",
+        {"d/b.parquet": parquet_of(TIMED)},
+        "--out",
+    ),
+    C(
+        "elo-jsonl-not-utf8",
+        "elo {tmp}/b.jsonl --out {tmp}/out",
+        "error",
+        {"b.jsonl": '{"model_a": "caf\xe9", "model_b": "b", "winner": "tie"}\n'.encode("latin-1")},
+        "b.jsonl",
+    ),
+    C(
+        "elo-seed-text",
+        "elo {tmp}/b.csv --out {tmp}/out --seed abc",
+        "error",
+        {"b.csv": BATTLES},
+        "--seed",
+    ),
+    # ---- dedup ---------------------------------------------------------------------------
+    C(
+        "dedup-near-num-perm-neg",
+        "dedup --near {pool} --out {tmp}/out --num-perm -8",
+        "error",
+        match="--num-perm",
+    ),
+    C(
+        "dedup-near-threshold-inf",
+        "dedup --near {pool} --out {tmp}/out --threshold inf",
+        "error",
+        match="--threshold",
+    ),
+    C(
+        "dedup-buckets-fraction",
+        "dedup --exact {pool} --out {tmp}/out --buckets 1.5",
+        "error",
+        match="--buckets",
+    ),
+    C(
+        "dedup-exact-with-num-perm",
+        "dedup --exact {pool} --out {tmp}/out --num-perm 64",
+        "error",
+        match="--near",
+    ),
+    C(
+        "dedup-pool-is-a-parquet-file",
+        "dedup --exact {tmp}/p.parquet --out {tmp}/out",
+        "error",
+        {"p.parquet": parquet_of([{"prompt": "x"}])},
+        "p.parquet",
+    ),
+    C("dedup-out-inside-the-pool", "dedup --exact {pool} --out {pool}/sub", "error", match="--out"),
+    # ---- decontaminate -------------------------------------------------------------------
+    C("decon-top-k-fraction", DECON_ARGS + " --top-k 2.5", "error", {"b.jsonl": GOOD}, "--top-k"),
+    C(
+        "decon-threshold-nan",
+        DECON_ARGS + " --threshold nan",
+        "error",
+        {"b.jsonl": GOOD},
+        "--threshold",
+    ),
+    C(
+        "decon-against-folder-without-jsonl",
+        "decontaminate --train {pool} --against {tmp}/b --out {tmp}/out",
+        "error",
+        {"b/notes.txt": "x"},
+        "b",
+    ),
+    C(
+        "decon-against-only-latin1",
+        DECON_ARGS,
+        "error",
+        {"b.jsonl": '{"prompt": "caf\xe9"}\n'.encode("latin-1")},
+        "no conversations",
+    ),
+    C(
+        "decon-embed-model-folder-missing",
+        DECON_ARGS + " --embed-model {tmp}/no-model",
+        "error",
+        {"b.jsonl": GOOD},
+        "no-model",
+    ),
+    C(
+        "decon-out-holds-the-benchmark",
+        "decontaminate --train {pool} --against {tmp}/out/b.jsonl --out {tmp}/out",
+        "error",
+        {"out/b.jsonl": GOOD},
+        "holds the input",
+    ),
+    C(
+        "decon-train-empty-folder",
+        "decontaminate --train {tmp}/t --against {tmp}/b.jsonl --out {tmp}/out",
+        "error",
+        {"t/.keep": "", "b.jsonl": GOOD},
+        "part-",
+    ),
+    # ---- build-evalset -------------------------------------------------------------------
+    C(
+        "evalset-recipe-semantic-threshold-text",
+        EVALSET_ARGS + " --recipe {tmp}/r.yaml",
+        "error",
+        {"p.jsonl": GOOD, "r.yaml": "semantic_threshold: high\n"},
+        "semantic_threshold",
+    ),
+    C(
+        "evalset-recipe-hard-top-bool",
+        EVALSET_ARGS + " --recipe {tmp}/r.yaml",
+        "error",
+        {"p.jsonl": GOOD, "r.yaml": "hard_top: yes\n"},
+        "hard_top",
+    ),
+    C(
+        "evalset-recipe-difficulty-judge-number",
+        EVALSET_ARGS + " --recipe {tmp}/r.yaml",
+        "error",
+        {"p.jsonl": GOOD, "r.yaml": "difficulty_judge: 7\n"},
+        "difficulty_judge",
+    ),
+    C(
+        "evalset-recipe-is-a-folder",
+        EVALSET_ARGS + " --recipe {tmp}/r",
+        "error",
+        {"p.jsonl": GOOD, "r/r.yaml": "clusters: 3\n"},
+        "recipe",
+    ),
+    C(
+        "evalset-semantic-threshold-nan",
+        EVALSET_ARGS + " --semantic-threshold nan",
+        "error",
+        {"p.jsonl": GOOD},
+        "semantic_threshold",
+    ),
+    C(
+        "evalset-clusters-fraction",
+        EVALSET_ARGS + " --clusters 2.5",
+        "error",
+        {"p.jsonl": GOOD},
+        "--clusters",
+    ),
+    C("evalset-chunk-mb-0", EVALSET_ARGS + " --chunk-mb 0", "error", {"p.jsonl": GOOD}, "positive"),
+    C(
+        "evalset-embed-model-folder-missing",
+        EVALSET_ARGS + " --embed-model {tmp}/no-model",
+        "error",
+        {"p.jsonl": GOOD},
+        "no-model",
+    ),
+    C(
+        "evalset-static-embed-model-folder-missing",
+        EVALSET_ARGS + " --embed-model static:{tmp}/no-model",
+        "error",
+        {"p.jsonl": GOOD},
+        "no-model",
+    ),
+    C(
+        "evalset-out-is-the-pool",
+        "build-evalset --pool {pool} --out {pool}",
+        "error",
+        match="--out",
+    ),
+    # ---- run -----------------------------------------------------------------------------
+    C(
+        "run-judge-eval-pairs-negative",
+        "run --out {tmp}/out --judge-eval-pairs -1",
+        "error",
+        match="--judge-eval-pairs",
+    ),
+    C("run-chunk-mb-0", "run --out {tmp}/out --chunk-mb 0", "error", match="positive"),
+    C(
+        "run-pool-missing",
+        "run --out {tmp}/out --pool {tmp}/nope.jsonl",
+        "error",
+        match="nope.jsonl",
+    ),
+    C(
+        "run-pool-csv",
+        "run --out {tmp}/out --pool {tmp}/p.csv",
+        "error",
+        {"p.csv": "prompt\nhi\n"},
+        "format",
+    ),
+    C(
+        "run-recipe-unknown-key",
+        "run --out {tmp}/out --recipe {tmp}/r.yaml",
+        "error",
+        {"r.yaml": "clusterz: 3\n"},
+        "unknown recipe key",
+    ),
+    C(
+        "run-roster-broken-yaml",
+        "run --out {tmp}/out --roster {tmp}/r.yaml",
+        "error",
+        {"r.yaml": "models: [\n"},
+        "YAML",
+    ),
+    C(
+        "run-judge-roster-missing",
+        "run --out {tmp}/out --judge-roster {tmp}/none.yaml",
+        "error",
+        match="none.yaml",
+    ),
+    C(
+        "run-flywheel-unknown-key",
+        "run --out {tmp}/out --flywheel {tmp}/f.yaml",
+        "error",
+        {"f.yaml": FW + "slicez: 3\n"},
+        "slicez",
+    ),
+    C(
+        "run-bootstrap-fraction",
+        "run --out {tmp}/out --bootstrap 2.5",
+        "error",
+        match="--bootstrap",
+    ),
+    C(
+        "run-out-holds-the-pool",
+        "run --out {tmp}/out --pool {tmp}/out/p.jsonl",
+        "error",
+        {"out/p.jsonl": GOOD},
+        "did not write (p.jsonl)",
+        check=lambda tmp, out: _says((tmp / "out" / "p.jsonl").read_text(), GOOD),
+    ),
+    # ---- cluster flags: waits have a bound --------------------------------------------
+    C(
+        "cluster-wait-workers-nan",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --wait-workers nan",
+        "error",
+        {"p.jsonl": GOOD},
+        "--wait-workers",
+        cluster=False,
+    ),
+    C(
+        "cluster-wait-workers-inf",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --wait-workers inf",
+        "error",
+        {"p.jsonl": GOOD},
+        "--wait-workers",
+        cluster=False,
+    ),
+    C(
+        "cluster-wait-workers-text",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --wait-workers soon",
+        "error",
+        {"p.jsonl": GOOD},
+        "--wait-workers",
+        cluster=False,
+    ),
+    C(
+        "cluster-resources-negative",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --worker-resources GPU=-1",
+        "error",
+        {"p.jsonl": GOOD},
+        "GPU=-1",
+        cluster=False,
+    ),
+    C(
+        "cluster-resources-infinite",
+        "ingest {tmp}/p.jsonl --out {tmp}/out --worker-resources GPU=inf",
+        "error",
+        {"p.jsonl": GOOD},
+        "GPU=inf",
+        cluster=False,
     ),
 ]
 
