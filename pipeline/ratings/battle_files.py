@@ -115,6 +115,14 @@ def _batches(piece: Piece, schema_only: bool = False):
             convert_options=_csv_options(list(piece.columns) or None),
         )
         return reader.schema if schema_only else iter(reader)
+    if _json_array(piece.path):
+        # A JSON array (FastChat's clean_battle files), not JSON Lines: read whole, with
+        # every column's type from all its rows.
+        import json
+
+        rows = json.loads(Path(piece.path).read_text(encoding="utf-8-sig"))
+        table = pa.Table.from_struct_array(pa.array(rows))
+        return table.schema if schema_only else iter(table.select(list(piece.columns)).to_batches())
     import pyarrow.json as pj
 
     first = pj.open_json(piece.path).schema  # from the first block
@@ -134,6 +142,11 @@ def _batches(piece: Piece, schema_only: bool = False):
         fields.append(pa.field(c, kind))
     options = pj.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore")
     return (b.select(list(piece.columns)) for b in pj.open_json(piece.path, parse_options=options))
+
+
+def _json_array(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(256).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
 def _read(piece: Piece, what):

@@ -3172,6 +3172,39 @@ CASES += [
         check=rated("a", "b", "c", "d", battles=7),
     ),
     C(
+        "elo-json-array-file",
+        "elo {tmp}/b.json --out {tmp}/out --bootstrap 0",
+        "handled",
+        {
+            "b.json": "\ufeff"
+            + json.dumps(
+                [{"model_a": "a", "model_b": "b", "winner": "model_a"}] * 2
+                + [{"model_a": "b", "model_b": "c", "winner": "tie", "judge": "gpt-4"}],
+                indent=2,
+            )
+        },
+        check=rated("a", "b", "c", battles=3),
+    ),
+    C(
+        "elo-json-array-numeric-ids-and-null-winner",
+        "elo {tmp}/b.json --out {tmp}/out --bootstrap 0",
+        "handled",
+        {
+            "b.json": json.dumps(
+                [{"model_a": i % 3, "model_b": (i + 1) % 3, "winner": "model_a"} for i in range(6)]
+                + [{"model_a": 0, "model_b": 1, "winner": None}]
+            )
+        },
+        check=lambda tmp, out: (_dropped(tmp, 1), models_are("0", "1", "2")(tmp, out)),
+    ),
+    C(
+        "elo-json-array-of-numbers",
+        "elo {tmp}/b.json --out {tmp}/out",
+        "error",
+        {"b.json": "[1, 2, 3]"},
+        "b.json: cannot read battles",
+    ),
+    C(
         "elo-jsonl-iso-tstamp-since",
         "elo {tmp}/b.jsonl --out {tmp}/out --since 2024-01-03 --bootstrap 0",
         "handled",
