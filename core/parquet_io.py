@@ -142,6 +142,13 @@ def read_rows(path, start: int, rows: int) -> pa.Table:
     return file.read_row_groups(groups).slice(start - first, rows)
 
 
+def require_rows(folder, parts: list[Path]) -> None:
+    """A folder whose parts hold no row gives a step nothing to do: one line before a cluster
+    starts, not an empty result recorded as done."""
+    if not sum(pq.read_metadata(p).num_rows for p in parts):
+        raise UserError(f"{folder}: no rows (every part file is empty)")
+
+
 def check_parts(folder: Path, needs) -> list[Path]:
     """A stage folder's parts, or a one-line error saying why it is not one holding the
     columns `needs` (called before connecting, so a wrong input costs no cluster)."""

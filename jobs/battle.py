@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.parquet_io import check_parts
+    from core.parquet_io import check_parts, require_rows
     from jobs.cluster import connect
     from jobs.options import config_from_args
     from jobs.outputs import check_cache_folder, check_out
@@ -54,9 +54,8 @@ def run(args: argparse.Namespace) -> int:
         judge_roster=args.judge_roster,
         cache=args.cache,
     )
-    check_parts(
-        Path(args.evalset), ("prompt_id", "messages")
-    )  # a missing eval set fails before a cluster starts
+    # a missing or empty eval set fails before a cluster starts
+    require_rows(args.evalset, check_parts(Path(args.evalset), ("prompt_id", "messages")))
     check_out(args.out, args.evalset, writes=OUTPUTS)
     check_cache_folder(args.cache)
     with connect(args, setup.resources) as client:

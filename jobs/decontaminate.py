@@ -36,7 +36,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.parquet_io import check_parts
+    from core.parquet_io import check_parts, require_rows
     from jobs.cluster import connect
     from jobs.options import config_from_args
     from jobs.outputs import check_out
@@ -46,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(DecontaminationConfig, args)
     embed = config_from_args(EmbedConfig, args, only=("model", "dtype"), prefix="embed_")
-    check_parts(
-        Path(args.train), ("prompt_id", "messages")
-    )  # bad inputs fail before a cluster starts
+    # bad inputs fail before a cluster starts
+    require_rows(args.train, check_parts(Path(args.train), ("prompt_id", "messages")))
     check_against(args.against)
     check_out(args.out, args.train, *args.against)
     with connect(args) as client:

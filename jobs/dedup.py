@@ -42,6 +42,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.errors import UserError
+    from core.parquet_io import require_rows
     from jobs.cluster import connect
     from jobs.options import config_from_args
     from jobs.outputs import check_out
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.dedup.near import NearDedupConfig, check_pool
     from pipeline.flows.dedup import dedup_report, run_exact_dedup, run_near_dedup
 
-    check_pool(Path(args.pool))  # a bad input fails before a cluster starts
+    require_rows(args.pool, check_pool(Path(args.pool)))  # before a cluster starts
     check_out(args.out, args.pool)
     if args.near:
         if args.buckets is not None:

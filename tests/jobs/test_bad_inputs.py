@@ -2,7 +2,9 @@
 
 Every case ends in one of three ways, and never in a traceback, a hang or a silent loss:
 - error: exit 2 and one line `arena CMD: error: ...` (argparse's usage lines aside),
-  raised before any cluster work (no client connects to the shared cluster);
+  raised before any cluster work (no client connects to the shared cluster), or, for a
+  step whose work found no usable result (`connects`), after it, with nothing recorded
+  as done;
 - quarantined: exit 0, bad rows in OUT/_quarantine/ with a reason, good rows kept, and
   rows in = kept + quarantined;
 - handled: exit 0 with the right result, which the case's check asserts.
@@ -41,6 +43,8 @@ class Case:
     rows: tuple[int, int] | None = None  # quarantined: (kept, quarantined)
     check: object = None  # handled/quarantined: check(tmp, stdout)
     env: dict = field(default_factory=dict)  # environment variables; placeholders as in argv
+    # error: raised once the cluster work found no usable result (not before connecting)
+    connects: bool = False
 
 
 def jsonl(*rows) -> str:
@@ -1993,6 +1997,23 @@ def empty_shard(path: Path) -> None:
     )
 
 
+def empty_pool(path: Path) -> None:
+    """A conversation part with the columns `arena ingest` writes and no rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    turn = pa.struct([("role", pa.string()), ("content", pa.string())])
+    schema = pa.schema(
+        [
+            ("prompt_id", pa.string()),
+            ("messages", pa.list_(turn)),
+            ("source_file", pa.string()),
+            ("source_line", pa.int64()),
+        ]
+    )
+    pq.write_table(schema.empty_table(), path)
+
+
 def symlink_to(target: str):
     """A case's file that is a symlink to `target` (relative to the case's folder)."""
 
@@ -2575,6 +2596,22 @@ CASES += [
         "error",
         {"r.yaml": ""},
         "non-empty list of models",
+    ),
+    C(
+        "battle-no-prompt-every-model-answers",
+        BATTLE_ARGS,
+        "error",
+        {"r.yaml": ROSTER_OK},
+        "no prompt every roster model can answer",
+        connects=True,
+        check=lambda tmp, out: _nothing_done(tmp / "out"),
+    ),
+    C(
+        "battle-evalset-without-rows",
+        "battle --roster {tmp}/r.yaml --evalset {tmp}/e --out {tmp}/out --judge a",
+        "error",
+        {"r.yaml": ROSTER_OK, "e/part-00000.parquet": empty_pool},
+        "no rows",
     ),
     # ---- battle: flags of another schedule, bad values -------------------------------
     C(
@@ -3349,7 +3386,22 @@ CASES += [
         "p.parquet",
     ),
     C("dedup-out-inside-the-pool", "dedup --exact {pool} --out {pool}/sub", "error", match="--out"),
+    C(
+        "dedup-pool-without-rows",
+        "dedup --exact {tmp}/d --out {tmp}/out",
+        "error",
+        {"d/part-00000.parquet": empty_pool},
+        "no rows",
+        check=lambda tmp, out: _nothing_done(tmp / "out"),
+    ),
     # ---- decontaminate -------------------------------------------------------------------
+    C(
+        "decon-train-without-rows",
+        "decontaminate --train {tmp}/t --against {tmp}/b.jsonl --out {tmp}/out",
+        "error",
+        {"t/part-00000.parquet": empty_pool, "b.jsonl": GOOD},
+        "no rows",
+    ),
     C("decon-top-k-fraction", DECON_ARGS + " --top-k 2.5", "error", {"b.jsonl": GOOD}, "--top-k"),
     C(
         "decon-threshold-nan",
@@ -3575,6 +3627,12 @@ def _says(stdout: str, text: str) -> None:
     assert text in stdout, stdout
 
 
+def _nothing_done(out: Path) -> None:
+    """A step that failed left no result a rerun or the next step would take as done."""
+    done = [p for p in out.rglob("*") if p.name in ("summary.json", "_manifest.json")]
+    assert not done, done
+
+
 def _dropped(tmp: Path, n: int) -> None:
     finite_board(tmp, "")
     summary = json.loads((tmp / "out" / "summary.json").read_text())
@@ -3690,12 +3748,13 @@ def test_bad_input(case: Case, tmp_path, capsys, monkeypatch, cluster, pool):
             line
             for line in err.splitlines()
             # argparse's usage lines, and the notice of a bounded wait for a cluster
-            if line.strip() and not line.startswith(("usage:", " ", "waiting up to "))
+            if line.strip()
+            and not line.startswith(("usage:", " ", "waiting up to ", "connected to "))
         ]
         assert len(lines) == 1 and lines[0].startswith("arena ") and ": error: " in lines[0], err
         assert "unrecognized arguments" not in err, err
         assert case.match in lines[0], lines[0]
-        if use_cluster:
+        if use_cluster and not case.connects:
             assert clients.seen == seen, "connected to a cluster before failing"
         if case.check is not None:
             case.check(tmp_path, out)
