@@ -2035,6 +2035,17 @@ def rated(*names: str, battles: int | None = None):
     return check
 
 
+def online_rated(tmp: Path, stdout: str) -> None:
+    finite_board(tmp, stdout)
+    for row in leaderboard(tmp):
+        assert math.isfinite(float(row["online_elo"])), row
+
+
+def model_intact(tmp: Path, stdout: str) -> None:
+    assert (tmp / "m" / "config.json").read_text() == '{"model_type": "llama"}'
+    assert (tmp / "m" / "model.safetensors").read_bytes() == b"weights"
+
+
 def roster_with(entry: str) -> str:
     """ROSTER_OK with one more model entry (a flow mapping)."""
     return ROSTER_OK + f"  - {entry}\n"
@@ -3008,6 +3019,18 @@ CASES += [
         "model.bin",
     ),
     C(
+        "train-out-is-the-base-model",
+        "train sft --data {tmp}/d --base {tmp}/m --out {tmp}/m --overwrite",
+        "error",
+        {
+            **SHARD,
+            "m/config.json": '{"model_type": "llama"}',
+            "m/model.safetensors": b"weights",
+        },
+        "did not write (config.json, model.safetensors)",
+        check=model_intact,
+    ),
+    C(
         "train-out-is-the-data",
         "train sft --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/d",
         "error",
@@ -3295,9 +3318,7 @@ CASES += [
         "elo {tmp}/b.csv --out {tmp}/out --online-elo --bootstrap 0",
         "handled",
         {"b.csv": BATTLES},
-        check=lambda tmp, out: [
-            math.isfinite(float(r["online_elo"])) or 1 / 0 for r in leaderboard(tmp)
-        ],
+        check=online_rated,
     ),
     # ---- elo: one line for what cannot be rated -----------------------------------------
     C(
