@@ -77,7 +77,8 @@ def load_template(path: str | Path | None = None) -> str:
     """The judge template text; a clear error when the file or a field is missing."""
     path = Path(path) if path else DEFAULT_TEMPLATE
     if not path.is_file():
-        raise UserError(f"judge template {path} not found")
+        found = "is a folder, not a file" if path.is_dir() else "not found"
+        raise UserError(f"judge template {path} {found}")
     text = read_text_file(path)
     missing = [f for f in REQUIRED if "{" + f + "}" not in text]
     if missing:

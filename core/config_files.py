@@ -18,6 +18,8 @@ def read_text_file(file: str | Path) -> str:
         raise UserError(
             f"{file}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})"
         ) from None
+    except IsADirectoryError:
+        raise UserError(f"{file}: a folder, not a file") from None
 
 
 def read_yaml_mapping(file: Path, what: str) -> dict:

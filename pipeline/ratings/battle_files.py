@@ -121,6 +121,8 @@ def _batches(piece: Piece, schema_only: bool = False):
         import json
 
         rows = json.loads(Path(piece.path).read_text(encoding="utf-8-sig"))
+        if not rows or not all(isinstance(row, dict) for row in rows):
+            raise ValueError("expected a JSON array of battle objects")
         table = pa.Table.from_struct_array(pa.array(rows))
         return table.schema if schema_only else iter(table.select(list(piece.columns)).to_batches())
     import pyarrow.json as pj

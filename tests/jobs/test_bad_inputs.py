@@ -2686,7 +2686,7 @@ CASES += [
         "battle --roster {tmp}/r.yaml --evalset {pool} --out {pool} --judge a",
         "error",
         {"r.yaml": ROSTER_OK},
-        "--out",
+        "holds the input",
     ),
     C(
         "battle-cache-is-a-file",
@@ -2700,7 +2700,7 @@ CASES += [
         BATTLE_ARGS + " --judge-template {tmp}/t.txt",
         "error",
         {"r.yaml": ROSTER_OK, "t.txt": "Judge these answers please.\n"},
-        "t.txt",
+        "missing field(s) {instruction}",
     ),
     # ---- flywheel: config values refused before a cluster starts ----------------------
     C(
@@ -2915,10 +2915,29 @@ CASES += [
         "flywheel.json",
     ),
     # ---- train: settings and data refused before a cluster starts ---------------------
-    C("train-beta-nan", TRAIN_ARGS + " --beta nan", "error", SHARD, "beta"),
-    C("train-beta-inf", TRAIN_ARGS + " --beta inf", "error", SHARD, "beta"),
+    C(
+        "train-beta-nan",
+        "train dpo --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out --beta nan",
+        "error",
+        SHARD,
+        "beta nan: expected a positive KL coefficient",
+    ),
+    C(
+        "train-beta-inf",
+        "train dpo --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/out --beta inf",
+        "error",
+        SHARD,
+        "beta inf: expected a positive KL coefficient",
+    ),
     C("train-lr-nan", TRAIN_ARGS + " --learning-rate nan", "error", SHARD, "learning_rate"),
     C("train-lr-1", TRAIN_ARGS + " --learning-rate 1", "error", SHARD, "learning_rate"),
+    C(
+        "train-beta-for-sft",
+        TRAIN_ARGS + " --beta 0.2",
+        "error",
+        SHARD,
+        "--beta applies to `arena train dpo`, not sft",
+    ),
     C(
         "train-gradient-accumulation-0",
         TRAIN_ARGS + " --gradient-accumulation 0",
@@ -2960,7 +2979,7 @@ CASES += [
         " --reward-model {tmp}/rm",
         "error",
         SHARD,
-        "rm",
+        "rm does not load",
     ),
     C(
         "train-reward-model-for-sft",
@@ -3002,7 +3021,7 @@ CASES += [
         TRAIN_ARGS,
         "error",
         {"d/part-00000.parquet": b"PAR1 not really"},
-        "part-00000.parquet",
+        "part-00000.parquet: not a readable Parquet file",
     ),
     C(
         "train-base-unknown-builtin",
@@ -3016,7 +3035,7 @@ CASES += [
         "train sft --data {tmp}/d --base {tmp}/model.bin --out {tmp}/out",
         "error",
         {**SHARD, "model.bin": b"\x00weights"},
-        "model.bin",
+        "model.bin does not load",
     ),
     C(
         "train-out-is-the-base-model",
@@ -3035,7 +3054,7 @@ CASES += [
         "train sft --data {tmp}/d --base builtin:smollm2-135m-instruct --out {tmp}/d",
         "error",
         SHARD,
-        "--out",
+        "is no training output",
     ),
     # ---- judge-eval: pairs files without a usable row are one line ---------------------
     C(
@@ -3120,7 +3139,7 @@ CASES += [
         "judge-eval {tmp}/p.jsonl --out {tmp}/p.jsonl",
         "error",
         {"p.jsonl": PAIRS2},
-        "--out",
+        "is a file; give a folder",
     ),
     C(
         "judge-eval-max-answer-chars-0",
@@ -3142,6 +3161,13 @@ CASES += [
         "error",
         {"p.jsonl": PAIRS2},
         "t.txt",
+    ),
+    C(
+        "judge-eval-template-is-a-folder",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out --judge-template {tmp}/t",
+        "error",
+        {"p.jsonl": PAIRS2, "t/template.txt": "{instruction}"},
+        "a folder, not a file",
     ),
     # ---- elo: valid battle files read as they are ---------------------------------------
     C(
@@ -3262,7 +3288,7 @@ CASES += [
         "elo {tmp}/b.json --out {tmp}/out",
         "error",
         {"b.json": "[1, 2, 3]"},
-        "b.json: cannot read battles",
+        "expected a JSON array of battle objects",
     ),
     C(
         "elo-jsonl-iso-tstamp-since",
@@ -3358,14 +3384,14 @@ CASES += [
         "elo {tmp}/d --out {tmp}/d",
         "error",
         {"d/b.parquet": parquet_of(TIMED)},
-        "--out",
+        "holds the input",
     ),
     C(
         "elo-jsonl-not-utf8",
         "elo {tmp}/b.jsonl --out {tmp}/out",
         "error",
         {"b.jsonl": '{"model_a": "caf\xe9", "model_b": "b", "winner": "tie"}\n'.encode("latin-1")},
-        "b.jsonl",
+        "b.jsonl: cannot read battles (UnicodeDecodeError",
     ),
     C(
         "elo-seed-text",
@@ -3406,7 +3432,12 @@ CASES += [
         {"p.parquet": parquet_of([{"prompt": "x"}])},
         "p.parquet",
     ),
-    C("dedup-out-inside-the-pool", "dedup --exact {pool} --out {pool}/sub", "error", match="--out"),
+    C(
+        "dedup-out-inside-the-pool",
+        "dedup --exact {pool} --out {pool}/sub",
+        "error",
+        match="is inside the input",
+    ),
     C(
         "dedup-pool-without-rows",
         "dedup --exact {tmp}/d --out {tmp}/out",
@@ -3436,7 +3467,7 @@ CASES += [
         "decontaminate --train {pool} --against {tmp}/b --out {tmp}/out",
         "error",
         {"b/notes.txt": "x"},
-        "b",
+        "folder holds no .jsonl",
     ),
     C(
         "decon-against-only-latin1",
@@ -3493,7 +3524,7 @@ CASES += [
         EVALSET_ARGS + " --recipe {tmp}/r",
         "error",
         {"p.jsonl": GOOD, "r/r.yaml": "clusters: 3\n"},
-        "recipe",
+        "a folder, not a file",
     ),
     C(
         "evalset-semantic-threshold-nan",
@@ -3528,7 +3559,7 @@ CASES += [
         "evalset-out-is-the-pool",
         "build-evalset --pool {pool} --out {pool}",
         "error",
-        match="--out",
+        match="holds the input",
     ),
     # ---- run -----------------------------------------------------------------------------
     C(
