@@ -87,7 +87,7 @@ def _chat(turns: list, field: str, role_key: str, text_key: str, roles: dict) ->
 def _messages(row: dict) -> tuple[list[dict], tuple[str, ...]]:
     """The conversation and the fields it consumed. A null field is an absent one: a
     Parquet file of several shapes holds nulls in every other shape's columns."""
-    row = {k: v for k, v in row.items() if v is not None}
+    given, row = row, {k: v for k, v in row.items() if v is not None}
     if "messages" in row:
         roles = {r: r for r in ROLES}
         return _chat(row["messages"], "messages", "role", "content", roles), ("messages",)
@@ -112,6 +112,10 @@ def _messages(row: dict) -> tuple[list[dict], tuple[str, ...]]:
         return [{"role": "user", "content": text}], ("instruction", "input")
     if "text" in row:
         return [{"role": "user", "content": _text(row["text"], "text")}], ("text",)
+    for field in ("messages", "conversations", "turns", "prompt", "instruction", "text"):
+        if field in given:  # only null text fields: say which
+            kind = "list" if field in ("messages", "conversations", "turns") else "string"
+            raise RowRejected(f"wrong type: {field} is NoneType, expected {kind}")
     raise RowRejected(
         "no text field: expected one of messages, conversations, turns, prompt, instruction, text"
     )
