@@ -2014,6 +2014,18 @@ def empty_pool(path: Path) -> None:
     pq.write_table(schema.empty_table(), path)
 
 
+def ids_and_metadata_kept(tmp: Path, stdout: str) -> None:
+    """Numeric ids become text source ids; other fields stay as the row's metadata."""
+    import pandas as pd
+
+    texts_are("first", "second")(tmp, stdout)
+    frame = pd.read_parquet(tmp / "out").sort_values("source_line")
+    assert list(frame.source_id) == ["1", "2"]
+    first, second = (json.loads(m) for m in frame.metadata)
+    assert first == {"meta": {"source": "x", "tags": [1, 2]}}
+    assert second == {"score": 0.5, "extra": None}
+
+
 def symlink_to(target: str):
     """A case's file that is a symlink to `target` (relative to the case's folder)."""
 
@@ -2100,7 +2112,7 @@ CASES += [
             )
         },
         rows=(2, 0),
-        check=texts_are("first", "second"),
+        check=ids_and_metadata_kept,
     ),
     C(
         "ingest-instruction-with-empty-input",
