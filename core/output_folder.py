@@ -5,7 +5,9 @@ holds anything else is refused with the names of those files, overwrite or not.
 What the project writes in a folder, it names: bookkeeping and work folders start with
 "_", half-written files with "." (core.parquet_io), and every other file is recorded
 by the marker of the task that wrote it (a stage's `_done/*.json`, a model's
-`_training.json`) or is one of a job's fixed output names (`report.md`, `pool`, ...).
+`_training.json`) or is one of a job's fixed output names (`report.md`, `pool`, ...) in
+a folder the job claimed (`OWNER_FILE`): a user's own `leaderboard.csv` in a folder of
+theirs stays theirs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,19 @@ from core.errors import UserError
 
 BOOKKEEPING = ("_", ".")
 SHOWN = 5  # foreign names quoted in a refusal
+OWNER_FILE = "_arena_outputs.json"  # a job with fixed output names wrote into this folder
+
+
+def claimed(folder: Path) -> bool:
+    return (Path(folder) / OWNER_FILE).is_file()
+
+
+def claim(folder: Path, names: Iterable[str]) -> None:
+    """Mark `folder` (made if need be) as one a job writes its fixed `names` into."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not claimed(folder):
+        (folder / OWNER_FILE).write_text(json.dumps({"names": sorted(names)}, indent=1) + "\n")
 
 
 def recorded_names(markers: Iterable[Path]) -> set[str]:

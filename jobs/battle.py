@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from core.parquet_io import check_parts, require_rows
     from jobs.cluster import connect
     from jobs.options import config_from_args
-    from jobs.outputs import check_cache_folder, check_out
+    from jobs.outputs import check_cache_folder, check_out, claim_out
     from pipeline.battle.config import BattleConfig
     from pipeline.battle.run import OUTPUTS
     from pipeline.flows.battle import battle_report, prepare_battle, run_battles
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     require_rows(args.evalset, check_parts(Path(args.evalset), ("prompt_id", "messages")))
     check_out(args.out, args.evalset, writes=OUTPUTS)
     check_cache_folder(args.cache)
+    claim_out(args.out, OUTPUTS)
     with connect(args, setup.resources) as client:
         summary = run_battles(client, setup, args.evalset, args.out)
     print(battle_report(summary, args.out))

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from jobs.cluster import connect
     from jobs.options import config_from_args
-    from jobs.outputs import check_out
+    from jobs.outputs import check_out, claim_out
     from pipeline.flows.evalset import OUTPUTS, Recipe, build_evalset, evalset_report
     from pipeline.flows.ingest import pool_files
     from pipeline.ingest.stage import IngestConfig
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     ingest_config = config_from_args(IngestConfig, args)
     files = pool_files(args.pool)
     check_out(args.out, *args.pool, writes=OUTPUTS)
+    claim_out(args.out, OUTPUTS)
     with connect(args, judge.resources) as client:
         counts = build_evalset(
             client, files, args.out, recipe, ingest_config, overwrite=args.overwrite

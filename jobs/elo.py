@@ -27,13 +27,14 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from jobs.cluster import connect_unless_small
     from jobs.options import config_from_args
-    from jobs.outputs import check_out
+    from jobs.outputs import check_out, claim_out
     from pipeline.flows.ratings import RatingsConfig, rate_battles, ratings_report
     from pipeline.ratings.battle_files import fits_one_process
     from pipeline.ratings.leaderboard import OUTPUTS
 
     config = config_from_args(RatingsConfig, args)
     check_out(args.out, *args.battles, writes=OUTPUTS)
+    claim_out(args.out, OUTPUTS)
     with connect_unless_small(args, fits_one_process(args.battles)) as client:
         summary = rate_battles(client, args.battles, args.out, config)
     print(ratings_report(summary, args.out))

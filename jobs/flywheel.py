@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.config:
         raise UserError("arena flywheel needs --config FILE (or a packaged name: demo, paper)")
     from jobs.cluster import connect
-    from jobs.outputs import check_out
+    from jobs.outputs import check_out, claim_out
     from pipeline.flows.flywheel import OUTPUTS, prepare_flywheel, run_flywheel
     from pipeline.flywheel.config import FlywheelConfig
 
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     setup = prepare_flywheel(
         FlywheelConfig.load(args.config), args.out, args.iteration, overwrite=args.overwrite
     )
+    claim_out(args.out, OUTPUTS)
     with connect(args, setup.resources) as client:
         run_flywheel(client, setup, args.out, overwrite=args.overwrite)
     return 0

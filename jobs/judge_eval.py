@@ -34,7 +34,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from jobs.cluster import connect
     from jobs.options import config_from_args
-    from jobs.outputs import check_out
+    from jobs.outputs import check_out, claim_out
     from pipeline.flows.judge_eval import (
         JudgeEvalConfig,
         judge_eval_report,
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     # The judge, the pairs and recorded files are checked before a cluster starts.
     check_out(args.out, args.pairs, writes=OUTPUTS)
     setup = prepare_judge_eval(args.pairs, config_from_args(JudgeEvalConfig, args))
+    claim_out(args.out, OUTPUTS)
     with connect(args, setup.resources) as client:
         result = run_judge_eval(client, setup, args.out)
     print(judge_eval_report(result, args.out))

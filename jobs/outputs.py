@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import UserError
-from core.output_folder import refuse_foreign
+from core.output_folder import claim, claimed, refuse_foreign
 from core.runner import STAGE_FILE
 
 
@@ -14,7 +14,8 @@ def check_out(out, *inputs, writes: tuple[str, ...] | None = None) -> None:
     """--out must be a folder or not exist yet (under no file), and neither be an input nor
     hold one: a stage rewrites its folder, so writing over its own input would lose it.
     Nor may it hold files this project did not write: `writes` names what the command
-    writes there (None: one stage's folder, whose markers say what it wrote)."""
+    writes there, which are its own only in a folder it claimed before (None: one
+    stage's folder, whose markers say what it wrote)."""
     if not str(out).strip():
         raise UserError("--out is empty; give a folder")
     path = Path(out)
@@ -26,9 +27,17 @@ def check_out(out, *inputs, writes: tuple[str, ...] | None = None) -> None:
             raise UserError(f"--out {out}: holds the input {given}; choose another folder")
         if source in where.parents:  # a rerun would read the output as input
             raise UserError(f"--out {out}: is inside the input {given}; choose another folder")
-    if writes is not None or not (path / STAGE_FILE).exists():
-        refuse_foreign(path, writes or ())
+    if writes is not None:
+        refuse_foreign(path, writes if claimed(path) else ())
+    elif not (path / STAGE_FILE).exists():
+        refuse_foreign(path)
     check_cache()  # the other place a job writes
+
+
+def claim_out(out, writes: tuple[str, ...]) -> None:
+    """Mark --out, once every check passed, as the folder this job writes its fixed names
+    into, so that a rerun finds them its own (core.output_folder.OWNER_FILE)."""
+    claim(Path(out), writes)
 
 
 def check_cache_folder(cache, flag: str = "--cache") -> None:

@@ -32,13 +32,14 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from jobs.cluster import connect
     from jobs.options import config_from_args
-    from jobs.outputs import check_out
+    from jobs.outputs import check_out, claim_out
     from pipeline.flows.main import OUTPUTS, MainJobConfig, prepare_main, run_main
     from pipeline.ingest.stage import IngestConfig
 
     # Roster, judge, recipe and pool mistakes surface before any cluster work.
     job = prepare_main(config_from_args(MainJobConfig, args), config_from_args(IngestConfig, args))
     check_out(args.out, writes=OUTPUTS)
+    claim_out(args.out, OUTPUTS)
     with connect(args, job.resources) as client:
         run_main(client, job, args.out, overwrite=args.overwrite)
     return 0

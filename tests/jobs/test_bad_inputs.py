@@ -157,6 +157,25 @@ def users_folder(command: str, argv: str, inputs: dict | None = None) -> Case:
     )
 
 
+def own_names_folder(command: str, argv: str, name: str, inputs: dict | None = None) -> Case:
+    """A user's folder holding only a file named like one the command writes: the name is
+    the project's only in a folder a job of it claimed, so this one is refused and kept."""
+    mine = f"my own {name}\n"
+
+    def kept(tmp: Path, stdout: str) -> None:
+        assert sorted(p.name for p in (tmp / "out").iterdir()) == [name]
+        assert (tmp / "out" / name).read_text() == mine
+
+    return Case(
+        f"{command}-out-holds-a-users-{name}",
+        argv,
+        "error",
+        {**(inputs or {}), f"out/{name}": mine},
+        f"did not write ({name})",
+        check=kept,
+    )
+
+
 def parquet_of(rows: list[dict], **types):
     """A Parquet file of `rows` for a case's files (column types by name, e.g. a timestamp)."""
 
@@ -529,6 +548,34 @@ CASES = [
         "flywheel", "flywheel --config {tmp}/f.yaml --out {tmp}/out --overwrite", {"f.yaml": FW}
     ),
     users_folder("run", "run --out {tmp}/out --overwrite"),
+    own_names_folder(
+        "elo", "elo {tmp}/b.csv --out {tmp}/out", "leaderboard.csv", {"b.csv": BATTLES}
+    ),
+    own_names_folder(
+        "battle",
+        "battle --roster {tmp}/r.yaml --evalset {pool} --out {tmp}/out --judge a",
+        "summary.md",
+        {"r.yaml": ROSTER_OK},
+    ),
+    own_names_folder(
+        "judge-eval",
+        "judge-eval {tmp}/p.jsonl --out {tmp}/out",
+        "report.md",
+        {"p.jsonl": jsonl(PAIR)},
+    ),
+    own_names_folder(
+        "build-evalset",
+        "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --overwrite",
+        "mix",
+        {"p.jsonl": GOOD},
+    ),
+    own_names_folder(
+        "flywheel",
+        "flywheel --config {tmp}/f.yaml --out {tmp}/out --overwrite",
+        "flywheel.json",
+        {"f.yaml": FW},
+    ),
+    own_names_folder("run", "run --out {tmp}/out --overwrite", "report.md"),
     # ---- ingest: paths -------------------------------------------------------------
     C(
         "ingest-folder-of-compressed-jsonl",
@@ -3887,10 +3934,11 @@ def test_a_jobs_own_outputs_are_not_foreign(tmp_path):
     """What a job wrote before (names and patterns: a flywheel's iteration-N) lets its rerun
     in; one file more is refused by name."""
     from core.errors import UserError
-    from jobs.outputs import check_out
+    from jobs.outputs import check_out, claim_out
     from pipeline.flows.flywheel import OUTPUTS
 
     out = tmp_path / "fw"
+    claim_out(out, OUTPUTS)  # what the job does once its checks pass
     for name in ("iteration-1", "iteration-12", "slices", "_cache"):
         (out / name).mkdir(parents=True)
     (out / "flywheel.json").write_text("{}")
