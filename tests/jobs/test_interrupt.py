@@ -29,6 +29,12 @@ def _trainer_running(job: int) -> bool:
     )
 
 
+def _as_from_a_terminal() -> None:
+    """SIGINT as a terminal's job has it: a test run started in the background of a
+    script (nohup, `&`) inherits it ignored, and so would the job."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_a_training_job_in_one_line(tmp_path, tiny_llama):
     with open(SAMPLES) as f:
         prompts = [json.loads(next(f))["prompt"][:200] for _ in range(4)]
@@ -47,7 +53,7 @@ def test_ctrl_c_ends_a_training_job_in_one_line(tmp_path, tiny_llama):
     command += ["--out", str(tmp_path / "model"), "--max-steps", "100000"]  # still training
     process = subprocess.Popen(
         command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
-        stdout=log.open("w"), stderr=subprocess.STDOUT,
+        stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=_as_from_a_terminal,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 180
