@@ -129,6 +129,11 @@ def run_stage(stage: Stage, client, *, overwrite: bool = False, progress: bool =
     for folder in stage.input_folders():
         check_input(folder, stage.name)
     claim_output(stage, overwrite)
+    if not is_complete(stage):
+        # Work folders live inside this stage's claimed folder: one of another
+        # configuration is stale work of ours, so it is replaced.
+        for work in stage.work_stages():
+            run_stage(work, client, overwrite=True, progress=progress)
     tasks = stage.plan()
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
@@ -175,4 +180,5 @@ def run_stage(stage: Stage, client, *, overwrite: bool = False, progress: bool =
         "finished": round(time.time(), 3),
     }
     write_json_atomic(manifest, stage.out / MANIFEST_FILE)
+    stage.clean_work()
     return manifest

@@ -94,6 +94,19 @@ class Stage(ABC):
         """Stage-specific totals for the manifest (beyond rows in/out/rejected)."""
         return {}
 
+    def work_stages(self) -> list[Stage]:
+        """Stages writing work folders inside this one that its tasks read (a shuffle, a
+        trained model), in order. `run_stage` runs each first, resumably, unless this
+        stage is complete, and `clean_work` drops them once its manifest is written: a
+        flow never has to remember the steps."""
+        return []
+
+    def clean_work(self) -> None:
+        import shutil
+
+        for work in self.work_stages():
+            shutil.rmtree(work.out, ignore_errors=True)
+
     # -- shared machinery -------------------------------------------------------
     def config_dict(self) -> dict:
         cfg = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}

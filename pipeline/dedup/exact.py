@@ -15,7 +15,6 @@ rows are written in row groups of ROW_GROUP_ROWS, so a reader of a slice of the 
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,12 +120,8 @@ class ExactDedup(Stage):
     def input_fingerprints(self) -> list[dict]:
         return [folder_fingerprint(self.pool)]
 
-    def shuffle_stage(self) -> ShuffleByKey:
-        return ShuffleByKey(self.pool, self.shuffled, self.buckets)
-
-    def clean_work(self) -> None:
-        """The shuffle files are only needed until every bucket is done."""
-        shutil.rmtree(self.shuffled, ignore_errors=True)
+    def work_stages(self) -> list[Stage]:
+        return [ShuffleByKey(self.pool, self.shuffled, self.buckets)]
 
     def plan(self) -> list[Task]:
         return [Task(f"part-{b:05d}", {"bucket": b}) for b in range(self.buckets)]

@@ -17,13 +17,7 @@ def run_exact_dedup(
     client, pool, out, config: ExactDedupConfig = ExactDedupConfig(), *, overwrite=False
 ) -> dict:
     total = sum(pq.ParquetFile(p).metadata.num_rows for p in part_files(pool))
-    stage = ExactDedup(pool, out, config, total_rows=total)
-    claim_output(stage, overwrite)
-    if not is_complete(stage):
-        run_stage(stage.shuffle_stage(), client)
-    manifest = run_stage(stage, client)
-    stage.clean_work()
-    return manifest
+    return run_stage(ExactDedup(pool, out, config, total_rows=total), client, overwrite=overwrite)
 
 
 def run_near_dedup(
