@@ -5,12 +5,13 @@ cosine still moves by up to ~0.0034 (measured on near-identical template prompts
 ~0.001 on real prompts). A pair within `margin` of the semantic-dedup threshold is
 therefore decided on float32 vectors of both rows, embedded again here from the rows'
 text, so the drop decisions are those of a float32 run while only the borderline rows
-pay for float32. Vectors are kept once made; texts are read per part file, a few parts
-at a time.
+pay for float32. Vectors are kept once made. Rows are keyed by whatever the caller's
+`text_of` takes: (part, row) of a folder (`part_texts`), or a row number of a table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -26,29 +27,36 @@ DEFAULT_MARGIN = 0.005  # about 1.5x the largest bfloat16 pair-cosine error meas
 Row = tuple[int, int]  # (part number, row in part)
 
 
-class Float32Vectors:
-    """Float32 unit vectors of rows of an embedded folder, keyed by (part, row)."""
+def part_texts(parts: list[Path]) -> Callable[[Row], str]:
+    """The prompt text of (part, row) of a folder; texts are read per part file, a few parts
+    at a time."""
 
-    def __init__(self, parts: list[Path], config: EmbedConfig):
-        self.parts = parts
-        self.config = replace(config, dtype="float32")
-        self.vectors: dict[Row, np.ndarray] = {}
-        self._texts = lru_cache(maxsize=32)(self._part_texts)
-
-    def _part_texts(self, part: int) -> list[str]:
-        messages = pq.read_table(self.parts[part], columns=["messages"]).column("messages")
+    @lru_cache(maxsize=32)
+    def texts(part: int) -> list[str]:
+        messages = pq.read_table(parts[part], columns=["messages"]).column("messages")
         return [prompt_text(m) for m in messages.to_pylist()]
 
-    def ensure(self, rows: set[Row]) -> None:
+    return lambda row: texts(row[0])[row[1]]
+
+
+class Float32Vectors:
+    """Float32 unit vectors of rows, keyed as `text_of` keys them."""
+
+    def __init__(self, config: EmbedConfig, text_of: Callable[[Hashable], str]):
+        self.config = replace(config, dtype="float32")
+        self.text_of = text_of
+        self.vectors: dict[Hashable, np.ndarray] = {}
+
+    def ensure(self, rows: set) -> None:
         """Embed, in one batch, the rows not embedded yet."""
         missing = sorted(rows - self.vectors.keys())
         if not missing:
             return
-        texts = [self._texts(part)[row] for part, row in missing]
+        texts = [self.text_of(row) for row in missing]
         for key, vector in zip(missing, embed_texts(texts, self.config), strict=True):
             self.vectors[key] = vector
 
-    def cosine(self, a: Row, b: Row) -> float:
+    def cosine(self, a: Hashable, b: Hashable) -> float:
         self.ensure({a, b})
         return float(self.vectors[a] @ self.vectors[b])
 

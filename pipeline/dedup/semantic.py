@@ -1,9 +1,17 @@
-"""Semantic near dedup over an embedded folder (rows with a unit `embedding`).
+"""Semantic near dedup of a folder of unit `embedding` vectors (or of conversations, embedded
+first): the SemanticDedup stage, and the global pass that is its reference.
 
-In: the folder written by pipeline.evalset.embed.EmbedConversations. Out: the pairs
-(`prompt_id`, `duplicate_of`, `similarity`) whose cosine reaches the threshold,
-written to Parquet for inspection, and the set of ids to drop. Parts are read
-one at a time, only their ids and vectors; what is held across parts is a FAISS
+SemanticDedup finds the drops in work stages inside its folder, then each task rewrites
+one part without them and writes what it dropped, and why, to `_dropped/`. Two passes
+find them, both by the rule of pipeline.dedup.semantic_rule:
+- "clusters" (pipeline.dedup.semantic_clusters, the default from CLUSTERS_FROM_ROWS
+  rows): centroids, a shuffle by centroid, one task per bucket of centroids. Linear
+  cost, bounded memory per task, nothing in the driver; a near duplicate whose pair lands
+  in two clusters is missed unless `assign` is 2.
+- "exact" (or "ivf"): `semantic_dedup`, one task over the whole folder: every row is
+  compared with every earlier kept row. The reference for small pools and for measuring
+  the clusters pass. Parts are read one at a time, only their ids and vectors; what is
+  held across parts is a FAISS
 inner-product index of the vectors kept so far (dim x 4 bytes a kept row, 1,536 for
 MiniLM; + 8 for the ids of an inverted-file index), exact or, from 100k rows,
 inverted-file (pipeline.dedup.kept_index), and the kept rows' ids and places as packed
@@ -16,10 +24,9 @@ SemanticDedup wraps it as a Stage for `arena build-evalset` (`semantic_threshold
 from __future__ import annotations
 
 import json
+import math
 from bisect import bisect_right
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,52 +42,12 @@ from core.parquet_io import (
     write_parquet_atomic,
 )
 from core.stage import PartResult, Stage, Task, write_filtered_part
-from pipeline.dedup.float32_recheck import DEFAULT_MARGIN, Float32Vectors, Row
-from pipeline.dedup.kept_index import DEFAULT_NPROBE, SEARCHES, new_kept_index
+from pipeline.dedup.float32_recheck import DEFAULT_MARGIN, Float32Vectors, Row, part_texts
+from pipeline.dedup.kept_index import DEFAULT_NPROBE, new_kept_index
+from pipeline.dedup.kept_index import SEARCHES as GLOBAL_SEARCHES
+from pipeline.dedup.semantic_centroids import folder_rows
+from pipeline.dedup.semantic_rule import DEFAULT_THRESHOLD, PAIRS, best_match, kept_in_block
 from pipeline.evalset.embed import EmbedConfig, embedded_dtype, vectors_of
-
-DEFAULT_THRESHOLD = 0.95
-
-
-def _match(
-    near: np.ndarray,
-    candidates: list,
-    row,
-    threshold: float,
-    band: float,
-    exact_cosine: Callable | None,
-) -> tuple[int, float, bool] | None:
-    """The best of a row's candidate matches (cosines `near`, from threshold - band up) if it
-    reaches the threshold: (candidate index, cosine, decided in float32), else None. When no
-    candidate is clearly above (threshold + band), their float32 cosines decide."""
-    in_float32 = band > 0 and near.max() < threshold + band
-    if in_float32:
-        near = np.array([exact_cosine(c, row) for c in candidates], np.float32)
-    best = int(near.argmax())
-    return (best, float(near[best]), in_float32) if near[best] >= threshold else None
-
-
-def _kept_in_part(
-    sims: np.ndarray,
-    threshold: float,
-    band: float = 0.0,
-    exact_cosine: Callable[[int, int], float] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Within one part, from its rows' cosine matrix: mask of kept rows, and for dropped rows
-    their kept match and cosine. A row goes when an earlier kept row matches (`_match`)."""
-    n = len(sims)
-    keep = np.ones(n, dtype=bool)
-    match = np.full(n, -1, dtype=np.int64)
-    sim = np.zeros(n, dtype=np.float32)
-    for j in range(1, n):
-        earlier = np.nonzero(keep[:j] & (sims[j, :j] >= threshold - band))[0]
-        if not len(earlier):
-            continue
-        found = _match(sims[j, earlier], earlier.tolist(), j, threshold, band, exact_cosine)
-        if found:
-            best, sim[j], _ = found
-            keep[j], match[j] = False, earlier[best]
-    return keep, match, sim
 
 
 class KeptRows:
@@ -122,30 +89,32 @@ def semantic_dedup(
     progress: bool = True,
     recheck: EmbedConfig | None = None,
     margin: float = DEFAULT_MARGIN,
-    search: str = "auto",
+    search: str = "exact",
     nprobe: int = DEFAULT_NPROBE,
 ) -> set[str]:
-    """Ids to drop; with `out_dir`, writes `pairs.parquet` explaining every drop and
-    `summary.json`. With `recheck` (the config the vectors were embedded with, in reduced
-    precision), pairs within `margin` of the threshold are decided in float32. `search`
-    and `nprobe` choose the kept-vector index (kept_index.new_kept_index)."""
+    """The global pass. Ids to drop; with `out_dir`, writes `pairs.parquet` (PAIRS rows, one
+    per drop) and `summary.json`. With `recheck` (the config the vectors were embedded
+    with, in reduced precision), pairs within `margin` of the threshold are decided in
+    float32. `search` and `nprobe` choose the kept-vector index (kept_index.new_kept_index)."""
     from tqdm import tqdm
 
     parts = part_files(embedded)
     reduced = recheck is not None and any(
         embedded_dtype(p, recheck.dtype) != "float32" for p in parts
     )
-    exact = Float32Vectors(parts, recheck) if reduced else None
+    exact = Float32Vectors(recheck, part_texts(parts)) if reduced else None
     band = margin if exact is not None else 0.0
     index = None
     kept = KeptRows()  # prompt_id and (part, row) of every indexed vector
-    pairs = {"prompt_id": [], "duplicate_of": [], "similarity": [], "float32": []}
+    pairs = {name: [] for name in PAIRS.names}
 
-    def record(row_id: str, kept_id: str, similarity: float, in_float32: bool) -> None:
-        pairs["prompt_id"].append(row_id)
-        pairs["duplicate_of"].append(kept_id)
-        pairs["similarity"].append(float(similarity))
-        pairs["float32"].append(in_float32)
+    def record(row_id: str, row: Row, kept_id: str, kept_row: Row, similarity, in_float32) -> None:
+        for name, value in zip(
+            PAIRS.names,
+            (row_id, *row, kept_id, *kept_row, float(similarity), bool(in_float32), -1),
+            strict=True,
+        ):
+            pairs[name].append(value)
 
     def kept_cosine(k: int, row: Row) -> float:  # k: position of a kept row in the index
         return exact.cosine(kept.at(k), row)
@@ -172,150 +141,300 @@ def semantic_dedup(
                     {(part, i) for i in unsure} | {kept.at(k) for i in unsure for k in near[i][1]}
                 )
             for i, (s, f) in near.items():
-                decided = _match(s, f, (part, i), threshold, band, kept_cosine)
+                decided = best_match(s, f, (part, i), threshold, band, kept_cosine)
                 if decided:
                     best, cosine, in_float32 = decided
                     alive[i] = False
-                    record(ids[i], kept.id(int(f[best])), cosine, in_float32)
+                    k = int(f[best])
+                    record(ids[i], (part, i), kept.id(k), kept.at(k), cosine, in_float32)
         rest = np.nonzero(alive)[0]
         sims = vectors[rest] @ vectors[rest].T
         rows = [(part, int(k)) for k in rest]
         if band:
             borderline = np.triu((sims >= threshold - band) & (sims < threshold + band), 1)
             exact.ensure({rows[k] for k in np.concatenate(np.nonzero(borderline))})
-        keep, match, sim = _kept_in_part(
+        keep, match, sim = kept_in_block(
             sims, threshold, band, lambda i, j, rows=rows: exact.cosine(rows[i], rows[j])
         )
         for j in np.nonzero(~keep)[0]:
             in_float32 = bool(band) and sims[match[j], j] < threshold + band
-            record(ids[rest[j]], ids[rest[match[j]]], sim[j], in_float32)
+            m = match[j]
+            record(ids[rest[j]], rows[j], ids[rest[m]], rows[m], sim[j], in_float32)
         index.add(vectors[rest[keep]])
         kept.add(part, ids, rest[keep])
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
         summary = {
-            "threshold": threshold,
             "search": type(index).__name__ if index is not None else None,
             "float32_margin": band,
             "float32_rows": exact.embedded if exact is not None else 0,
-            "dropped": len(set(pairs["prompt_id"])),
         }
-        # The pairs file comes last: its presence tells a rerun that both are complete.
         write_json_atomic(summary, Path(out_dir) / "summary.json")
-        table = pa.table(
-            pairs,
-            schema=pa.schema(
-                [
-                    ("prompt_id", pa.string()),
-                    ("duplicate_of", pa.string()),
-                    ("similarity", pa.float32()),
-                    ("float32", pa.bool_()),
-                ]
-            ),
-        )
-        write_parquet_atomic(table, Path(out_dir) / "pairs.parquet")
+        write_parquet_atomic(pa.table(pairs, schema=PAIRS), Path(out_dir) / "pairs.parquet")
     return set(pairs["prompt_id"])
 
 
-@lru_cache(maxsize=2)
-def _dropped_ids(pairs_file: str, size: int, mtime_ns: int) -> pa.Array:
-    """Ids to drop, read once per worker process (size and mtime key the cache). An id
-    matched to itself is a repeated row whose first copy was kept: dropping by id would
-    lose that copy too, so those stay (later steps key by prompt_id)."""
-    import pyarrow.compute as pc
+def has_vectors(folder: Path) -> bool:
+    parts = part_files(folder)
+    return bool(parts) and "embedding" in pq.read_schema(parts[0]).names
 
-    pairs = pq.read_table(pairs_file, columns=["prompt_id", "duplicate_of"])
-    itself = pc.equal(pairs.column("prompt_id"), pairs.column("duplicate_of"))
-    repeated = pairs.filter(itself).column("prompt_id")
-    dropped = pc.unique(pairs.column("prompt_id").combine_chunks())
-    return dropped.filter(pc.invert(pc.is_in(dropped, value_set=repeated)))
+
+def check_semantic_input(folder: Path, config: SemanticDedupConfig) -> None:
+    """One line, before a cluster starts, when `folder` is not one semantic dedup reads: parts
+    with vectors (`prompt_id`, `embedding`) or conversations to embed (`prompt_id`,
+    `messages`), some rows, and no more clusters asked for than rows."""
+    from core.parquet_io import check_parts, require_rows
+
+    needs = ("prompt_id", "embedding") if has_vectors(folder) else ("prompt_id", "messages")
+    try:
+        parts = check_parts(folder, needs)
+    except UserError as exc:
+        raise UserError(
+            f"{exc} (semantic dedup reads vectors, or conversations to embed)"
+        ) from None
+    require_rows(folder, parts)
+    rows = folder_rows(folder)
+    config.resolved_clusters(rows)  # --clusters above the rows is wrong whatever the search
+
+
+SEARCHES = ("auto", "clusters", *GLOBAL_SEARCHES[1:])  # auto, clusters, exact, ivf
+CLUSTERS_FROM_ROWS = 100_000  # "auto" takes the clusters pass from here: it wins above
 
 
 @dataclass(frozen=True)
 class SemanticDedupConfig:
-    threshold: float = DEFAULT_THRESHOLD  # cosine of unit vectors
+    threshold: float = field(
+        default=DEFAULT_THRESHOLD, metadata={"help": "cosine that makes a duplicate"}
+    )
     # How the vectors were embedded; where a part's footer says reduced precision (or,
     # without one, the config does), pairs within `margin` of the threshold are decided
     # on float32 vectors, so decisions match a float32 run.
     embed: EmbedConfig | None = None
-    margin: float = DEFAULT_MARGIN
-    # "exact" compares with every kept row; "ivf" with those of the nearest cells (linear
-    # cost, measured agreement); "auto" is exact below 100k rows.
-    search: str = "auto"
-    nprobe: int = DEFAULT_NPROBE
+    margin: float = field(
+        default=DEFAULT_MARGIN, metadata={"help": "pairs this close to the threshold: float32"}
+    )
+    search: str = field(
+        default="auto",
+        metadata={
+            "help": "clusters: compare within K-means clusters on the workers (linear); "
+            "exact: every row with every earlier kept row in one task (the reference); "
+            "ivf: the same with an inverted-file index; auto: clusters from "
+            f"{CLUSTERS_FROM_ROWS:,} rows",
+            "choices": SEARCHES,
+        },
+    )
+    nprobe: int = field(default=DEFAULT_NPROBE, metadata={"help": "ivf: cells searched per row"})
+    clusters: int = field(
+        default=0, metadata={"help": "clusters pass: K-means clusters (0: by rows-per-cluster)"}
+    )
+    rows_per_cluster: int = field(
+        default=2000, metadata={"help": "clusters pass: mean rows a cluster, when --clusters is 0"}
+    )
+    assign: int = field(
+        default=1,
+        metadata={"help": "clusters pass: compare each row in its 1 or 2 nearest clusters"},
+    )
+    block_rows: int = field(
+        default=4096, metadata={"help": "clusters pass: rows compared at once in a cluster"}
+    )
+    rows_per_bucket: int = field(
+        default=100_000, metadata={"help": "clusters pass: rows a compare task reads"}
+    )
+    seed: int = 0
 
     def __post_init__(self):
-        if not 0 < self.threshold <= 1:
+        if isinstance(self.threshold, bool) or not 0 < self.threshold <= 1:
             raise UserError(f"semantic threshold {self.threshold}: expected a cosine in (0, 1]")
         if not 0 <= self.margin < 1:
             raise UserError(f"semantic margin {self.margin}: expected a cosine gap in [0, 1)")
         if self.search not in SEARCHES:
             raise UserError(f"semantic search {self.search!r}: expected one of {SEARCHES}")
-        if self.nprobe < 1:
-            raise UserError(f"semantic nprobe {self.nprobe}: expected a positive cell count")
+        if self.assign not in (1, 2):
+            raise UserError(f"--assign {self.assign}: expected 1 or 2 nearest clusters")
+        for name in ("nprobe", "rows_per_cluster", "block_rows", "rows_per_bucket"):
+            if getattr(self, name) < 1:
+                raise UserError(f"semantic {name} {getattr(self, name)}: expected at least 1")
+        if self.clusters < 0:
+            raise UserError(f"--clusters {self.clusters}: expected 0 (by rows) or more")
 
     @property
     def recheck(self) -> EmbedConfig | None:
         reduced = self.embed is not None and self.embed.dtype != "float32"
         return self.embed if reduced and self.margin > 0 else None
 
+    def resolved_search(self, rows: int) -> str:
+        if self.search == "auto":
+            return "clusters" if rows >= CLUSTERS_FROM_ROWS else "exact"
+        return self.search
+
+    def resolved_clusters(self, rows: int) -> int:
+        """Clusters for a pool of `rows`; more than its rows is a one-line error."""
+        clusters = self.clusters or max(1, math.ceil(rows / self.rows_per_cluster))
+        if clusters > rows:
+            raise UserError(f"--clusters {clusters}: more than the {rows} rows to deduplicate")
+        return clusters
+
+
+class GlobalPairs(Stage):
+    """A vector folder -> `pairs.parquet`: the global pass, as one task on a worker."""
+
+    name = "semantic-global-pairs"
+
+    def __init__(self, vectors: Path, out: Path, config: SemanticDedupConfig, search: str):
+        super().__init__(out, config)
+        self.vectors = Path(vectors)
+        self.search = search
+
+    def input_folders(self) -> list[Path]:
+        return [self.vectors]
+
+    def config_dict(self) -> dict:
+        config = {**super().config_dict(), "search": self.search}
+        return {**config, "input": folder_fingerprint(self.vectors)}
+
+    def plan(self) -> list[Task]:
+        return [Task("pairs", {})]
+
+    def process(self, task: Task) -> PartResult:
+        config = self.config
+        dropped = semantic_dedup(
+            self.vectors,
+            self.out,
+            threshold=config.threshold,
+            progress=False,
+            recheck=config.recheck,
+            margin=config.margin,
+            search=self.search,
+            nprobe=config.nprobe,
+        )
+        found = json.loads((self.out / "summary.json").read_text())
+        return PartResult(task.name, 0, len(dropped), stats=found)
+
+    def summary(self, results: list[PartResult]) -> dict:
+        return {k: results[0].stats[k] for k in ("float32_margin", "float32_rows")}
+
 
 class SemanticDedup(Stage):
-    """Embedded parts -> the same rows without semantic duplicates.
-
-    The driver finds the pairs once (`find_pairs`, FAISS over the kept vectors,
-    written to `OUT/_pairs/pairs.parquet`); each task then drops its part's
-    duplicates, so rows keep their embeddings and nothing is embedded again.
-    """
+    """Parts with vectors (or conversations, embedded first by `embed_first`) -> the same
+    parts without their semantic duplicates; `_dropped/` says what went and why."""
 
     name = "semantic-dedup"
     needs = ("prompt_id", "embedding")
 
-    def __init__(self, embedded: Path, out: Path, config: SemanticDedupConfig):
+    def __init__(
+        self, pool: Path, out: Path, config: SemanticDedupConfig, embed_first: bool = False
+    ):
         super().__init__(out, config)
-        self.embedded = Path(embedded)
-        self.pairs_file = self.out / "_pairs" / "pairs.parquet"
+        self.pool = Path(pool)
+        self.embed_first = embed_first
+        self.rows = folder_rows(self.pool)
+        self.search = config.resolved_search(self.rows)
+        self.vector_parts = self._vector_parts()
+        self.pairs = self.out / "_pairs"
+
+    def _vector_parts(self) -> list[Path]:
+        """The parts the pass reads, known before they exist: embedding names its parts by
+        its plan, so a resumed or finished run plans the same tasks."""
+        if not self.embed_first:
+            return part_files(self.pool)
+        return sorted(self.out / "_embedded" / f"{t.name}.parquet" for t in self._embed().plan())
+
+    def _embed(self):
+        from pipeline.evalset.embed import EmbedConversations
+
+        return EmbedConversations(self.pool, self.out / "_embedded", self.config.embed)
 
     def input_folders(self) -> list[Path]:
-        return [self.embedded]
+        return [self.pool]
 
     def config_dict(self) -> dict:
-        return {**super().config_dict(), "input": folder_fingerprint(self.embedded)}
+        config = {**super().config_dict(), "search": self.search, "embed_first": self.embed_first}
+        return {**config, "input": folder_fingerprint(self.pool)}
 
     def input_fingerprints(self) -> list[dict]:
-        return [folder_fingerprint(self.embedded)]
+        return [folder_fingerprint(self.pool)]
 
-    def find_pairs(self, progress: bool = True) -> None:
-        semantic_dedup(
-            self.embedded,
-            self.pairs_file.parent,
-            threshold=self.config.threshold,
-            progress=progress,
-            recheck=self.config.recheck,
-            margin=self.config.margin,
-            search=self.config.search,
-            nprobe=self.config.nprobe,
-        )
+    def work_stages(self) -> list[Stage]:
+        from pipeline.dedup.semantic_centroids import CENTROIDS_FILE, TrainCentroids
+        from pipeline.dedup.semantic_clusters import ClusterPairs, ShuffleByCentroid
+
+        config, vectors = self.config, self.vector_parts[0].parent
+        stages = [self._embed()] if self.embed_first else []
+        if self.search != "clusters":
+            return [*stages, GlobalPairs(vectors, self.pairs, config, self.search)]
+        buckets = max(1, math.ceil(self.rows * config.assign / config.rows_per_bucket))
+        clusters = config.resolved_clusters(self.rows)
+        centroids, shuffled = self.out / "_centroids", self.out / "_shuffle"
+        return [
+            *stages,
+            TrainCentroids(vectors, centroids, clusters, config.seed),
+            ShuffleByCentroid(
+                self.vector_parts,
+                shuffled,
+                centroids / CENTROIDS_FILE,
+                buckets,
+                config.assign,
+                config.recheck,
+            ),
+            ClusterPairs(
+                shuffled,
+                self.pairs,
+                buckets,
+                config.threshold,
+                config.margin,
+                config.block_rows,
+                config.recheck,
+            ),
+        ]
 
     def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.embedded)]
+        return [Task(p.stem, {"path": str(p), "part": i}) for i, p in enumerate(self.vector_parts)]
 
     def process(self, task: Task) -> PartResult:
         import pyarrow.compute as pc
 
         table = pq.read_table(task.params["path"])
         require_columns(table.schema, self.needs, task.params["path"])
-        stat = self.pairs_file.stat()
-        drop = _dropped_ids(str(self.pairs_file), stat.st_size, stat.st_mtime_ns)
-        kept = table.filter(pc.invert(pc.is_in(table.column("prompt_id"), value_set=drop)))
-        return write_filtered_part(self.out, task.name, table.num_rows, kept)
+        files = [str(f) for f in sorted(self.pairs.glob("*.parquet"))]
+        pairs = pq.read_table(files, schema=PAIRS, filters=[("part", "=", task.params["part"])])
+        # A row two clusters dropped (assign 2) is reported once, by its closest match.
+        pairs = pairs.sort_by([("row", "ascending"), ("similarity", "descending")])
+        rows = pairs.column("row").to_numpy()
+        first = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, bool)
+        pairs = pairs.filter(pa.array(first))
+        drop = np.zeros(table.num_rows, dtype=bool)
+        drop[pairs.column("row").to_numpy()] = True
+        gone = table.filter(pa.array(drop))
+        source = {
+            name: gone.column(name) if name in gone.column_names else pa.nulls(len(gone), kind)
+            for name, kind in (("source_file", pa.string()), ("source_line", pa.int64()))
+        }
+        dropped = pa.table(
+            {
+                "prompt_id": pairs.column("prompt_id"),
+                **source,
+                **{
+                    n: pairs.column(n) for n in ("duplicate_of", "similarity", "float32", "cluster")
+                },
+            }
+        )
+        write_parquet_atomic(dropped, self.out / "_dropped" / f"{task.name}.parquet")
+        kept = table.filter(pc.invert(pa.array(drop)))
+        result = write_filtered_part(self.out, task.name, table.num_rows, kept)
+        # What the pass found, for the manifest: its own folder goes once the stage ends.
+        result.stats["pass"] = json.loads((self.pairs / "_manifest.json").read_text())["summary"]
+        return result
 
     def summary(self, results: list[PartResult]) -> dict:
-        found = json.loads((self.pairs_file.parent / "summary.json").read_text())
+        found = results[0].stats["pass"] if results else {}
         return {
             "threshold": self.config.threshold,
+            "search": self.search,
             "dropped": sum(r.stats["dropped"] for r in results),
-            "float32_margin": found["float32_margin"],
-            "float32_rows": found["float32_rows"],
-            "search": found.get("search"),
+            "float32_margin": found.get("float32_margin", 0.0),
+            "float32_rows": found.get("float32_rows", 0),
+            **(
+                {"clusters": found["clusters"], "assign": self.config.assign}
+                if self.search == "clusters"
+                else {}
+            ),
         }

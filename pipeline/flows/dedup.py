@@ -1,5 +1,8 @@
 """Flows: exact dedup (a map stage into hash buckets, then a reduce stage per bucket) and
-near dedup (MinHash signatures on the workers, clusters in the driver, kept rows per part)."""
+near dedup (signatures and band-key buckets, verified pairs per bucket, clusters, kept rows
+per part: all on the workers, as NearDedup's work stages) and semantic dedup (embeddings
+compared within K-means clusters, or against every earlier kept row: SemanticDedup's work
+stages)."""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from core.parquet_io import part_files
-from core.runner import claim_output, is_complete, run_stage
+from core.runner import run_stage
 from pipeline.dedup.exact import ExactDedup, ExactDedupConfig
-from pipeline.dedup.near import NearDedup, NearDedupConfig, check_pool
+from pipeline.dedup.near import NearDedup, NearDedupConfig
+from pipeline.dedup.semantic import SemanticDedup, SemanticDedupConfig, has_vectors
 
 
 def run_exact_dedup(
@@ -23,19 +27,30 @@ def run_exact_dedup(
 def run_near_dedup(
     client, pool, out, config: NearDedupConfig = NearDedupConfig(), *, overwrite=False
 ) -> dict:
-    check_pool(Path(pool))
-    stage = NearDedup(pool, out, config)
-    claim_output(stage, overwrite)
-    if not is_complete(stage) and not stage.clusters_file.exists():
-        run_stage(stage.signature_stage(), client)
-        stage.find_clusters()
-    manifest = run_stage(stage, client)
-    stage.clean_work()
-    return manifest
+    return run_stage(NearDedup(pool, out, config), client, overwrite=overwrite)
+
+
+def run_semantic_dedup(
+    client, pool, out, config: SemanticDedupConfig = SemanticDedupConfig(), *, overwrite=False
+) -> dict:
+    """Semantic dedup of a folder with vectors, or of conversations, embedded first."""
+    stage = SemanticDedup(pool, out, config, embed_first=not has_vectors(Path(pool)))
+    return run_stage(stage, client, overwrite=overwrite)
 
 
 def dedup_report(manifest: dict, out) -> str:
     summary = manifest["summary"]
+    if manifest["stage"] == "semantic-dedup":
+        how = (
+            f"within {summary['clusters']} K-means cluster{'s' * (summary['clusters'] != 1)}"
+            if summary["search"] == "clusters"
+            else f"against every earlier kept row ({summary['search']})"
+        )
+        return (
+            f"semantic dedup: {manifest['rows_in']} rows in, {manifest['rows_out']} kept, "
+            f"{summary['dropped']} dropped at cosine >= {summary['threshold']} {how} -> {out} "
+            f"(report: {out}/_dropped/)"
+        )
     if manifest["stage"] == "near-dedup":
         return (
             f"near dedup: {manifest['rows_in']} rows in, {manifest['rows_out']} kept, "

@@ -3,7 +3,7 @@
 pool -> ingest -> exact dedup -> embed -> [semantic dedup] -> K-means -> Diverse + Hard
 candidates -> difficulty by a judge LLM (a roster entry) -> Hard -> Mix. With
 `semantic_threshold` set, rows whose embedding has cosine >= it to an earlier kept row
-are dropped before K-means (OUT/semantic_dedup/, pairs in OUT/semantic_dedup/_pairs/).
+are dropped before K-means (OUT/semantic_dedup/, what went and why in its _dropped/).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from core.config_files import check_types, read_yaml_mapping
 from core.defaults import EMBED_MODEL
 from core.errors import UserError
 from core.parquet_io import write_frame_parts, write_text_atomic
-from core.runner import claim_output, is_complete, run_stage
+from core.runner import run_stage
 from core.worker_cache import offload
 from pipeline.flows.dedup import run_exact_dedup
 from pipeline.flows.ingest import ingest
@@ -25,7 +25,7 @@ from pipeline.ingest.stage import IngestConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "eval_sets" / "recipes"
 DIFFICULTY_MODES = ("expected", "generate")
-SEMANTIC_SEARCHES = ("auto", "exact", "ivf")  # kept-vector index (pipeline/dedup/kept_index.py)
+SEMANTIC_SEARCHES = ("auto", "clusters", "exact", "ivf")  # pipeline/dedup/semantic.py SEARCHES
 # What a build writes in its folder (jobs/outputs.py: nothing else may be there).
 OUTPUTS = (
     *("pool", "dedup", "embedded", "semantic_dedup", "clustered", "candidates", "scored"),
@@ -79,7 +79,12 @@ class Recipe:
         default=0.005, metadata={"help": "pairs this close to the threshold decided in float32"}
     )
     semantic_search: str = field(
-        default="auto", metadata={"help": "kept-vector index: exact, ivf, auto (ivf from 100k)"}
+        default="auto",
+        metadata={
+            "help": "clusters: within K-means clusters on the workers; exact: against every "
+            "earlier kept row; ivf: exact's pass with an inverted-file index; auto: clusters "
+            "from 100k rows"
+        },
     )
     semantic_nprobe: int = field(default=16, metadata={"help": "ivf: cells searched per row"})
 
@@ -267,11 +272,7 @@ def drop_semantic_duplicates(
         search=recipe.semantic_search,
         nprobe=recipe.semantic_nprobe,
     )
-    stage = SemanticDedup(embedded, out, config)
-    claim_output(stage, overwrite)
-    if not is_complete(stage) and not stage.pairs_file.exists():
-        stage.find_pairs()
-    return run_stage(stage, client, overwrite=overwrite)
+    return run_stage(SemanticDedup(embedded, out, config), client, overwrite=overwrite)
 
 
 def add_semantic_line(report: Path, manifest: dict) -> None:
@@ -279,7 +280,7 @@ def add_semantic_line(report: Path, manifest: dict) -> None:
     line = (
         f"- semantic dedup: {manifest['summary']['dropped']} of {manifest['rows_in']} rows dropped "
         f"at cosine >= {manifest['summary']['threshold']} before clustering "
-        "(pairs: semantic_dedup/_pairs/pairs.parquet)"
+        "(what went and why: semantic_dedup/_dropped/)"
     )
     lines = report.read_text().split("\n")
     at = next((i + 1 for i, x in enumerate(lines) if x.startswith("- mix:")), len(lines))

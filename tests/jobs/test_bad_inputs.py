@@ -127,6 +127,15 @@ def exact_dedup_kept(kept: int):
     return check
 
 
+def semantic_dedup_accounts_for_every_row(tmp: Path, stdout: str) -> None:
+    import pandas as pd
+
+    manifest = json.loads((tmp / "out" / "_manifest.json").read_text())
+    kept, dropped = pd.read_parquet(tmp / "out"), pd.read_parquet(tmp / "out" / "_dropped")
+    assert manifest["rows_in"] == len(kept) + len(dropped) and "embedding" in kept.columns
+    assert "semantic dedup:" in stdout
+
+
 # A user's own folder given as --out: every command refuses it, --overwrite or not, and
 # leaves it byte for byte (names the project writes, report.md and part-*, included).
 USER_FILES = {
@@ -520,6 +529,7 @@ CASES = [
     users_folder("ingest", "ingest {tmp}/p.jsonl --out {tmp}/out --overwrite", {"p.jsonl": GOOD}),
     users_folder("dedup", "dedup --exact {pool} --out {tmp}/out --overwrite"),
     users_folder("near-dedup", "dedup --near {pool} --out {tmp}/out --overwrite"),
+    users_folder("semantic-dedup", "dedup --semantic {pool} --out {tmp}/out --overwrite"),
     users_folder(
         "build-evalset",
         "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --overwrite",
@@ -1022,6 +1032,18 @@ CASES = [
         "dedup --near {pool} --out {tmp}/out --num-perm 0",
         "error",
         match="--num-perm",
+    ),
+    C(
+        "dedup-near-ngram-0",
+        "dedup --near {pool} --out {tmp}/out --ngram 0",
+        "error",
+        match="--ngram",
+    ),
+    C(
+        "dedup-exact-with-ngram",
+        "dedup --exact {pool} --out {tmp}/out --ngram 5",
+        "error",
+        match="--near",
     ),
     C(
         "dedup-near-with-buckets",
@@ -3460,6 +3482,74 @@ CASES += [
         "--seed",
     ),
     # ---- dedup ---------------------------------------------------------------------------
+    C(
+        "dedup-semantic-threshold-0",
+        "dedup --semantic {pool} --out {tmp}/out --threshold 0",
+        "error",
+        match="threshold",
+    ),
+    C(
+        "dedup-semantic-threshold-1.5",
+        "dedup --semantic {pool} --out {tmp}/out --threshold 1.5",
+        "error",
+        match="threshold",
+    ),
+    C(
+        "dedup-semantic-more-clusters-than-rows",
+        "dedup --semantic {pool} --out {tmp}/out --clusters 5000",
+        "error",
+        match="more than the",
+    ),
+    C(
+        "dedup-semantic-assign-3",
+        "dedup --semantic {pool} --out {tmp}/out --assign 3",
+        "error",
+        match="--assign",
+    ),
+    C(
+        "dedup-semantic-block-rows-0",
+        "dedup --semantic {pool} --out {tmp}/out --block-rows 0",
+        "error",
+        match="block_rows",
+    ),
+    C(
+        "dedup-semantic-search-bad",
+        "dedup --semantic {pool} --out {tmp}/out --search fuzzy",
+        "error",
+        match="--search",
+    ),
+    C(
+        "dedup-semantic-with-num-perm",
+        "dedup --semantic {pool} --out {tmp}/out --num-perm 64",
+        "error",
+        match="--near",
+    ),
+    C(
+        "dedup-exact-with-assign",
+        "dedup --exact {pool} --out {tmp}/out --assign 2",
+        "error",
+        match="--semantic",
+    ),
+    C(
+        "dedup-semantic-no-vectors-no-messages",
+        "dedup --semantic {tmp}/d --out {tmp}/out",
+        "error",
+        {"d/part-00000.parquet": parquet_of([{"prompt_id": "a"}])},
+        "semantic dedup reads vectors, or conversations to embed",
+    ),
+    C(
+        "dedup-semantic-empty-folder",
+        "dedup --semantic {tmp}/d --out {tmp}/out",
+        "error",
+        {"d/x.txt": "not a part"},
+        "no part-*.parquet",
+    ),
+    C(
+        "dedup-semantic-embeds-a-pool-without-vectors",
+        "dedup --semantic {pool} --out {tmp}/out --search clusters",
+        "handled",
+        check=semantic_dedup_accounts_for_every_row,
+    ),
     C(
         "dedup-near-num-perm-neg",
         "dedup --near {pool} --out {tmp}/out --num-perm -8",

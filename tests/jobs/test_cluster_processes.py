@@ -254,3 +254,25 @@ def test_a_scheduler_killed_under_an_attached_job_is_one_line(tmp_path):
         text.rstrip().splitlines()[-1],
     ), text
     assert "Traceback" not in text, text
+
+
+def test_semantic_dedup_attached_by_scheduler_file(scheduler_file, shared_data, tmp_path, capsys):
+    """`arena dedup --semantic` on conversations without vectors: the workers embed them,
+    then the clusters pass and the exact pass drop the same planted rewordings."""
+    lines = (shared_data / "prompts" / "alpaca_eval.jsonl").read_text().splitlines()[:120]
+    texts = [json.loads(line)["instruction"] for line in lines]
+    rows = texts + [t.rstrip(".?!") + " Thanks!" for t in texts[::6]]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"prompt": t}) + "\n" for t in rows))
+    attach = ["--scheduler-file", str(scheduler_file)]
+    assert main(["ingest", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "pool"), *attach]) == 0
+    dropped = {}
+    for search in ("clusters", "exact"):
+        out = tmp_path / search
+        argv = ["dedup", "--semantic", str(tmp_path / "pool"), "--out", str(out)]
+        argv += ["--search", search, "--rows-per-cluster", "20", "--assign", "2", *attach]
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert f"semantic dedup: {len(rows)} rows in" in printed and f"{out}/_dropped/" in printed
+        dropped[search] = set(pd.read_parquet(out / "_dropped").prompt_id)
+        assert len(pd.read_parquet(out)) + len(dropped[search]) == len(rows)
+    assert len(dropped["exact"]) >= 15 and dropped["clusters"] == dropped["exact"]

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 
 from bench.evalset import generate
-from pipeline.dedup.semantic import _kept_in_part, semantic_dedup
+from pipeline.dedup.semantic import semantic_dedup
+from pipeline.dedup.semantic_rule import kept_in_block
 from pipeline.evalset.embed import EmbedConfig, embed_texts
 
 
 def test_borderline_pair_is_decided_by_the_exact_cosine():
     sims = np.array([[1.0, 0.952, 0.990], [0.952, 1.0, 0.5], [0.990, 0.5, 1.0]], np.float32)
-    keep, match, _ = _kept_in_part(sims.copy(), 0.95)
+    keep, match, _ = kept_in_block(sims.copy(), 0.95)
     assert keep.tolist() == [True, False, False]
     # In float32 the 0.952 pair is really 0.948: row 1 stays; the clear 0.990 pair is not rechecked.
     asked = []
@@ -21,7 +22,7 @@ def test_borderline_pair_is_decided_by_the_exact_cosine():
         asked.append((i, j))
         return 0.948
 
-    keep, match, sim = _kept_in_part(sims.copy(), 0.95, band=0.005, exact_cosine=exact)
+    keep, match, sim = kept_in_block(sims.copy(), 0.95, band=0.005, exact_cosine=exact)
     assert keep.tolist() == [True, True, False]
     assert asked == [(0, 1)]
     assert match[2] == 0 and sim[2] == np.float32(0.990)

@@ -64,7 +64,7 @@ def test_paraphrases_dropped_before_clustering(built):
     assert counts["semantic_dropped"] == len(PARAPHRASES)
     assert counts["semantic_threshold"] == DEFAULT_THRESHOLD
 
-    pairs = pd.read_parquet(out / "semantic_dedup" / "_pairs" / "pairs.parquet")
+    pairs = pd.read_parquet(out / "semantic_dedup" / "_dropped")
     text_of = embedded.set_index("prompt_id").messages.map(_text)
     found = {text_of[p]: text_of[d] for p, d in zip(pairs.prompt_id, pairs.duplicate_of)}
     assert found == {PARAPHRASES[i]: originals[i] for i in PARAPHRASES}
@@ -84,11 +84,11 @@ def test_paraphrases_dropped_before_clustering(built):
 
 def test_rebuild_resumes_semantic_dedup(client, built):
     root, counts, _ = built
-    pairs = root / "evalset" / "semantic_dedup" / "_pairs" / "pairs.parquet"
-    written = pairs.stat().st_mtime_ns
+    dropped = next((root / "evalset" / "semantic_dedup" / "_dropped").glob("*.parquet"))
+    written = dropped.stat().st_mtime_ns
     again = build_from_deduped(client, root / "near", root / "evalset", RECIPE)
     assert again["semantic_dropped"] == counts["semantic_dropped"]
-    assert pairs.stat().st_mtime_ns == written  # the pairs were not searched again
+    assert dropped.stat().st_mtime_ns == written  # the pairs were not searched again
     manifest = json.loads((root / "evalset" / "semantic_dedup" / "_manifest.json").read_text())
     assert manifest["resumed_parts"] == manifest["parts"]
     report = (root / "evalset" / "report.md").read_text()

@@ -1,0 +1,266 @@
+"""Distributed semantic dedup: rows shuffled by their nearest centroid, then one task per
+bucket of centroids compares each centroid's rows (SemDeDup, Abbas et al. 2023).
+
+1. ShuffleByCentroid: each part of the vector folder finds its rows' `assign` nearest
+   centroids (pipeline.dedup.semantic_centroids) and writes every row, with its place in
+   the pool, into the bucket of each (one file per part and bucket), as exact dedup
+   shuffles by key.
+2. ClusterPairs: per bucket, each centroid's rows in pool order, in blocks of
+   `block_rows`: a block is compared with the earlier blocks' kept rows, then with itself
+   (pipeline.dedup.semantic_rule). It writes the drops it decided as PAIRS rows.
+
+A task holds one part or one bucket, never the pool: buckets are sized by rows and the
+cosine matrices by the block. With `assign` 2 a row is compared in its two nearest
+clusters and dropped when either finds an earlier kept match: that catches most of the
+near duplicates one assignment splits across a boundary (the method's known miss), for
+about twice the comparisons.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from core.hashing import folder_fingerprint
+from core.parquet_io import write_parquet_atomic
+from core.schemas import prompt_text
+from core.stage import PartResult, Stage, Task
+from pipeline.dedup.float32_recheck import Float32Vectors
+from pipeline.dedup.semantic_centroids import load_centroid_index
+from pipeline.dedup.semantic_rule import PAIRS, best_match, kept_in_block
+from pipeline.evalset.embed import EmbedConfig, embedded_dtype, vectors_of
+
+
+def bucket_folder(shuffled: Path, bucket: int) -> Path:
+    return shuffled / f"b-{bucket:05d}"
+
+
+class ShuffleByCentroid(Stage):
+    """Vector parts -> their rows, each in the bucket of each of its `assign` nearest centroids."""
+
+    name = "semantic-shuffle"
+    needs = ("prompt_id", "embedding")
+
+    def __init__(
+        self,
+        parts: list[Path],
+        out: Path,
+        centroids_file: Path,
+        buckets: int,
+        assign: int,
+        recheck: EmbedConfig | None,
+    ):
+        super().__init__(out, {"buckets": buckets, "assign": assign, "text": recheck is not None})
+        self.parts = parts
+        self.centroids_file = centroids_file
+        self.recheck = recheck
+
+    def input_folders(self) -> list[Path]:
+        return [self.parts[0].parent] if self.parts else []
+
+    def config_dict(self) -> dict:
+        return {
+            **super().config_dict(),
+            **self.config,
+            "parts": [p.name for p in self.parts],
+            "centroids": folder_fingerprint(self.centroids_file.parent),
+        }
+
+    def plan(self) -> list[Task]:
+        return [Task(p.stem, {"path": str(p), "part": i}) for i, p in enumerate(self.parts)]
+
+    def process(self, task: Task) -> PartResult:
+        path, assign = task.params["path"], self.config["assign"]
+        with_text = self.recheck is not None
+        table = pq.read_table(path, columns=["prompt_id", "embedding", *(["messages"] * with_text)])
+        rows = table.num_rows
+        nearest = load_centroid_index(self.centroids_file).nearest(vectors_of(table), assign)
+        at = np.tile(np.arange(rows, dtype=np.int32), assign)
+        columns = {
+            "prompt_id": table.column("prompt_id").take(at),
+            "embedding": table.column("embedding").take(at),
+            "part": pa.array(np.full(len(at), task.params["part"], np.int32)),
+            "row": pa.array(at),
+            "cluster": pa.array(nearest.T.ravel().astype(np.int32)),
+        }
+        if with_text:  # for the float32 look at borderline pairs
+            texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
+            columns["text"] = pa.array(texts * assign, pa.string())
+            reduced = embedded_dtype(Path(path), self.recheck.dtype) != "float32"
+            columns["reduced"] = pa.array(np.full(len(at), reduced))
+        shuffled = pa.table(columns)
+        bucket_of = nearest.T.ravel() % self.config["buckets"]
+        for bucket in np.unique(bucket_of):
+            part = shuffled.filter(pa.array(bucket_of == bucket))
+            write_parquet_atomic(
+                part, bucket_folder(self.out, int(bucket)) / f"{task.name}.parquet"
+            )
+        return PartResult(task.name, rows, len(at))
+
+
+def dedup_in_order(
+    vectors: np.ndarray, threshold: float, band: float, block_rows: int, exact=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows in pool order -> (match, similarity, decided in float32), match -1 for a kept row.
+    Blocks of `block_rows` are compared with the earlier blocks' kept rows (in chunks of as
+    many), then within themselves; `exact.cosine(i, j)` gives float32 cosines by row number."""
+    n = len(vectors)
+    kept = np.zeros(n, dtype=bool)
+    match = np.full(n, -1, dtype=np.int64)
+    similarity = np.zeros(n, dtype=np.float32)
+    in_float32 = np.zeros(n, dtype=bool)
+    cosine = exact.cosine if exact is not None else None
+    low = threshold - band
+    for start in range(0, n, block_rows):
+        block = vectors[start : start + block_rows]
+        alive = np.ones(len(block), dtype=bool)
+        earlier = np.nonzero(kept[:start])[0]
+        near: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for c in range(0, len(earlier), block_rows):
+            chunk = earlier[c : c + block_rows]
+            sims = block @ vectors[chunk].T
+            row, k = np.nonzero(sims >= low)
+            near.append((row, chunk[k], sims[row, k]))
+        if near:
+            rows, found, sims = (np.concatenate(x) for x in zip(*near, strict=True))
+            order = np.argsort(rows, kind="stable")
+            rows, found, sims = rows[order], found[order], sims[order]
+            heads = np.nonzero(np.r_[True, rows[1:] != rows[:-1]])[0] if len(rows) else []
+            groups = np.split(np.arange(len(rows)), heads[1:]) if len(rows) else []
+            if band:  # every float32 vector the borderline rows need, in one batch
+                unsure = [g for g in groups if sims[g].max() < threshold + band]
+                exact.ensure({int(x) for g in unsure for x in (start + rows[g[0]], *found[g])})
+            for g in groups:
+                j = int(rows[g[0]])
+                decided = best_match(sims[g], found[g].tolist(), start + j, threshold, band, cosine)
+                if decided:
+                    best, similarity[start + j], in_float32[start + j] = decided
+                    alive[j], match[start + j] = False, found[g][best]
+        rest = np.nonzero(alive)[0]
+        sims = block[rest] @ block[rest].T
+        at = start + rest
+        if band:
+            borderline = np.tril((sims >= low) & (sims < threshold + band), -1)
+            exact.ensure({int(at[k]) for k in np.concatenate(np.nonzero(borderline))})
+        keep, within, sim = kept_in_block(
+            sims, threshold, band, lambda i, j, at=at: exact.cosine(int(at[i]), int(at[j]))
+        )
+        for j in np.nonzero(~keep)[0]:
+            match[at[j]], similarity[at[j]] = at[within[j]], sim[j]
+            in_float32[at[j]] = bool(band) and sims[j, within[j]] < threshold + band
+        kept[at[keep]] = True
+    return match, similarity, in_float32
+
+
+class ClusterPairs(Stage):
+    """Shuffled buckets -> per bucket, the drops its centroids' rows decide (PAIRS rows)."""
+
+    name = "semantic-pairs"
+
+    def __init__(
+        self,
+        shuffled: Path,
+        out: Path,
+        buckets: int,
+        threshold: float,
+        margin: float,
+        block_rows: int,
+        recheck: EmbedConfig | None,
+    ):
+        config = {"buckets": buckets, "threshold": threshold, "margin": margin}
+        super().__init__(out, {**config, "block_rows": block_rows})
+        self.shuffled = shuffled
+        self.recheck = recheck
+
+    def input_folders(self) -> list[Path]:
+        return [self.shuffled]
+
+    def config_dict(self) -> dict:
+        return {**super().config_dict(), **self.config, "input": folder_fingerprint(self.shuffled)}
+
+    def plan(self) -> list[Task]:
+        return [Task(f"b-{b:05d}", {"bucket": b}) for b in range(self.config["buckets"])]
+
+    def process(self, task: Task) -> PartResult:
+        files = sorted(bucket_folder(self.shuffled, task.params["bucket"]).glob("*.parquet"))
+        pairs = PAIRS.empty_table()
+        stats = {"rows": 0, "clusters": 0, "float32_rows": 0}
+        if files:
+            table = pa.concat_tables(pq.read_table(f) for f in files).sort_by(
+                [("cluster", "ascending"), ("part", "ascending"), ("row", "ascending")]
+            )
+            pairs, stats = self._decide(table)
+        write_parquet_atomic(pairs, self.out / f"{task.name}.parquet")
+        return PartResult(task.name, stats["rows"], pairs.num_rows, stats=stats)
+
+    def _decide(self, table: pa.Table) -> tuple[pa.Table, dict]:
+        vectors = np.ascontiguousarray(vectors_of(table), dtype=np.float32)
+        clusters = table.column("cluster").to_numpy()
+        reduced = "reduced" in table.column_names and pc.any(table.column("reduced")).as_py()
+        band = self.config["margin"] if self.recheck is not None and reduced else 0.0
+        exact = None
+        if band:
+            texts = table.column("text").to_pylist()
+            exact = Float32Vectors(self.recheck, texts.__getitem__)
+        heads = np.nonzero(np.r_[True, clusters[1:] != clusters[:-1]])[0]
+        ends = np.r_[heads[1:], len(clusters)]
+        match = np.full(len(clusters), -1, dtype=np.int64)
+        similarity = np.zeros(len(clusters), dtype=np.float32)
+        in_float32 = np.zeros(len(clusters), dtype=bool)
+        for a, b in zip(heads, ends, strict=True):
+            # the cluster's rows: Float32Vectors keys are bucket row numbers, so offset
+            local = _Offset(exact, a) if exact is not None else None
+            m, s, f = dedup_in_order(
+                vectors[a:b], self.config["threshold"], band, self.config["block_rows"], local
+            )
+            dropped = m >= 0
+            match[a:b][dropped] = m[dropped] + a
+            similarity[a:b], in_float32[a:b] = s, f
+        at = np.nonzero(match >= 0)[0]
+        rows = table.take(pa.array(at, pa.int64()))
+        kept = table.take(pa.array(match[at], pa.int64()))
+        pairs = pa.table(
+            {
+                "prompt_id": rows.column("prompt_id"),
+                "part": rows.column("part"),
+                "row": rows.column("row"),
+                "duplicate_of": kept.column("prompt_id"),
+                "duplicate_of_part": kept.column("part"),
+                "duplicate_of_row": kept.column("row"),
+                "similarity": pa.array(similarity[at]),
+                "float32": pa.array(in_float32[at]),
+                "cluster": rows.column("cluster"),
+            }
+        ).cast(PAIRS)
+        stats = {
+            "rows": len(clusters),
+            "clusters": len(heads),
+            "float32_rows": exact.embedded if exact is not None else 0,
+            "float32_margin": band,
+        }
+        return pairs.sort_by([("part", "ascending"), ("row", "ascending")]), stats
+
+    def summary(self, results: list[PartResult]) -> dict:
+        return {
+            "clusters": sum(r.stats.get("clusters", 0) for r in results),
+            "largest_bucket": max((r.rows_in for r in results), default=0),
+            "float32_rows": sum(r.stats.get("float32_rows", 0) for r in results),
+            "float32_margin": max((r.stats.get("float32_margin", 0.0) for r in results), default=0),
+        }
+
+
+class _Offset:
+    """A cluster's view of the bucket's float32 vectors: its row i is the bucket's a + i."""
+
+    def __init__(self, vectors: Float32Vectors, offset: int):
+        self.vectors, self.offset = vectors, int(offset)
+
+    def ensure(self, rows: set) -> None:
+        self.vectors.ensure({self.offset + r for r in rows})
+
+    def cosine(self, i: int, j: int) -> float:
+        return self.vectors.cosine(self.offset + int(i), self.offset + int(j))
