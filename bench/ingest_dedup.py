@@ -1,12 +1,20 @@
 """Ingest + exact dedup of a generated pool on the embedded cluster, with a crash in the middle.
 
     python -m bench.ingest_dedup [--rows 2000000]
+    python -m bench.ingest_dedup --near --sizes 100000,300000 [--before-code DIR]
 
 Measures wall time and peak RSS (the job's whole process tree: client,
 scheduler, workers) of an uninterrupted run, then a run killed with SIGKILL
 mid-ingest and mid-dedup and resumed, and checks that both give the same rows
 and content hash. The baseline beside it: the plain single-process way,
 pandas.read_json(lines=True) + drop_duplicates on the same file.
+
+--near: `arena dedup --near` on ingested pools of each size (real prompt fragments, with
+exact copies and light edits), printing seconds per 100k rows and the peak RSS of the
+driver and of the workers (bench.process_memory). --before-code DIR runs the same
+command from another checkout of the project too (`git archive REV | tar -x -C DIR`; an
+earlier near dedup, such as the one that banded in the driver) on the same pool, and
+says whether both kept the same rows.
 """
 
 from __future__ import annotations
@@ -136,12 +144,83 @@ def manifest(folder: Path) -> dict:
     return json.loads((folder / "_manifest.json").read_text())
 
 
+def near_run(code: Path, pool: Path, out: Path, workers: int) -> dict:
+    """`arena dedup --near` run from the checkout `code`, watched: seconds, peaks, manifest."""
+    from bench.process_memory import watch
+
+    log = out.with_suffix(".log")
+    began = time.monotonic()
+    process = subprocess.Popen(
+        [*ARENA, "dedup", "--near", str(pool), "--out", str(out), "--workers", str(workers)],
+        cwd=code,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(code)},
+        start_new_session=True,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    code_, trace = watch(process, out, log, interval=0.5)
+    if code_ != 0:
+        raise SystemExit(f"near dedup from {code} exited {code_}:\n{log.read_text()[-3000:]}")
+    return {
+        "s": time.monotonic() - began,
+        "driver": trace.process["driver"].gib,
+        "worker": trace.process["worker"].gib,
+        "worker_step": trace.process["worker"].step,
+        "workers": trace.total["worker"].gib,
+        "manifest": manifest(out),
+    }
+
+
+def near_main(opts) -> None:
+    here = Path(__file__).resolve().parents[1]
+    codes = [("now", here)] + ([("before", Path(opts.before_code))] if opts.before_code else [])
+    print(
+        f"{'rows':>9} {'code':>7} {'s':>7} {'s/100k':>7} {'driver GiB':>11} "
+        f"{'worker GiB':>11} {'workers GiB':>12} {'dropped':>8}  same rows  worker peak in"
+    )
+    for rows in opts.sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-near-") as tmp:
+            tmp = Path(tmp)
+            jsonl = write_pool(
+                tmp / "pool.jsonl",
+                rows,
+                duplicate_share=0.1,
+                texts_from="fragments",
+                edit_share=0.1,
+            )
+            pool = tmp / "pool"
+            run(["ingest", str(jsonl), "--out", str(pool), "--workers", str(opts.workers)])
+            first = None
+            for name, code in codes:
+                r = near_run(code, pool, tmp / f"near-{name}", opts.workers)
+                m = r["manifest"]
+                first = first or m
+                same = m["content_hash"] == first["content_hash"]
+                print(
+                    f"{m['rows_in']:>9,} {name:>7} {r['s']:>7.1f} {r['s'] / m['rows_in'] * 1e5:>7.1f} "
+                    f"{r['driver']:>11.2f} {r['worker']:>11.2f} {r['workers']:>12.2f} "
+                    f"{m['summary']['dropped']:>8,}  {same!s:>9}  {r['worker_step']}",
+                    flush=True,
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk-mb", type=int, default=16)
+    parser.add_argument("--near", action="store_true", help="measure near dedup instead")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[100_000, 300_000],
+        help="--near: pool sizes in rows, comma-separated",
+    )
+    parser.add_argument("--before-code", help="--near: also run it from this checkout")
     opts = parser.parse_args()
+    if opts.near:
+        near_main(opts)
+        return
     gib = 1 << 30
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         tmp = Path(tmp)

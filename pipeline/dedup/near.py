@@ -1,14 +1,25 @@
 """Near dedup (MinHash LSH) as Stages on a Dask client, so it resumes and scales.
 
+In the shape of datatrove's MinHash pipeline (signatures and band buckets, pairs per
+bucket, clusters, filter), NearDedup's work stages, which `run_stage` runs first:
+
 1. MinHashSignatures: each input part gets one compact signature row per
    conversation (prompt_id, source position, part and row number, a text
-   preview and `num_perm` 32-bit MinHash values) in `OUT/_signatures/`.
-2. In the driver, `NearDedup.find_clusters` reads only those signatures, bands
-   and joins them (`pipeline.dedup.minhash.duplicate_clusters`) in source order
-   (source_file, source_line), and writes `OUT/_clusters/clusters.parquet`: one
-   row per member of a duplicate cluster, the first member kept.
-3. NearDedup: each input part is rewritten without its dropped rows, with the
-   input's schema, so OUT is a conversation folder like its input.
+   preview and `num_perm` 32-bit MinHash values) in `OUT/_signatures/`, and its
+   LSH band keys, each row carrying its signature, shuffled into `buckets`
+   band-key buckets (`OUT/_signatures/_bands/b-NNNNN/<part>.parquet`).
+2. CandidatePairs: per bucket, each row sharing a (band, key) with others is paired
+   with the group's first row in source order, and the pair is kept when its
+   estimated Jaccard reaches the threshold (`OUT/_pairs/`).
+3. DuplicateClusters: one task joins the verified pairs (union-find over the rows
+   that have a duplicate) and writes `OUT/_clusters/clusters.parquet`: one row per
+   member of a duplicate cluster, clusters in source order (source_file,
+   source_line, part, row), the first member kept.
+
+NearDedup then rewrites each input part without its dropped rows, with the input's
+schema, so OUT is a conversation folder like its input. No task holds more than one
+part, one bucket, or (the clusters task) the rows that have a duplicate. The clusters
+are those of `pipeline.dedup.minhash.duplicate_clusters` (see `pairs_with_first`).
 
 Rows are dropped by (part, row), never by prompt_id, so two copies with the same
 id never both disappear.
@@ -16,6 +27,7 @@ id never both disappear.
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +39,7 @@ import pyarrow.parquet as pq
 
 from core.errors import UserError
 from core.hashing import folder_fingerprint, table_hash
-from core.parquet_io import check_parts, part_files, write_parquet_atomic
+from core.parquet_io import atomic_path, check_parts, part_files, write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import PartResult, Stage, Task, write_filtered_part
 
@@ -35,6 +47,16 @@ PREVIEW_CHARS = 200
 NEEDS = ("prompt_id", "messages", "source_file", "source_line")
 # Signature rows carry these beside the signature; the clusters file repeats them.
 _SIGNED = ("prompt_id", "source_file", "source_line", "part", "row", "preview")
+BANDS_DIR = "_bands"  # inside the signatures folder: b-NNNNN/<part>.parquet
+# Band files are written and read in row groups of this many rows (about 8 MiB of
+# signatures at 128 permutations), so neither side holds more than one group of them.
+BAND_GROUP_ROWS = 16_384
+# Band keys and signatures are random bytes: fixed-size binary columns, uncompressed and
+# without dictionaries, cost no list levels to write or read and no futile encoding.
+_BAND_BYTES = ("key", "signature")
+# A row's id in the band and pair files: its input part's number (in part-name order) in
+# the high 32 bits, its row in the low ones, so id order is (part, row) order.
+_ROW_BITS = 32
 
 CLUSTERS = pa.schema(
     [
@@ -51,21 +73,46 @@ CLUSTERS = pa.schema(
     ]
 )
 
+PAIRS = pa.schema(
+    [
+        ("first", pa.int64()),  # row id (see _ROW_BITS) of the group's first row
+        ("other", pa.int64()),
+        ("similarity", pa.float32()),
+    ]
+)
+
 
 @dataclass(frozen=True)
 class NearDedupConfig:
     threshold: float = field(
         default=0.8,
-        metadata={"help": "estimated Jaccard of word 3-gram sets that makes a duplicate"},
+        metadata={"help": "estimated Jaccard of word n-gram sets that makes a duplicate"},
     )
     num_perm: int = field(default=128, metadata={"help": "MinHash permutations"})
+    ngram: int = field(
+        default=3, metadata={"help": "words per shingle (datatrove's MinHash uses 5)"}
+    )
     seed: int = 1
+    # Band rows (a row enters one bucket per band) per band-key bucket task.
+    rows_per_bucket: int = 1_000_000
 
     def __post_init__(self):
         if not 0 < self.threshold <= 1:
             raise UserError(f"--threshold {self.threshold}: expected a value in (0, 1]")
         if self.num_perm < 2:
             raise UserError(f"--num-perm {self.num_perm}: expected at least 2")
+        if self.ngram < 1:
+            raise UserError(f"--ngram {self.ngram}: expected at least 1 (words per shingle)")
+        if self.rows_per_bucket < 1:
+            raise UserError(f"rows_per_bucket {self.rows_per_bucket}: expected at least 1")
+
+    def bands(self) -> tuple[int, int]:
+        from pipeline.dedup.minhash import lsh_bands
+
+        return lsh_bands(self.threshold, self.num_perm)
+
+    def resolved_buckets(self, total_rows: int) -> int:
+        return max(1, math.ceil(total_rows * self.bands()[0] / self.rows_per_bucket))
 
 
 def check_pool(pool: Path) -> list[Path]:
@@ -73,37 +120,51 @@ def check_pool(pool: Path) -> list[Path]:
     return check_parts(pool, NEEDS)
 
 
-class MinHashSignatures(Stage):
-    """Input parts -> one compact signature row per conversation."""
+class _NearWork(Stage):
+    """A near-dedup work stage: reads the pool (its fingerprint is in the config) and
+    shares the bucket count."""
+
+    def __init__(self, pool: Path, out: Path, config: NearDedupConfig, buckets: int):
+        super().__init__(out, config)
+        self.pool = Path(pool)
+        self.buckets = buckets
+
+    def config_dict(self) -> dict:
+        return {
+            **super().config_dict(),
+            "buckets": self.buckets,
+            "input": folder_fingerprint(self.pool),
+        }
+
+
+class MinHashSignatures(_NearWork):
+    """Input parts -> one compact signature row per conversation, and the part's band
+    keys spread over the band-key buckets."""
 
     name = "near-dedup-signatures"
     needs = NEEDS
     makes = ("signature",)
 
-    def __init__(self, pool: Path, out: Path, config: NearDedupConfig):
-        super().__init__(out, config)
-        self.pool = Path(pool)
-
     def input_folders(self) -> list[Path]:
         return [self.pool]
 
-    def config_dict(self) -> dict:
-        return {**super().config_dict(), "input": folder_fingerprint(self.pool)}
-
     def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.pool)]
+        return [
+            Task(p.stem, {"path": str(p), "part_number": n})
+            for n, p in enumerate(part_files(self.pool))
+        ]
 
     def process(self, task: Task) -> PartResult:
         from pipeline.dedup.minhash import signatures
 
         table = pq.read_table(task.params["path"], columns=list(self.needs))
         texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
-        sigs = signatures(texts, num_perm=self.config.num_perm, seed=self.config.seed)
+        sigs = signatures(
+            texts, num_perm=self.config.num_perm, seed=self.config.seed, k=self.config.ngram
+        )
         if sigs.size and int(sigs.max()) > np.iinfo(np.uint32).max:
             raise RuntimeError("MinHash values exceed 32 bits; datasketch changed its hashing")
-        column = pa.FixedSizeListArray.from_arrays(
-            pa.array(sigs.astype(np.uint32).ravel(), pa.uint32()), self.config.num_perm
-        )
+        sigs = sigs.astype(np.uint32)
         out = pa.table(
             {
                 "prompt_id": table.column("prompt_id"),
@@ -112,11 +173,198 @@ class MinHashSignatures(Stage):
                 "part": pa.array([task.name] * table.num_rows, pa.string()),
                 "row": pa.array(np.arange(table.num_rows, dtype=np.int64)),
                 "preview": pa.array([t[:PREVIEW_CHARS] for t in texts], pa.string()),
-                "signature": column,
+                "signature": _fixed_list(sigs),
             }
         )
         write_parquet_atomic(out, self.out / f"{task.name}.parquet")
+        self._write_bands(task, out, sigs)
         return PartResult(task.name, out.num_rows, out.num_rows, content_hash=table_hash(out))
+
+    def _write_bands(self, task: Task, signed: pa.Table, sigs: np.ndarray) -> None:
+        """One file per bucket this part has band keys in: key, source position, row id
+        and the whole signature (the pair task verifies on it)."""
+        from pipeline.dedup.minhash import band_keys, key_buckets
+
+        bands, rows = self.config.bands()
+        n = len(sigs)
+        keys = np.concatenate([band_keys(sigs, b, rows) for b in range(bands)])
+        row_of = np.tile(np.arange(n, dtype=np.int64), bands)
+        bucket_of = key_buckets(keys, self.buckets)
+        by_bucket = np.argsort(bucket_of, kind="stable")
+        bounds = np.searchsorted(bucket_of[by_bucket], np.arange(self.buckets + 1))
+        first_id = task.params["part_number"] << _ROW_BITS
+        for bucket in range(self.buckets):
+            picked = by_bucket[bounds[bucket] : bounds[bucket + 1]]
+            if not len(picked):
+                continue
+            path = self.out / BANDS_DIR / f"b-{bucket:05d}" / f"{task.name}.parquet"
+            schema = _band_schema(self.config)
+            codecs = {name: "none" if name in _BAND_BYTES else "zstd" for name in schema.names}
+            with (
+                atomic_path(path) as tmp,
+                pq.ParquetWriter(
+                    tmp, schema, compression=codecs, use_dictionary=["source_file"]
+                ) as w,
+            ):
+                for at in range(0, len(picked), BAND_GROUP_ROWS):
+                    chunk = picked[at : at + BAND_GROUP_ROWS]
+                    rows_taken = row_of[chunk]
+                    taken = pa.array(rows_taken)
+                    table = pa.table(
+                        {
+                            "key": _binary(keys[chunk]),
+                            "source_file": signed.column("source_file").take(taken),
+                            "source_line": signed.column("source_line").take(taken),
+                            "id": pa.array(first_id + rows_taken, pa.int64()),
+                            "signature": _binary(sigs[rows_taken]),
+                        },
+                        schema=schema,
+                    )
+                    w.write_table(table)
+
+
+class CandidatePairs(_NearWork):
+    """Band-key buckets -> verified pairs (first row of a band-key group, another row)."""
+
+    name = "near-dedup-pairs"
+    needs = ("key", "source_file", "source_line", "id", "signature")
+    makes = tuple(PAIRS.names)
+
+    def __init__(self, pool, out, config, buckets: int, signed: Path):
+        super().__init__(pool, out, config, buckets)
+        self.signed = Path(signed)
+
+    def input_folders(self) -> list[Path]:
+        return [self.signed]
+
+    def plan(self) -> list[Task]:
+        return [Task(f"part-{b:05d}", {"bucket": b}) for b in range(self.buckets)]
+
+    def process(self, task: Task) -> PartResult:
+        from pipeline.dedup.minhash import estimated_jaccard, pairs_with_first
+
+        folder = self.signed / BANDS_DIR / f"b-{task.params['bucket']:05d}"
+        files = sorted(folder.glob("*.parquet"))
+        columns = ["key", "source_file", "source_line", "id"]
+        tables = [pq.read_table(f, columns=columns, read_dictionary=["source_file"]) for f in files]
+        table = pa.concat_tables(tables).unify_dictionaries() if tables else None
+        rows_in = table.num_rows if table is not None else 0
+        first = other = np.zeros(0, np.int64)
+        if rows_in:
+            ids = table.column("id").to_numpy()
+            keys = _words(table.column("key"))
+            first, other = pairs_with_first(keys, _source_rank(table, ids))
+        if not len(first):
+            pairs = PAIRS.empty_table()
+        else:
+            # Only rows in a pair need their signature, read a row group at a time.
+            needed = np.unique(np.concatenate([first, other]))
+            sigs = _signatures_of(files, needed)
+            similarity = estimated_jaccard(
+                sigs[np.searchsorted(needed, first)], sigs[np.searchsorted(needed, other)]
+            )
+            ok = similarity >= self.config.threshold
+            pairs = pa.table(
+                [
+                    pa.array(ids[first[ok]], pa.int64()),
+                    pa.array(ids[other[ok]], pa.int64()),
+                    pa.array(similarity[ok], pa.float32()),
+                ],
+                schema=PAIRS,
+            )
+        write_parquet_atomic(pairs, self.out / f"{task.name}.parquet")
+        return PartResult(
+            task.name,
+            rows_in,
+            pairs.num_rows,
+            content_hash=table_hash(pairs),
+            stats={"candidates": len(first), "verified": pairs.num_rows},
+        )
+
+
+class DuplicateClusters(_NearWork):
+    """Verified pairs -> the clusters file (one task: union-find over rows with a duplicate)."""
+
+    name = "near-dedup-clusters"
+    makes = tuple(CLUSTERS.names)
+
+    def __init__(self, pool, out, config, buckets: int, signed: Path, pairs: Path):
+        super().__init__(pool, out, config, buckets)
+        self.signed, self.pairs = Path(signed), Path(pairs)
+
+    @property
+    def clusters_file(self) -> Path:
+        return self.out / "clusters.parquet"
+
+    def input_folders(self) -> list[Path]:
+        return [self.pairs, self.signed]
+
+    def plan(self) -> list[Task]:
+        return [Task("clusters", {})]
+
+    def process(self, task: Task) -> PartResult:
+        from pipeline.dedup.minhash import connected_rows, estimated_jaccard
+
+        pairs = pa.concat_tables(
+            pq.read_table(f, columns=["first", "other"]) for f in part_files(self.pairs)
+        )
+        ids, labels = connected_rows(
+            pairs.column("first").to_numpy(), pairs.column("other").to_numpy()
+        )
+        del pairs
+        if not len(ids):
+            write_parquet_atomic(CLUSTERS.empty_table(), self.clusters_file)
+            return PartResult(task.name, 0, 0, content_hash=table_hash(CLUSTERS.empty_table()))
+        members, sigs = self._members(ids)
+        # Clusters follow source order, as do the members of each; the first one is kept.
+        rank = np.empty(len(ids), np.int64)
+        rank[pc.sort_indices(members, sort_keys=_SOURCE_ORDER).to_numpy()] = np.arange(len(ids))
+        head_rank = np.full(labels.max() + 1, len(ids), np.int64)
+        np.minimum.at(head_rank, labels, rank)
+        head_rank = head_rank[labels]
+        head = np.empty(len(ids), np.int64)
+        head[rank] = np.arange(len(ids))  # member index by rank
+        head = head[head_rank]
+        order = np.lexsort((rank, head_rank))
+        _, cluster = np.unique(head_rank[order], return_inverse=True)
+        ordered = members.take(pa.array(order))
+        prompt_ids = members.column("prompt_id")
+        table = pa.table(
+            {
+                "cluster": pa.array(cluster, pa.int64()),
+                "prompt_id": ordered.column("prompt_id"),
+                "kept": pa.array((rank == head_rank)[order]),
+                "kept_id": prompt_ids.take(pa.array(head[order])),
+                "similarity": pa.array(
+                    estimated_jaccard(sigs[order], sigs[head[order]]), pa.float32()
+                ),
+                **{name: ordered.column(name) for name in _SIGNED if name != "prompt_id"},
+            }
+        ).select(CLUSTERS.names)
+        table = table.cast(CLUSTERS)
+        write_parquet_atomic(table, self.clusters_file)
+        return PartResult(task.name, len(ids), table.num_rows, content_hash=table_hash(table))
+
+    def _members(self, ids: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+        """The signature rows (without the signature) and signatures of `ids` (sorted row
+        ids), read one input part at a time."""
+        names = [p.stem for p in part_files(self.pool)]
+        parts = ids >> _ROW_BITS
+        tables, sigs = [], []
+        for number in np.unique(parts):
+            rows = pa.array(ids[parts == number] & ((1 << _ROW_BITS) - 1))
+            signed = pq.read_table(self.signed / f"{names[number]}.parquet").take(rows)
+            tables.append(signed.select(list(_SIGNED)))
+            sigs.append(_matrix(signed, "signature"))
+        return pa.concat_tables(tables), np.concatenate(sigs)
+
+
+_SOURCE_ORDER = [
+    ("source_file", "ascending"),
+    ("source_line", "ascending"),
+    ("part", "ascending"),
+    ("row", "ascending"),
+]
 
 
 class NearDedup(Stage):
@@ -128,8 +376,14 @@ class NearDedup(Stage):
     def __init__(self, pool: Path, out: Path, config: NearDedupConfig):
         super().__init__(out, config)
         self.pool = Path(pool)
+        total = sum(pq.ParquetFile(p).metadata.num_rows for p in check_pool(self.pool))
+        self.buckets = config.resolved_buckets(total)
         self.signed = self.out / "_signatures"
-        self.clusters_file = self.out / "_clusters" / "clusters.parquet"
+        self.pairs = self.out / "_pairs"
+        self.clusters = DuplicateClusters(
+            self.pool, self.out / "_clusters", config, self.buckets, self.signed, self.pairs
+        )
+        self.clusters_file = self.clusters.clusters_file
 
     def input_folders(self) -> list[Path]:
         return [self.pool]
@@ -140,60 +394,24 @@ class NearDedup(Stage):
     def input_fingerprints(self) -> list[dict]:
         return [folder_fingerprint(self.pool)]
 
-    def signature_stage(self) -> MinHashSignatures:
-        return MinHashSignatures(self.pool, self.signed, self.config)
+    def work_stages(self) -> list[Stage]:
+        from core.runner import is_complete
+
+        if is_complete(self.clusters):
+            # Clusters of this configuration are written (a rerun redoing a damaged output
+            # part): the signatures and pairs, long removed, are not needed again.
+            return [self.clusters]
+        return [
+            MinHashSignatures(self.pool, self.signed, self.config, self.buckets),
+            CandidatePairs(self.pool, self.pairs, self.config, self.buckets, self.signed),
+            self.clusters,
+        ]
 
     def clean_work(self) -> None:
-        """The signatures are only needed until the clusters are written."""
+        """Signatures and pairs are only needed until the clusters are written; the
+        clusters stay, the report of what was dropped."""
         shutil.rmtree(self.signed, ignore_errors=True)
-
-    def find_clusters(self) -> int:
-        """Driver side: band and join the signatures; write the clusters file. Returns its rows."""
-        from pipeline.dedup.minhash import duplicate_clusters
-
-        files = part_files(self.signed)
-        meta = pa.concat_tables([pq.read_table(f, columns=list(_SIGNED)) for f in files])
-        order = pc.sort_indices(
-            meta,
-            sort_keys=[
-                ("source_file", "ascending"),
-                ("source_line", "ascending"),
-                ("part", "ascending"),
-                ("row", "ascending"),
-            ],
-        ).to_numpy()
-        meta = meta.take(order)
-        perms = self.config.num_perm
-        sigs = np.concatenate(
-            [_signature_matrix(pq.read_table(f, columns=["signature"]), perms) for f in files]
-        )[order]
-        ids = meta.column("prompt_id").to_pylist()
-        clusters = duplicate_clusters(
-            ids, sigs, threshold=self.config.threshold, num_perm=self.config.num_perm
-        )
-        clusters.sort(key=lambda members: members[0])  # cluster ids follow source order
-        picked, cluster, kept, kept_id, similarity = [], [], [], [], []
-        for c, members in enumerate(clusters):
-            head = members[0]
-            for i in members:
-                picked.append(i)
-                cluster.append(c)
-                kept.append(i == head)
-                kept_id.append(ids[head])
-                similarity.append(float(np.mean(sigs[i] == sigs[head])))
-        rows = meta.take(pa.array(picked, pa.int64()))
-        table = pa.table(
-            {
-                "cluster": pa.array(cluster, pa.int64()),
-                "prompt_id": rows.column("prompt_id"),
-                "kept": pa.array(kept, pa.bool_()),
-                "kept_id": pa.array(kept_id, pa.string()),
-                "similarity": pa.array(similarity, pa.float32()),
-                **{name: rows.column(name) for name in _SIGNED if name != "prompt_id"},
-            }
-        ).select(CLUSTERS.names)
-        write_parquet_atomic(table.cast(CLUSTERS), self.clusters_file)
-        return table.num_rows
+        shutil.rmtree(self.pairs, ignore_errors=True)
 
     def plan(self) -> list[Task]:
         return [Task(p.stem, {"path": str(p)}) for p in part_files(self.pool)]
@@ -215,11 +433,82 @@ class NearDedup(Stage):
         return {
             "threshold": self.config.threshold,
             "num_perm": self.config.num_perm,
+            "ngram": self.config.ngram,
+            "buckets": self.buckets,
             "clusters": len(pc.unique(clusters.column("cluster"))),
             "dropped": sum(r.stats["dropped"] for r in results),
         }
 
 
-def _signature_matrix(table: pa.Table, num_perm: int) -> np.ndarray:
-    col = table.column("signature").combine_chunks()
-    return col.values.to_numpy(zero_copy_only=False).reshape(len(col), num_perm)
+def _band_schema(config: NearDedupConfig) -> pa.Schema:
+    rows = config.bands()[1]
+    return pa.schema(
+        [
+            ("key", pa.binary(4 * (rows + 1))),  # uint32 band number, then the band's values
+            ("source_file", pa.string()),
+            ("source_line", pa.int64()),
+            ("id", pa.int64()),
+            ("signature", pa.binary(4 * config.num_perm)),  # num_perm uint32 values
+        ]
+    )
+
+
+def _binary(values: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """An (n, k) uint32 matrix as a column of 4k-byte values."""
+    data = np.ascontiguousarray(values, np.uint32)
+    width = pa.binary(data.shape[1] * 4)
+    return pa.FixedSizeBinaryArray.from_buffers(width, len(data), [None, pa.py_buffer(data)])
+
+
+def _words(column) -> np.ndarray:
+    """A fixed-size binary column of uint32 values back as an (n, k) matrix."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    k = array.type.byte_width // 4
+    data = np.frombuffer(array.buffers()[1], np.uint32, len(array) * k, array.offset * k * 4)
+    return data.reshape(len(array), k)
+
+
+def _fixed_list(values: np.ndarray) -> pa.FixedSizeListArray:
+    """An (n, k) uint32 matrix as a fixed-size-list column."""
+    return pa.FixedSizeListArray.from_arrays(
+        pa.array(np.ascontiguousarray(values, np.uint32).ravel(), pa.uint32()), values.shape[1]
+    )
+
+
+def _matrix(table: pa.Table, column: str) -> np.ndarray:
+    col = table.column(column).combine_chunks()
+    width = col.type.list_size
+    return col.values.to_numpy(zero_copy_only=False).reshape(len(col), width)
+
+
+def _source_rank(table: pa.Table, ids: np.ndarray) -> np.ndarray:
+    """Each band row's place in source order (source_file, source_line, part, row)."""
+    files = table.column("source_file").combine_chunks()
+    # Dictionary codes -> the rank of their text, so numpy can sort without the strings;
+    # nulls go last, as Arrow's sort (the clusters' order) puts them.
+    texts = len(files.dictionary)
+    file_rank = np.empty(texts + 1, np.int64)
+    file_rank[pc.sort_indices(files.dictionary).to_numpy()] = np.arange(texts)
+    file_rank[texts] = texts
+    codes = pc.fill_null(files.indices, texts).to_numpy()
+    lines = pc.fill_null(table.column("source_line"), np.iinfo(np.int64).max).to_numpy()
+    order = np.lexsort((ids, lines, file_rank[codes]))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def _signatures_of(files: list[Path], needed: np.ndarray) -> np.ndarray:
+    """Signatures of the band rows at `needed` (sorted positions in the files'
+    concatenation), read one row group at a time and only from groups holding one."""
+    out, start = [], 0
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.num_row_groups):
+            end = start + parquet.metadata.row_group(group).num_rows
+            local = needed[(needed >= start) & (needed < end)] - start
+            if len(local):
+                column = parquet.read_row_group(group, columns=["signature"]).column(0)
+                out.append(_words(column.take(pa.array(local))))
+            start = end
+    return np.concatenate(out)

@@ -117,7 +117,7 @@ def test_near_output_feeds_exact_dedup_unchanged_schema(client, planted, tmp_pat
     assert len(pd.read_parquet(tmp_path / "exact")) == len(pd.read_parquet(pool)) - len(copies)
 
 
-@pytest.mark.parametrize("bad", ["missing", "empty", "wrong-columns", "threshold"])
+@pytest.mark.parametrize("bad", ["missing", "empty", "wrong-columns", "threshold", "ngram"])
 def test_bad_input_is_a_one_line_error(client, planted, tmp_path, capsys, bad):
     pool, _, _ = planted
     args = ["--near", tmp_path / bad, "--out", tmp_path / "out"]
@@ -129,6 +129,8 @@ def test_bad_input_is_a_one_line_error(client, planted, tmp_path, capsys, bad):
         pq.write_table(table, tmp_path / bad / "part-00000.parquet")
     elif bad == "threshold":
         args = ["--near", pool, "--out", tmp_path / "out", "--threshold", 1.5]
+    elif bad == "ngram":
+        args = ["--near", pool, "--out", tmp_path / "out", "--ngram", 0]
     assert _cli(client, *args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("arena dedup: error:") and "\n" not in err
