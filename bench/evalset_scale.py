@@ -18,7 +18,8 @@ rows in and out, and the peak RSS, over the 0.1 s samples taken meanwhile, of th
 tree, of its largest worker and of the driver (the `arena` process: client and
 scheduler). Stage times come from the `started`/`finished` times of the manifests;
 a driver step is the gap between two stages, named by what the flow does there
-(train_kmeans, semantic dedup's find_pairs, the candidate draw, ...). The
+(train_kmeans, the candidate draw, ...; semantic dedup's work stages run inside its
+stage's span). The
 difficulty stage also says its judge, backend and seconds per 100 judgements.
 
 The judge is `smollm2-difficulty-vllm` (vLLM; its tasks need GPU=1, which the
@@ -115,7 +116,7 @@ STAGES = (
     ("pool", "ingest", "start: CLI, configs, embedded cluster"),
     ("dedup", "exact-dedup", "row count, exact-dedup shuffle stage"),
     ("embedded", "embed", "driver: recipe, judge roster"),
-    ("semantic_dedup", "semantic-dedup", "semantic find_pairs (driver FAISS index)"),
+    ("semantic_dedup", "semantic-dedup", "semantic work stages (centroids, shuffle, pairs)"),
     ("clustered", "assign-clusters", "train_kmeans (driver)"),
     ("scored", "score-difficulty", "cluster index, draws, fetch candidates (driver)"),
 )

@@ -20,11 +20,19 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from core.schemas import prompt_text
-from pipeline.evalset.embed import EmbedConfig, embed_texts
+from pipeline.evalset.embed import EmbedConfig, embed_texts, embedded_dtype
 
 DEFAULT_MARGIN = 0.005  # about 1.5x the largest bfloat16 pair-cosine error measured
 
 Row = tuple[int, int]  # (part number, row in part)
+
+
+def needs_float32_look(part: Path, config: EmbedConfig) -> bool:
+    """A part's vectors were made in reduced precision (its footer says, or without one the
+    config does) and it holds the texts to embed again; vectors alone are taken as they are."""
+    return (
+        embedded_dtype(part, config.dtype) != "float32" and "messages" in pq.read_schema(part).names
+    )
 
 
 def part_texts(parts: list[Path]) -> Callable[[Row], str]:

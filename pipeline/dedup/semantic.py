@@ -42,12 +42,18 @@ from core.parquet_io import (
     write_parquet_atomic,
 )
 from core.stage import PartResult, Stage, Task, write_filtered_part
-from pipeline.dedup.float32_recheck import DEFAULT_MARGIN, Float32Vectors, Row, part_texts
+from pipeline.dedup.float32_recheck import (
+    DEFAULT_MARGIN,
+    Float32Vectors,
+    Row,
+    needs_float32_look,
+    part_texts,
+)
 from pipeline.dedup.kept_index import DEFAULT_NPROBE, new_kept_index
 from pipeline.dedup.kept_index import SEARCHES as GLOBAL_SEARCHES
 from pipeline.dedup.semantic_centroids import folder_rows
 from pipeline.dedup.semantic_rule import DEFAULT_THRESHOLD, PAIRS, best_match, kept_in_block
-from pipeline.evalset.embed import EmbedConfig, embedded_dtype, vectors_of
+from pipeline.evalset.embed import EmbedConfig, vectors_of
 
 
 class KeptRows:
@@ -99,9 +105,7 @@ def semantic_dedup(
     from tqdm import tqdm
 
     parts = part_files(embedded)
-    reduced = recheck is not None and any(
-        embedded_dtype(p, recheck.dtype) != "float32" for p in parts
-    )
+    reduced = recheck is not None and any(needs_float32_look(p, recheck) for p in parts)
     exact = Float32Vectors(recheck, part_texts(parts)) if reduced else None
     band = margin if exact is not None else 0.0
     index = None

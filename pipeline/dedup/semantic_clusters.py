@@ -22,17 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.hashing import folder_fingerprint
 from core.parquet_io import write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import PartResult, Stage, Task
-from pipeline.dedup.float32_recheck import Float32Vectors
+from pipeline.dedup.float32_recheck import Float32Vectors, needs_float32_look
 from pipeline.dedup.semantic_centroids import load_centroid_index
 from pipeline.dedup.semantic_rule import PAIRS, best_match, kept_in_block
-from pipeline.evalset.embed import EmbedConfig, embedded_dtype, vectors_of
+from pipeline.evalset.embed import EmbedConfig, vectors_of
 
 
 def bucket_folder(shuffled: Path, bucket: int) -> Path:
@@ -75,7 +74,7 @@ class ShuffleByCentroid(Stage):
 
     def process(self, task: Task) -> PartResult:
         path, assign = task.params["path"], self.config["assign"]
-        with_text = self.recheck is not None
+        with_text = self.recheck is not None and needs_float32_look(Path(path), self.recheck)
         table = pq.read_table(path, columns=["prompt_id", "embedding", *(["messages"] * with_text)])
         rows = table.num_rows
         nearest = load_centroid_index(self.centroids_file).nearest(vectors_of(table), assign)
@@ -90,8 +89,6 @@ class ShuffleByCentroid(Stage):
         if with_text:  # for the float32 look at borderline pairs
             texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
             columns["text"] = pa.array(texts * assign, pa.string())
-            reduced = embedded_dtype(Path(path), self.recheck.dtype) != "float32"
-            columns["reduced"] = pa.array(np.full(len(at), reduced))
         shuffled = pa.table(columns)
         bucket_of = nearest.T.ravel() % self.config["buckets"]
         for bucket in np.unique(bucket_of):
@@ -200,7 +197,8 @@ class ClusterPairs(Stage):
     def _decide(self, table: pa.Table) -> tuple[pa.Table, dict]:
         vectors = np.ascontiguousarray(vectors_of(table), dtype=np.float32)
         clusters = table.column("cluster").to_numpy()
-        reduced = "reduced" in table.column_names and pc.any(table.column("reduced")).as_py()
+        # Rows of a part in reduced precision carry their text; float32 ones need no look.
+        reduced = "text" in table.column_names and table.column("text").null_count < len(table)
         band = self.config["margin"] if self.recheck is not None and reduced else 0.0
         exact = None
         if band:

@@ -1,0 +1,209 @@
+"""Semantic dedup at scale, on `dask scheduler` + 2 `dask worker` processes on loopback.
+
+    python -m bench.semantic_scale [--sizes 250000,1000000] [--assign 1] [--exact-up-to 250000]
+
+Per size, a pool of unit vectors is written directly (the bench measures the dedup, not
+the embedder): rows spread over 1,000 topics (cosine ~0.5 within a topic, ~0 across, as prompts on
+one subject), and
+a tenth of them planted near duplicates of an earlier row (cosine 0.96-0.99). Then
+`arena dedup --semantic POOL --search clusters` runs attached by scheduler file while the
+job's process tree and each worker's are sampled for RSS. Where it fits
+(`--exact-up-to`), the exact global pass runs on the same vectors too. Per size it prints
+wall seconds, seconds per 100k rows (and their ratio to the smallest size: linear cost is
+a flat ratio), peak RSS of the driver and of the largest worker, rows dropped, recall and
+precision against the planted rows, and agreement with the exact pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from bench.job_process import REPO
+from bench.process_memory import GIB, tree_sizes
+
+DIM = 384  # MiniLM's width
+TOPICS = 1_000
+BANK = 1 << 16  # noise vectors rows are built from
+PART_ROWS = 10_000
+PLANTED = 0.1
+
+
+def _bank(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
+    return unit(rng.standard_normal((TOPICS, DIM))), unit(rng.standard_normal((BANK, DIM)))
+
+
+def _base(k: np.ndarray, topics: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The vector of base row k: its topic and two noise vectors no other base row shares both of."""
+    v = 0.7 * topics[k % TOPICS] + 0.5 * noise[(k * 7919) % BANK] + 0.5 * noise[k * 104729 % BANK]
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def write_pool(folder: Path, rows: int, seed: int = 0) -> int:
+    """Parts of PART_ROWS rows (prompt_id, embedding); returns the planted rows. A planted
+    row is its base row plus noise; its `planted` flag is in the prompt id (`d` prefix)."""
+    from core.parquet_io import write_parquet_atomic
+
+    topics, noise = _bank(seed)
+    rng = np.random.default_rng(seed + 1)
+    bases = planted = 0
+    for part, start in enumerate(range(0, rows, PART_ROWS)):
+        n = min(PART_ROWS, rows - start)
+        is_dup = rng.random(n) < PLANTED
+        is_dup[: 1 if bases == 0 else 0] = False  # the first row has nothing to copy
+        base_ids = bases + np.cumsum(~is_dup) - 1  # base number of each base row
+        copy_of = np.floor(rng.random(n) * np.maximum(base_ids, 1)).astype(np.int64)
+        k = np.where(is_dup, copy_of, base_ids)
+        vectors = _base(k, topics, noise)
+        eps = rng.uniform(0.15, 0.28, n)[:, None]  # cosine 1 / sqrt(1 + eps^2): 0.96-0.99
+        jitter = noise[(np.arange(start, start + n) * 31 + 17) % BANK]
+        vectors = np.where(is_dup[:, None], vectors + eps * jitter, vectors)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = [f"{'d' if d else 'b'}{start + i:010d}" for i, d in enumerate(is_dup)]
+        column = pa.FixedSizeListArray.from_arrays(
+            pa.array(vectors.astype(np.float32).ravel()), DIM
+        )
+        write_parquet_atomic(
+            pa.table({"prompt_id": ids, "embedding": column}), folder / f"part-{part:05d}.parquet"
+        )
+        bases += int((~is_dup).sum())
+        planted += int(is_dup.sum())
+    return planted
+
+
+class Loopback:
+    """A scheduler and two single-threaded workers, each its own process group."""
+
+    def __init__(self, folder: Path):
+        self.file = folder / "scheduler.json"
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        dask = str(Path(sys.executable).parent / "dask")
+        quiet = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.scheduler = subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
+             ":0", "--scheduler-file", str(self.file)], **quiet,
+        )  # fmt: skip
+        self.workers = [
+            subprocess.Popen(
+                [
+                    dask,
+                    "worker",
+                    "--scheduler-file",
+                    str(self.file),
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--memory-limit",
+                    "0",
+                ],
+                **quiet,
+            )  # fmt: skip
+            for _ in range(2)
+        ]
+
+    def close(self) -> None:
+        for p in [*self.workers, self.scheduler]:
+            p.terminate()
+        for p in [*self.workers, self.scheduler]:
+            p.wait(30)
+
+
+def _tree_gib(pid: int) -> float:
+    return sum(rss for _, _, rss, _ in tree_sizes(pid)) / GIB
+
+
+def run_dedup(pool: Path, out: Path, cluster: Loopback, extra: list[str]) -> dict:
+    """`arena dedup --semantic` attached to the loopback cluster, memory sampled every 0.5 s."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    argv = [sys.executable, "-m", "jobs.cli", "dedup", "--semantic", str(pool), "--out", str(out)]
+    argv += ["--scheduler-file", str(cluster.file), "--overwrite", *extra]
+    log = out.parent / f"{out.name}.log"
+    began = time.monotonic()
+    job = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    driver = worker = 0.0
+    while job.poll() is None:
+        driver = max(driver, _tree_gib(job.pid))
+        worker = max([worker, *(_tree_gib(w.pid) for w in cluster.workers)])
+        time.sleep(0.5)
+    if job.returncode:
+        raise SystemExit(f"arena dedup exited {job.returncode}: {log.read_text()[-2000:]}")
+    seconds = time.monotonic() - began
+    dropped = set(pd.read_parquet(out / "_dropped", columns=["prompt_id"]).prompt_id)
+    return {"seconds": seconds, "driver": driver, "worker": worker, "dropped": dropped}
+
+
+def _agreement(found: set, truth: set) -> tuple[float, float]:
+    hit = len(found & truth)
+    return hit / max(len(truth), 1), hit / max(len(found), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="250000,1000000")
+    parser.add_argument("--assign", default="1", help="clusters pass: 1 or 2 nearest clusters")
+    parser.add_argument("--exact-up-to", type=int, default=250_000)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="semantic_scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cluster = Loopback(work)
+    try:
+        while not cluster.file.exists():
+            time.sleep(0.2)
+        lines, first = [], None
+        for size in (int(s) for s in args.sizes.split(",")):
+            pool = work / f"pool-{size}"
+            if not pool.exists():
+                planted = write_pool(pool, size)
+            truth = set(
+                pd.read_parquet(pool, columns=["prompt_id"]).prompt_id.loc[
+                    lambda s: s.str.startswith("d")
+                ]
+            )
+            planted = len(truth)
+            run = run_dedup(
+                pool,
+                work / f"clusters-{size}",
+                cluster,
+                ["--search", "clusters", "--assign", args.assign],
+            )
+            per_100k = run["seconds"] / size * 100_000
+            first = first or per_100k
+            recall, precision = _agreement(run["dropped"], truth)
+            line = (
+                f"| {size:,} | {run['seconds']:.0f} | {per_100k:.1f} | {per_100k / first:.2f} | "
+                f"{run['driver']:.2f} | {run['worker']:.2f} | {len(run['dropped']):,} of {planted:,} "
+                f"| {recall:.4f} / {precision:.4f} |"
+            )
+            if size <= args.exact_up_to:
+                exact = run_dedup(pool, work / f"exact-{size}", cluster, ["--search", "exact"])
+                r, p = _agreement(run["dropped"], exact["dropped"])
+                line += f" {r:.4f} / {p:.4f} (exact: {exact['seconds']:.0f} s, {exact['worker']:.2f} GiB) |"
+            else:
+                line += " (not run) |"
+            lines.append(line)
+            print(line, flush=True)
+    finally:
+        cluster.close()
+    print(
+        f"\nsemantic dedup, clusters pass (assign {args.assign}), 2 workers x 1 thread on loopback:\n"
+        "| rows | s | s/100k | ratio to first | driver GiB | largest worker GiB | dropped "
+        "| recall / precision vs planted | recall / precision vs exact pass |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
