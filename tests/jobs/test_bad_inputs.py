@@ -3513,7 +3513,7 @@ CASES += [
         match="block_rows",
     ),
     C(
-        "dedup-semantic-search-bad",
+        "dedup-semantic-search-choice-bad",
         "dedup --semantic {pool} --out {tmp}/out --search fuzzy",
         "error",
         match="--search",
