@@ -15,8 +15,8 @@ COMMAND = "dedup"
 HELP = "deduplicate a conversation folder"
 # --threshold is near's flag too: one flag, read by the chosen mode's config.
 SEMANTIC_FLAGS = (
-    *("margin", "search", "nprobe", "clusters", "rows_per_cluster", "assign", "block_rows"),
-    "rows_per_bucket",
+    *("margin", "search", "nprobe", "clusters", "rows_per_cluster", "assign", "assign_margin"),
+    *("block_rows", "rows_per_bucket"),
 )
 
 

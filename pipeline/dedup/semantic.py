@@ -202,6 +202,7 @@ def check_semantic_input(folder: Path, config: SemanticDedupConfig) -> None:
 
 SEARCHES = ("auto", "clusters", *GLOBAL_SEARCHES[1:])  # auto, clusters, exact, ivf
 CLUSTERS_FROM_ROWS = 100_000  # "auto" takes the clusters pass from here: it wins above
+MOST_ASSIGNED = 8
 
 
 @dataclass(frozen=True)
@@ -234,14 +235,25 @@ class SemanticDedupConfig:
         default=2000, metadata={"help": "clusters pass: mean rows a cluster, when --clusters is 0"}
     )
     assign: int = field(
-        default=1,
-        metadata={"help": "clusters pass: compare each row in its 1 or 2 nearest clusters"},
+        default=3,
+        metadata={
+            "help": "clusters pass: most clusters a row is compared in (1: its nearest only, "
+            "as SemDeDup; more catch near duplicates across a cluster boundary)"
+        },
+    )
+    assign_margin: float = field(
+        default=0.03,
+        metadata={
+            "help": "clusters pass: a row also joins a further cluster whose centroid's cosine "
+            "is within this of its nearest's (1: always --assign clusters)"
+        },
     )
     block_rows: int = field(
         default=4096, metadata={"help": "clusters pass: rows compared at once in a cluster"}
     )
     rows_per_bucket: int = field(
-        default=100_000, metadata={"help": "clusters pass: rows a compare task reads"}
+        default=50_000,
+        metadata={"help": "clusters pass: pool rows a compare task covers (x clusters a row)"},
     )
     seed: int = 0
 
@@ -252,8 +264,12 @@ class SemanticDedupConfig:
             raise UserError(f"semantic margin {self.margin}: expected a cosine gap in [0, 1)")
         if self.search not in SEARCHES:
             raise UserError(f"semantic search {self.search!r}: expected one of {SEARCHES}")
-        if self.assign not in (1, 2):
-            raise UserError(f"--assign {self.assign}: expected 1 or 2 nearest clusters")
+        if not 1 <= self.assign <= MOST_ASSIGNED:
+            raise UserError(f"--assign {self.assign}: expected 1 to {MOST_ASSIGNED} clusters")
+        if not 0 <= self.assign_margin <= 2:
+            raise UserError(
+                f"--assign-margin {self.assign_margin}: expected a cosine gap in [0, 2]"
+            )
         for name in ("nprobe", "rows_per_cluster", "block_rows", "rows_per_bucket"):
             if getattr(self, name) < 1:
                 raise UserError(f"semantic {name} {getattr(self, name)}: expected at least 1")
@@ -365,7 +381,7 @@ class SemanticDedup(Stage):
         stages = [self._embed()] if self.embed_first else []
         if self.search != "clusters":
             return [*stages, GlobalPairs(vectors, self.pairs, config, self.search)]
-        buckets = max(1, math.ceil(self.rows * config.assign / config.rows_per_bucket))
+        buckets = max(1, math.ceil(self.rows / config.rows_per_bucket))
         clusters = config.resolved_clusters(self.rows)
         centroids, shuffled = self.out / "_centroids", self.out / "_shuffle"
         return [
@@ -377,6 +393,7 @@ class SemanticDedup(Stage):
                 centroids / CENTROIDS_FILE,
                 buckets,
                 config.assign,
+                config.assign_margin,
                 config.recheck,
             ),
             ClusterPairs(
@@ -437,7 +454,12 @@ class SemanticDedup(Stage):
             "float32_margin": found.get("float32_margin", 0.0),
             "float32_rows": found.get("float32_rows", 0),
             **(
-                {"clusters": found["clusters"], "assign": self.config.assign}
+                {
+                    "clusters": found["clusters"],
+                    "assign": self.config.assign,
+                    "assign_margin": self.config.assign_margin,
+                    "clusters_a_row": round(found["compared_rows"] / max(self.rows, 1), 3),
+                }
                 if self.search == "clusters"
                 else {}
             ),

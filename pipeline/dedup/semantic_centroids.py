@@ -31,7 +31,7 @@ from pipeline.dedup.kept_index import SAMPLE_PER_LIST, training_sample
 from pipeline.evalset.embed import vectors_of
 
 CENTROIDS_FILE = "centroids.parquet"
-PROBE = 4  # coarse cells searched for a row's nearest fine centroids
+PROBE = 8  # coarse cells searched for a row's nearest fine centroids
 
 
 def folder_rows(folder: Path) -> int:
@@ -89,18 +89,18 @@ class CentroidIndex:
         self.index.add(fine)  # each fine centroid listed under its nearest coarse one
         self.index.nprobe = min(probe, len(coarse))
 
-    def nearest(self, vectors: np.ndarray, k: int) -> np.ndarray:
-        """(rows, k) fine-centroid numbers, nearest first."""
+    def nearest(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cosines, fine-centroid numbers), each (rows, k), nearest first."""
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        found = self.index.search(vectors, k)[1]
+        cosines, found = self.index.search(vectors, k)
         missing = np.nonzero((found < 0).any(axis=1))[0]
         if len(missing):  # probed cells held fewer than k centroids: search them all
             flat = faiss.IndexFlatIP(self.fine.shape[1])
             flat.add(self.fine)
-            found[missing] = flat.search(vectors[missing], k)[1]
-        return found
+            cosines[missing], found[missing] = flat.search(vectors[missing], k)
+        return cosines, found
 
 
 def read_centroids(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -10,10 +10,10 @@ bucket of centroids compares each centroid's rows (SemDeDup, Abbas et al. 2023).
    (pipeline.dedup.semantic_rule). It writes the drops it decided as PAIRS rows.
 
 A task holds one part or one bucket, never the pool: buckets are sized by rows and the
-cosine matrices by the block. With `assign` 2 a row is compared in its two nearest
-clusters and dropped when either finds an earlier kept match: that catches most of the
-near duplicates one assignment splits across a boundary (the method's known miss), for
-about twice the comparisons.
+cosine matrices by the block. A near duplicate whose pair lands in two clusters is
+SemDeDup's known miss: so a row near a boundary (a further centroid within
+`assign_margin` cosine of its nearest) joins up to `assign` clusters, is compared in
+each, and goes when any finds an earlier kept match.
 """
 
 from __future__ import annotations
@@ -51,9 +51,11 @@ class ShuffleByCentroid(Stage):
         centroids_file: Path,
         buckets: int,
         assign: int,
+        assign_margin: float,
         recheck: EmbedConfig | None,
     ):
-        super().__init__(out, {"buckets": buckets, "assign": assign, "text": recheck is not None})
+        config = {"buckets": buckets, "assign": assign, "assign_margin": assign_margin}
+        super().__init__(out, {**config, "text": recheck is not None})
         self.parts = parts
         self.centroids_file = centroids_file
         self.recheck = recheck
@@ -77,26 +79,33 @@ class ShuffleByCentroid(Stage):
         with_text = self.recheck is not None and needs_float32_look(Path(path), self.recheck)
         table = pq.read_table(path, columns=["prompt_id", "embedding", *(["messages"] * with_text)])
         rows = table.num_rows
-        nearest = load_centroid_index(self.centroids_file).nearest(vectors_of(table), assign)
-        at = np.tile(np.arange(rows, dtype=np.int32), assign)
+        cosines, nearest = load_centroid_index(self.centroids_file).nearest(
+            vectors_of(table), assign
+        )
+        # A row joins its nearest cluster, and the next ones whose centroid is about as near
+        # (a boundary row), so a near duplicate across the boundary meets it in one of them.
+        joins = cosines >= cosines[:, :1] - self.config["assign_margin"]
+        joins[:, 0] = True
+        at, choice = (x.astype(np.int32) for x in np.nonzero(joins.T)[::-1])
+        clusters = nearest[at, choice]
         columns = {
             "prompt_id": table.column("prompt_id").take(at),
             "embedding": table.column("embedding").take(at),
             "part": pa.array(np.full(len(at), task.params["part"], np.int32)),
             "row": pa.array(at),
-            "cluster": pa.array(nearest.T.ravel().astype(np.int32)),
+            "cluster": pa.array(clusters.astype(np.int32)),
         }
         if with_text:  # for the float32 look at borderline pairs
             texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
-            columns["text"] = pa.array(texts * assign, pa.string())
+            columns["text"] = pa.array(texts, pa.string()).take(at)
         shuffled = pa.table(columns)
-        bucket_of = nearest.T.ravel() % self.config["buckets"]
+        bucket_of = clusters % self.config["buckets"]
         for bucket in np.unique(bucket_of):
             part = shuffled.filter(pa.array(bucket_of == bucket))
             write_parquet_atomic(
                 part, bucket_folder(self.out, int(bucket)) / f"{task.name}.parquet"
             )
-        return PartResult(task.name, rows, len(at))
+        return PartResult(task.name, rows, len(at), stats={"joins": len(at)})
 
 
 def dedup_in_order(
@@ -245,6 +254,7 @@ class ClusterPairs(Stage):
     def summary(self, results: list[PartResult]) -> dict:
         return {
             "clusters": sum(r.stats.get("clusters", 0) for r in results),
+            "compared_rows": sum(r.rows_in for r in results),
             "largest_bucket": max((r.rows_in for r in results), default=0),
             "float32_rows": sum(r.stats.get("float32_rows", 0) for r in results),
             "float32_margin": max((r.stats.get("float32_margin", 0.0) for r in results), default=0),

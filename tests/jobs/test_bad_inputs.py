@@ -3501,8 +3501,8 @@ CASES += [
         match="more than the",
     ),
     C(
-        "dedup-semantic-assign-3",
-        "dedup --semantic {pool} --out {tmp}/out --assign 3",
+        "dedup-semantic-assign-9",
+        "dedup --semantic {pool} --out {tmp}/out --assign 9",
         "error",
         match="--assign",
     ),
@@ -3523,6 +3523,12 @@ CASES += [
         "dedup --semantic {pool} --out {tmp}/out --num-perm 64",
         "error",
         match="--near",
+    ),
+    C(
+        "dedup-semantic-assign-margin-neg",
+        "dedup --semantic {pool} --out {tmp}/out --assign-margin -0.1",
+        "error",
+        match="--assign-margin",
     ),
     C(
         "dedup-exact-with-assign",

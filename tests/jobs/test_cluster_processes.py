@@ -269,7 +269,7 @@ def test_semantic_dedup_attached_by_scheduler_file(scheduler_file, shared_data, 
     for search in ("clusters", "exact"):
         out = tmp_path / search
         argv = ["dedup", "--semantic", str(tmp_path / "pool"), "--out", str(out)]
-        argv += ["--search", search, "--rows-per-cluster", "20", "--assign", "2", *attach]
+        argv += ["--search", search, "--rows-per-cluster", "20", *attach]
         assert main(argv) == 0
         printed = capsys.readouterr().out
         assert f"semantic dedup: {len(rows)} rows in" in printed and f"{out}/_dropped/" in printed

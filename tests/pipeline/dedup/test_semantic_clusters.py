@@ -55,13 +55,15 @@ def exact(client, embedded):
 
 def test_clusters_pass_agrees_with_the_exact_pass(client, embedded, exact):
     assert len(exact) > 50  # most of the 80 planted rewordings, and a few real near-duplicates
-    for assign in (1, 2):
+    for assign in (1, SemanticDedupConfig.assign):
         found = _dropped(client, embedded, f"clusters{assign}", assign=assign, **SMALL)
         agree = len(set(found.prompt_id) & set(exact.prompt_id))
         recall, precision = agree / len(exact), agree / len(found)
-        # A pair split across two clusters is the pass's known miss; a second assignment
-        # finds it. A drop the exact pass does not make would be a wrong result.
-        assert precision >= 0.99 and recall >= (0.99 if assign == 2 else 0.9), (assign, recall)
+        # A pair split across two clusters is SemDeDup's known miss (assign 1); boundary rows
+        # joining their next clusters find most (here 8 clusters of 60 rows: boundaries
+        # everywhere; bench.semantic_scale measures 2,000-row clusters). A drop the exact
+        # pass does not make is wrong.
+        assert precision >= 0.99 and recall >= (0.9 if assign == 1 else 0.97), (assign, recall)
         assert (found.similarity >= THRESHOLD).all() and found.source_line.notna().all()
         same = found.merge(exact, on="prompt_id", suffixes=("", "_exact"))
         # the first occurrence wins in both: the kept row a drop points at is an earlier one
@@ -80,6 +82,6 @@ def test_clusters_pass_resumes_from_its_work_stages(client, embedded):
 def test_more_clusters_than_rows_is_one_line():
     with pytest.raises(UserError, match="more than the 10 rows"):
         SemanticDedupConfig(clusters=11).resolved_clusters(10)
-    for bad in (dict(threshold=0), dict(threshold=1.5), dict(assign=3), dict(block_rows=0)):
+    for bad in (dict(threshold=0), dict(threshold=1.5), dict(assign=9), dict(assign_margin=-1), dict(block_rows=0)):
         with pytest.raises(UserError):
             SemanticDedupConfig(**bad)
