@@ -94,3 +94,23 @@ def test_kill_and_resume_ingest_and_dedup(tmp_path):
     assert len(rows) == clean["rows_out"] and rows.source_line.is_unique
     dropped = pd.read_parquet(crashed_dedup / "_dropped", columns=["source_line"])
     assert len(rows) + len(dropped) == 300_000
+
+
+@pytest.mark.slow
+def test_kill_and_resume_semantic_dedup(tmp_path):
+    """Killed in its compare stage (a work stage), semantic dedup resumes to the rows and
+    drops of an uninterrupted run."""
+    from bench.semantic_scale import write_pool as write_vectors
+
+    write_vectors(tmp_path / "vectors", 40_000)
+    common = ["--search", "clusters", "--rows-per-cluster", "500", "--rows-per-bucket", "2000"]
+    clean, crashed = tmp_path / "clean", tmp_path / "crashed"
+    run_cli("dedup", "--semantic", str(tmp_path / "vectors"), "--out", str(clean), *common)
+    args = ["dedup", "--semantic", str(tmp_path / "vectors"), "--out", str(crashed), *common]
+    kill_when(args, crashed / "_pairs" / "_done", at_least=3)
+    assert not (crashed / "_manifest.json").exists()
+    run_cli(*args)
+    assert manifest(crashed)["content_hash"] == manifest(clean)["content_hash"]
+    dropped = [pd.read_parquet(f / "_dropped").sort_values("prompt_id") for f in (clean, crashed)]
+    pd.testing.assert_frame_equal(*(d.reset_index(drop=True) for d in dropped))
+    assert len(dropped[0]) + manifest(clean)["rows_out"] == 40_000
