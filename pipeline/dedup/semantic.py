@@ -361,7 +361,8 @@ class SemanticDedup(Stage):
     def _embed(self):
         from pipeline.evalset.embed import EmbedConversations
 
-        return EmbedConversations(self.pool, self.out / "_embedded", self.config.embed)
+        embed = self.config.embed or EmbedConfig()
+        return EmbedConversations(self.pool, self.out / "_embedded", embed)
 
     def input_folders(self) -> list[Path]:
         return [self.pool]
