@@ -7,8 +7,8 @@ datatrove and the standard library only, nothing of this project).
 
 The four stages of datatrove's examples/minhash_deduplication.py on a LocalPipelineExecutor
 (signatures, bucket matches, clusters, filter); the removed rows go to WORK/removed (the
-filter's exclusion writer), the kept ones to WORK/output. Prints one JSON line: the
-datatrove version, the config and each stage's seconds.
+filter's exclusion writer), the kept ones to WORK/output, datatrove's logs to WORK/_logs.
+Prints one JSON line: the datatrove version, the config and each stage's seconds.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> None:
             ],
             tasks=opts.tasks,
             workers=opts.workers,
-            logging_dir=f"{work}/logs/signatures",
+            logging_dir=f"{work}/_logs/signatures",
         ),
         "buckets": LocalPipelineExecutor(
             pipeline=[
@@ -75,7 +75,7 @@ def main() -> None:
             ],
             tasks=config.num_buckets,
             workers=opts.workers,
-            logging_dir=f"{work}/logs/buckets",
+            logging_dir=f"{work}/_logs/buckets",
         ),
         "clusters": LocalPipelineExecutor(
             pipeline=[
@@ -86,7 +86,7 @@ def main() -> None:
                 )
             ],
             tasks=1,
-            logging_dir=f"{work}/logs/clusters",
+            logging_dir=f"{work}/_logs/clusters",
         ),
         "filter": LocalPipelineExecutor(
             pipeline=[
@@ -99,7 +99,7 @@ def main() -> None:
             ],
             tasks=opts.tasks,
             workers=opts.workers,
-            logging_dir=f"{work}/logs/filter",
+            logging_dir=f"{work}/_logs/filter",
         ),
     }
     seconds = {}

@@ -55,6 +55,9 @@ INSTALL = (
 )
 POOL = {"duplicate_share": 0.1, "texts_from": "fragments", "edit_share": 0.1}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# bench.process_memory's kinds as they read here: datatrove's pool workers are children of
+# its forkserver, not of its process, so they count as "engine" there.
+KINDS = {"driver": "the command's own process", "engine": "a worker below a forkserver"}
 
 
 def datatrove_defaults(python: str) -> dict | None:
@@ -170,8 +173,12 @@ def write_datatrove_input(pool: Path, folder: Path, files: int) -> int:
     return len(lines)
 
 
-def watched(command: list[str], out: Path, log: Path, interval: float) -> dict:
-    """Run `command` alone, its process tree sampled: seconds, peaks (GiB), its stdout."""
+def watched(
+    command: list[str], out: Path, log: Path, interval: float, steps_in_log: bool = True
+) -> dict:
+    """Run `command` alone, its process tree sampled: seconds, peaks (GiB), its stdout.
+    The step a peak happened in: the newest folder under `out`, and (`steps_in_log`) the
+    label of the last progress bar in the log."""
     from bench.process_memory import watch
 
     stdout = log.with_suffix(".out")
@@ -184,12 +191,17 @@ def watched(command: list[str], out: Path, log: Path, interval: float) -> dict:
         stdout=stdout.open("w"),
         stderr=log.open("w"),
     )
-    code, trace = watch(process, out, log, interval=interval)
+    code, trace = watch(
+        process, out, log if steps_in_log else log.with_suffix(".none"), interval=interval
+    )
     seconds = time.monotonic() - began
     if code != 0:
         raise SystemExit(f"{' '.join(command)} exited {code}:\n{log.read_text()[-3000:]}")
+    kind, one = max(trace.process.items(), key=lambda item: item[1].gib)
     return {
         "s": seconds,
+        "peaks": f"tree peak during {trace.tree.step!r}; largest process: "
+        f"{KINDS.get(kind, kind)}, {one.gib:.2f} GiB during {one.step!r}",
         "tree": trace.tree.gib,
         "tree_pss": trace.tree_pss.gib,
         "largest": max(p.gib for p in trace.process.values()),
@@ -252,6 +264,7 @@ def main() -> None:
             dt_work,
             tmp / "datatrove.log",
             opts.interval,
+            steps_in_log=False,  # its log lines start with a time, not a step
         )
         dt_info = json.loads(dt["stdout"].strip().splitlines()[-1])
         dt_dropped = set()
@@ -315,6 +328,8 @@ def main() -> None:
         f"(target <= 2x: {'met' if rss_ratio <= 2 else 'NOT met'}), largest process "
         f"{ours['largest'] / dt['largest']:.2f}x"
     )
+    print(f"ours: {ours['peaks']}")
+    print(f"datatrove: {dt['peaks']}")
     print(
         f"dropped by ours only {len(our_dropped - dt_dropped):,}, by datatrove only "
         f"{len(dt_dropped - our_dropped):,}, by both {both:,}"
