@@ -31,7 +31,7 @@ from pipeline.dedup.kept_index import SAMPLE_PER_LIST, training_sample
 from pipeline.evalset.embed import vectors_of
 
 CENTROIDS_FILE = "centroids.parquet"
-PROBE = 8  # coarse cells searched for a row's nearest fine centroids
+PROBE = 16  # coarse cells searched for a row's nearest fine centroids (all, up to 256 clusters)
 
 
 def folder_rows(folder: Path) -> int:
