@@ -33,6 +33,8 @@ from pipeline.dedup.semantic_centroids import load_centroid_index
 from pipeline.dedup.semantic_rule import PAIRS, best_match, kept_in_block
 from pipeline.evalset.embed import EmbedConfig, vectors_of
 
+PAIRS_ROW_GROUP = 1024
+
 
 def bucket_folder(shuffled: Path, bucket: int) -> Path:
     return shuffled / f"b-{bucket:05d}"
@@ -200,7 +202,8 @@ class ClusterPairs(Stage):
                 [("cluster", "ascending"), ("part", "ascending"), ("row", "ascending")]
             )
             pairs, stats = self._decide(table)
-        write_parquet_atomic(pairs, self.out / f"{task.name}.parquet")
+        # Sorted by part in small row groups: a filter task reads only its part's groups.
+        write_parquet_atomic(pairs, self.out / f"{task.name}.parquet", PAIRS_ROW_GROUP)
         return PartResult(task.name, stats["rows"], pairs.num_rows, stats=stats)
 
     def _decide(self, table: pa.Table) -> tuple[pa.Table, dict]:
