@@ -109,7 +109,10 @@ class Stage(ABC):
 
     # -- shared machinery -------------------------------------------------------
     def config_dict(self) -> dict:
-        cfg = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
+        if dataclasses.is_dataclass(self.config):
+            cfg = dataclasses.asdict(self.config)
+        else:
+            cfg = dict(self.config) if isinstance(self.config, dict) else {}
         return {"stage": self.name, **cfg}
 
     @property

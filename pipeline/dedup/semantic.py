@@ -34,14 +34,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import UserError
-from core.hashing import folder_fingerprint
 from core.parquet_io import (
     part_files,
     require_columns,
     write_json_atomic,
     write_parquet_atomic,
 )
-from core.stage import PartResult, Stage, Task, write_filtered_part
+from core.stage import FolderStage, PartResult, Stage, Task, write_filtered_part
 from pipeline.dedup.float32_recheck import (
     DEFAULT_MARGIN,
     Float32Vectors,
@@ -294,22 +293,18 @@ class SemanticDedupConfig:
         return clusters
 
 
-class GlobalPairs(Stage):
+class GlobalPairs(FolderStage):
     """A vector folder -> `pairs.parquet`: the global pass, as one task on a worker."""
 
     name = "semantic-global-pairs"
 
     def __init__(self, vectors: Path, out: Path, config: SemanticDedupConfig, search: str):
-        super().__init__(out, config)
-        self.vectors = Path(vectors)
+        super().__init__(vectors, out, config)
+        self.vectors = self.pool
         self.search = search
 
-    def input_folders(self) -> list[Path]:
-        return [self.vectors]
-
     def config_dict(self) -> dict:
-        config = {**super().config_dict(), "search": self.search}
-        return {**config, "input": folder_fingerprint(self.vectors)}
+        return {**super().config_dict(), "search": self.search}
 
     def plan(self) -> list[Task]:
         return [Task("pairs", {})]
@@ -333,7 +328,7 @@ class GlobalPairs(Stage):
         return {k: results[0].stats[k] for k in ("float32_margin", "float32_rows")}
 
 
-class SemanticDedup(Stage):
+class SemanticDedup(FolderStage):
     """Parts with vectors (or conversations, embedded first by `embed_first`) -> the same
     parts without their semantic duplicates; `_dropped/` says what went and why."""
 
@@ -343,8 +338,7 @@ class SemanticDedup(Stage):
     def __init__(
         self, pool: Path, out: Path, config: SemanticDedupConfig, embed_first: bool = False
     ):
-        super().__init__(out, config)
-        self.pool = Path(pool)
+        super().__init__(pool, out, config)
         self.embed_first = embed_first
         self.rows = folder_rows(self.pool)
         self.search = config.resolved_search(self.rows)
@@ -364,15 +358,8 @@ class SemanticDedup(Stage):
         embed = self.config.embed or EmbedConfig()
         return EmbedConversations(self.pool, self.out / "_embedded", embed)
 
-    def input_folders(self) -> list[Path]:
-        return [self.pool]
-
     def config_dict(self) -> dict:
-        config = {**super().config_dict(), "search": self.search, "embed_first": self.embed_first}
-        return {**config, "input": folder_fingerprint(self.pool)}
-
-    def input_fingerprints(self) -> list[dict]:
-        return [folder_fingerprint(self.pool)]
+        return {**super().config_dict(), "search": self.search, "embed_first": self.embed_first}
 
     def work_stages(self) -> list[Stage]:
         from pipeline.dedup.semantic_centroids import CENTROIDS_FILE, TrainCentroids

@@ -24,9 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.hashing import folder_fingerprint
 from core.parquet_io import part_files, write_parquet_atomic
-from core.stage import PartResult, Stage, Task
+from core.stage import FolderStage, PartResult, Task
 from pipeline.dedup.kept_index import SAMPLE_PER_LIST, training_sample
 from pipeline.evalset.embed import vectors_of
 
@@ -121,26 +120,17 @@ def load_centroid_index(path: Path, probe: int = PROBE) -> CentroidIndex:
     return centroid_index(str(path), stat.st_size, stat.st_mtime_ns, probe)
 
 
-class TrainCentroids(Stage):
+class TrainCentroids(FolderStage):
     """Vector folder -> CENTROIDS_FILE: coarse and fine centroids, one task."""
 
     name = "semantic-centroids"
     needs = ("embedding",)
 
     def __init__(self, vectors: Path, out: Path, clusters: int, seed: int):
-        super().__init__(out, {"clusters": clusters, "seed": seed})
-        self.vectors = Path(vectors)
+        super().__init__(vectors, out, {"clusters": clusters, "seed": seed})
+        self.vectors = self.pool
         self.clusters = clusters
         self.seed = seed
-
-    def input_folders(self) -> list[Path]:
-        return [self.vectors]
-
-    def config_dict(self) -> dict:
-        return {**super().config_dict(), **self.config, "input": folder_fingerprint(self.vectors)}
-
-    def input_fingerprints(self) -> list[dict]:
-        return [folder_fingerprint(self.vectors)]
 
     def plan(self) -> list[Task]:
         return [Task("centroids", {})]

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from core.hashing import folder_fingerprint
 from core.parquet_io import write_parquet_atomic
 from core.schemas import prompt_text
-from core.stage import PartResult, Stage, Task
+from core.stage import FolderStage, PartResult, Stage, Task
 from pipeline.dedup.float32_recheck import Float32Vectors, needs_float32_look
 from pipeline.dedup.semantic_centroids import load_centroid_index
 from pipeline.dedup.semantic_rule import PAIRS, best_match, kept_in_block
@@ -68,7 +68,6 @@ class ShuffleByCentroid(Stage):
     def config_dict(self) -> dict:
         return {
             **super().config_dict(),
-            **self.config,
             "parts": [p.name for p in self.parts],
             "centroids": folder_fingerprint(self.centroids_file.parent),
         }
@@ -107,7 +106,7 @@ class ShuffleByCentroid(Stage):
             write_parquet_atomic(
                 part, bucket_folder(self.out, int(bucket)) / f"{task.name}.parquet"
             )
-        return PartResult(task.name, rows, len(at), stats={"joins": len(at)})
+        return PartResult(task.name, rows, len(at))
 
 
 def dedup_in_order(
@@ -164,7 +163,7 @@ def dedup_in_order(
     return match, similarity, in_float32
 
 
-class ClusterPairs(Stage):
+class ClusterPairs(FolderStage):
     """Shuffled buckets -> per bucket, the drops its centroids' rows decide (PAIRS rows)."""
 
     name = "semantic-pairs"
@@ -180,15 +179,9 @@ class ClusterPairs(Stage):
         recheck: EmbedConfig | None,
     ):
         config = {"buckets": buckets, "threshold": threshold, "margin": margin}
-        super().__init__(out, {**config, "block_rows": block_rows})
-        self.shuffled = shuffled
+        super().__init__(shuffled, out, {**config, "block_rows": block_rows})
+        self.shuffled = self.pool
         self.recheck = recheck
-
-    def input_folders(self) -> list[Path]:
-        return [self.shuffled]
-
-    def config_dict(self) -> dict:
-        return {**super().config_dict(), **self.config, "input": folder_fingerprint(self.shuffled)}
 
     def plan(self) -> list[Task]:
         return [Task(f"b-{b:05d}", {"bucket": b}) for b in range(self.config["buckets"])]
