@@ -1,6 +1,7 @@
 """Semantic dedup at scale, on `dask scheduler` + 2 `dask worker` processes on loopback.
 
     python -m bench.semantic_scale [--sizes 250000,1000000] [--exact-up-to 100000]
+        [--passes "clusters,assign 1"]
 
 Per size, a pool of unit vectors is written directly (the bench measures the dedup, not
 the embedder): rows spread over 1,000 topics (cosine ~0.5 within a topic, ~0 across, as prompts on
@@ -173,7 +174,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="250000,1000000")
     parser.add_argument("--exact-up-to", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--passes", default=",".join(name for name, _ in PASSES), help="which of PASSES to run"
+    )
     args = parser.parse_args()
+    passes = [(n, f) for n, f in PASSES if n in args.passes.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="semantic_scale-"))
     work.mkdir(parents=True, exist_ok=True)
     cluster = Loopback(work)
@@ -191,7 +196,7 @@ def main() -> None:
             exact = None
             if size <= args.exact_up_to:
                 exact = run_dedup(pool, work / f"exact-{size}", cluster, ["--search", "exact"])
-            for name, flags in PASSES:
+            for name, flags in passes:
                 run = run_dedup(pool, work / f"{name.replace(' ', '')}-{size}", cluster, flags)
                 per_100k = run["seconds"] / size * 100_000
                 first.setdefault(name, per_100k)

@@ -45,6 +45,7 @@ from pipeline.dedup.float32_recheck import (
     DEFAULT_MARGIN,
     Float32Vectors,
     Row,
+    embedded_again,
     needs_float32_look,
     part_texts,
 )
@@ -105,7 +106,7 @@ def semantic_dedup(
 
     parts = part_files(embedded)
     reduced = recheck is not None and any(needs_float32_look(p, recheck) for p in parts)
-    exact = Float32Vectors(recheck, part_texts(parts)) if reduced else None
+    exact = Float32Vectors(embedded_again(recheck, part_texts(parts))) if reduced else None
     band = margin if exact is not None else 0.0
     index = None
     kept = KeptRows()  # prompt_id and (part, row) of every indexed vector
@@ -387,6 +388,7 @@ class SemanticDedup(FolderStage):
             ClusterPairs(
                 shuffled,
                 self.pairs,
+                self.vector_parts,
                 buckets,
                 config.threshold,
                 config.margin,

@@ -3,11 +3,13 @@ bucket of centroids compares each centroid's rows (SemDeDup, Abbas et al. 2023).
 
 1. ShuffleByCentroid: each part of the vector folder finds its rows' `assign` nearest
    centroids (pipeline.dedup.semantic_centroids) and writes every row, with its place in
-   the pool, into the bucket of each (one file per part and bucket), as exact dedup
-   shuffles by key.
+   the pool and its vector in float16, into the bucket of each (one file per part and
+   bucket), as exact dedup shuffles by key.
 2. ClusterPairs: per bucket, each centroid's rows in pool order, in blocks of
    `block_rows`: a block is compared with the earlier blocks' kept rows, then with itself
-   (pipeline.dedup.semantic_rule). It writes the drops it decided as PAIRS rows.
+   (pipeline.dedup.semantic_rule); a pair whose float16 cosine is too close to the
+   threshold to call is decided on float32 vectors (pipeline.dedup.float32_recheck). It
+   writes the drops it decided as PAIRS rows.
 
 A task holds one part or one bucket, never the pool: buckets are sized by rows and the
 cosine matrices by the block. A near duplicate whose pair lands in two clusters is
@@ -28,7 +30,14 @@ from core.hashing import folder_fingerprint
 from core.parquet_io import write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import FolderStage, PartResult, Stage, Task
-from pipeline.dedup.float32_recheck import Float32Vectors, needs_float32_look
+from pipeline.dedup.float32_recheck import (
+    FLOAT16_ERROR,
+    Compute,
+    Float32Vectors,
+    embedded_again,
+    needs_float32_look,
+    read_back,
+)
 from pipeline.dedup.semantic_centroids import load_centroid_index
 from pipeline.dedup.semantic_rule import PAIRS, best_match, kept_in_block
 from pipeline.evalset.embed import EmbedConfig, vectors_of
@@ -89,9 +98,11 @@ class ShuffleByCentroid(Stage):
         joins[:, 0] = True
         at, choice = (x.astype(np.int32) for x in np.nonzero(joins.T)[::-1])
         clusters = nearest[at, choice]
+        vectors = table.column("embedding").take(at)
         columns = {
             "prompt_id": table.column("prompt_id").take(at),
-            "embedding": table.column("embedding").take(at),
+            # float16 halves the shuffle; pairs it leaves too close to call read float32 back
+            "embedding": vectors.cast(pa.list_(pa.float16(), vectors.type.list_size)),
             "part": pa.array(np.full(len(at), task.params["part"], np.int32)),
             "row": pa.array(at),
             "cluster": pa.array(clusters.astype(np.int32)),
@@ -172,6 +183,7 @@ class ClusterPairs(FolderStage):
         self,
         shuffled: Path,
         out: Path,
+        parts: list[Path],
         buckets: int,
         threshold: float,
         margin: float,
@@ -181,6 +193,7 @@ class ClusterPairs(FolderStage):
         config = {"buckets": buckets, "threshold": threshold, "margin": margin}
         super().__init__(shuffled, out, {**config, "block_rows": block_rows})
         self.shuffled = self.pool
+        self.parts = parts  # the vector parts, read back for float32 looks
         self.recheck = recheck
 
     def plan(self) -> list[Task]:
@@ -204,11 +217,9 @@ class ClusterPairs(FolderStage):
         clusters = table.column("cluster").to_numpy()
         # Rows of a part in reduced precision carry their text; float32 ones need no look.
         reduced = "text" in table.column_names and table.column("text").null_count < len(table)
-        band = self.config["margin"] if self.recheck is not None and reduced else 0.0
-        exact = None
-        if band:
-            texts = table.column("text").to_pylist()
-            exact = Float32Vectors(self.recheck, texts.__getitem__)
+        margin = self.config["margin"] if self.recheck is not None and reduced else 0.0
+        band = margin + FLOAT16_ERROR
+        exact = Float32Vectors(self._float32_of(table))
         heads = np.nonzero(np.r_[True, clusters[1:] != clusters[:-1]])[0]
         ends = np.r_[heads[1:], len(clusters)]
         match = np.full(len(clusters), -1, dtype=np.int64)
@@ -216,9 +227,12 @@ class ClusterPairs(FolderStage):
         in_float32 = np.zeros(len(clusters), dtype=bool)
         for a, b in zip(heads, ends, strict=True):
             # the cluster's rows: Float32Vectors keys are bucket row numbers, so offset
-            local = _Offset(exact, a) if exact is not None else None
             m, s, f = dedup_in_order(
-                vectors[a:b], self.config["threshold"], band, self.config["block_rows"], local
+                vectors[a:b],
+                self.config["threshold"],
+                band,
+                self.config["block_rows"],
+                _Offset(exact, a),
             )
             dropped = m >= 0
             match[a:b][dropped] = m[dropped] + a
@@ -242,10 +256,31 @@ class ClusterPairs(FolderStage):
         stats = {
             "rows": len(clusters),
             "clusters": len(heads),
-            "float32_rows": exact.embedded if exact is not None else 0,
+            "float32_rows": exact.embedded,
             "float32_margin": band,
         }
         return pairs.sort_by([("part", "ascending"), ("row", "ascending")]), stats
+
+    def _float32_of(self, table: pa.Table) -> Compute:
+        """Bucket row numbers -> float32 vectors: embedded again from the text a reduced-
+        precision row carries, else the pool's own vector read back by (part, row)."""
+        texts = table.column("text").to_pylist() if "text" in table.column_names else None
+        parts, rows = table.column("part").to_numpy(), table.column("row").to_numpy()
+        stored = read_back(self.parts)
+        again = embedded_again(self.recheck, texts.__getitem__) if self.recheck else None
+
+        def compute(keys: list[int]) -> np.ndarray:
+            by_text = [k for k in keys if texts is not None and texts[k] is not None]
+            by_place = [k for k in keys if texts is None or texts[k] is None]
+            made = {}
+            if by_text:
+                made.update(zip(by_text, again(by_text), strict=True))
+            if by_place:
+                places = [(int(parts[k]), int(rows[k])) for k in by_place]
+                made.update(zip(by_place, stored(places), strict=True))
+            return np.stack([made[k] for k in keys])
+
+        return compute
 
     def summary(self, results: list[PartResult]) -> dict:
         return {

@@ -82,6 +82,54 @@ def test_clusters_pass_resumes_from_its_work_stages(client, embedded):
 def test_more_clusters_than_rows_is_one_line():
     with pytest.raises(UserError, match="more than the 10 rows"):
         SemanticDedupConfig(clusters=11).resolved_clusters(10)
-    for bad in (dict(threshold=0), dict(threshold=1.5), dict(assign=9), dict(assign_margin=-1), dict(block_rows=0)):
+    for bad in (
+        dict(threshold=0),
+        dict(threshold=1.5),
+        dict(assign=9),
+        dict(assign_margin=-1),
+        dict(block_rows=0),
+    ):
         with pytest.raises(UserError):
             SemanticDedupConfig(**bad)
+
+
+def test_pairs_float16_cannot_call_are_decided_on_the_stored_float32_vectors(client, tmp_path):
+    """The shuffle carries float16 vectors; pairs whose cosine sits a hair off the threshold
+    (where float16 rounding can cross it) must still go exactly as float32 says."""
+    import numpy as np
+    import pyarrow as pa
+
+    from core.parquet_io import write_parquet_atomic
+    from pipeline.dedup.float32_recheck import FLOAT16_ERROR
+
+    rng = np.random.default_rng(7)
+    pairs, dim = 300, 384
+    unit = lambda m: m / np.linalg.norm(m, axis=-1, keepdims=True)  # noqa: E731
+    bases = unit(rng.standard_normal((pairs, dim)))
+    other = unit(rng.standard_normal((pairs, dim)))
+    other = unit(other - (other * bases).sum(1, keepdims=True) * bases)  # orthogonal to its base
+    gaps = rng.uniform(2e-6, 6e-5, pairs) * rng.choice([-1, 1], pairs)
+    cos = THRESHOLD + gaps
+    copies = cos[:, None] * bases + np.sqrt(1 - cos**2)[:, None] * other
+    vectors = np.concatenate([bases, copies]).astype(np.float32)
+    for part, rows in enumerate((range(0, pairs), range(pairs, 2 * pairs))):
+        column = pa.FixedSizeListArray.from_arrays(pa.array(vectors[list(rows)].ravel()), dim)
+        ids = [f"r{i:04d}" for i in rows]
+        write_parquet_atomic(
+            pa.table({"prompt_id": ids, "embedding": column}), tmp_path / f"v/part-{part}.parquet"
+        )
+    in32 = (vectors[:pairs] * vectors[pairs:]).sum(1)
+    in16 = (
+        vectors[:pairs].astype(np.float16).astype(np.float32)
+        * vectors[pairs:].astype(np.float16).astype(np.float32)
+    ).sum(1)
+    assert ((in32 >= THRESHOLD) != (in16 >= THRESHOLD)).any()  # float16 alone would err
+    assert np.abs(in32 - in16).max() < FLOAT16_ERROR
+
+    # one cluster, so no pair is split (the method's miss, measured above), in blocks
+    config = SemanticDedupConfig(threshold=THRESHOLD, search="clusters", clusters=1, block_rows=64)
+    run_stage(SemanticDedup(tmp_path / "v", tmp_path / "out", config), client)
+    dropped = pd.read_parquet(tmp_path / "out" / "_dropped")
+    expected = {f"r{pairs + i:04d}" for i in np.nonzero(in32 >= THRESHOLD)[0]}
+    assert set(dropped.prompt_id) == expected
+    assert dropped.float32.all()  # each decided on the read-back float32 vectors
