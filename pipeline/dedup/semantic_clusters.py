@@ -267,7 +267,7 @@ class ClusterPairs(FolderStage):
         texts = table.column("text").to_pylist() if "text" in table.column_names else None
         parts, rows = table.column("part").to_numpy(), table.column("row").to_numpy()
         stored = read_back(self.parts)
-        again = embedded_again(self.recheck, texts.__getitem__) if self.recheck else None
+        again = embedded_again(self.recheck, texts.__getitem__) if texts is not None else None
 
         def compute(keys: list[int]) -> np.ndarray:
             by_text = [k for k in keys if texts is not None and texts[k] is not None]

@@ -10,7 +10,7 @@ import pytest
 from core.errors import UserError
 from core.runner import run_stage
 from pipeline.dedup.semantic import SemanticDedup, SemanticDedupConfig
-from pipeline.evalset.embed import EmbedConversations
+from pipeline.evalset.embed import EmbedConfig, EmbedConversations
 from pipeline.ingest.readers import expand_inputs
 from pipeline.ingest.stage import IngestPools
 
@@ -93,7 +93,10 @@ def test_more_clusters_than_rows_is_one_line():
             SemanticDedupConfig(**bad)
 
 
-def test_pairs_float16_cannot_call_are_decided_on_the_stored_float32_vectors(client, tmp_path):
+@pytest.mark.parametrize("embed", [None, "bfloat16"])
+def test_pairs_float16_cannot_call_are_decided_on_the_stored_float32_vectors(
+    client, tmp_path, embed
+):
     """The shuffle carries float16 vectors; pairs whose cosine sits a hair off the threshold
     (where float16 rounding can cross it) must still go exactly as float32 says."""
     import numpy as np
@@ -127,7 +130,11 @@ def test_pairs_float16_cannot_call_are_decided_on_the_stored_float32_vectors(cli
     assert np.abs(in32 - in16).max() < FLOAT16_ERROR
 
     # one cluster, so no pair is split (the method's miss, measured above), in blocks
-    config = SemanticDedupConfig(threshold=THRESHOLD, search="clusters", clusters=1, block_rows=64)
+    # (vectors alone, even said to be bfloat16, are read back, not embedded again)
+    embed = EmbedConfig(dtype=embed) if embed else None
+    config = SemanticDedupConfig(
+        threshold=THRESHOLD, search="clusters", clusters=1, block_rows=64, embed=embed
+    )
     run_stage(SemanticDedup(tmp_path / "v", tmp_path / "out", config), client)
     dropped = pd.read_parquet(tmp_path / "out" / "_dropped")
     expected = {f"r{pairs + i:04d}" for i in np.nonzero(in32 >= THRESHOLD)[0]}
