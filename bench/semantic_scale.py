@@ -57,6 +57,7 @@ def write_pool(folder: Path, rows: int, seed: int = 0) -> int:
     """Parts of PART_ROWS rows (prompt_id, embedding); returns the planted rows. A planted
     row is its base row plus noise; its `planted` flag is in the prompt id (`d` prefix)."""
     from core.parquet_io import write_parquet_atomic
+    from pipeline.evalset.embed import VECTOR_ROW_GROUP
 
     topics, noise = _bank(seed)
     rng = np.random.default_rng(seed + 1)
@@ -77,8 +78,10 @@ def write_pool(folder: Path, rows: int, seed: int = 0) -> int:
         column = pa.FixedSizeListArray.from_arrays(
             pa.array(vectors.astype(np.float32).ravel()), DIM
         )
-        write_parquet_atomic(
-            pa.table({"prompt_id": ids, "embedding": column}), folder / f"part-{part:05d}.parquet"
+        write_parquet_atomic(  # in row groups, as the embed stage writes them
+            pa.table({"prompt_id": ids, "embedding": column}),
+            folder / f"part-{part:05d}.parquet",
+            VECTOR_ROW_GROUP,
         )
         bases += int((~is_dup).sum())
         planted += int(is_dup.sum())

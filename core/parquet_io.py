@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -63,6 +64,32 @@ def atomic_path(path: Path):
         tmp.unlink(missing_ok=True)
         raise
     _publish(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path, *, replace: bool = False):
+    """Yields a hidden temporary folder to fill, published as `path` by one rename when the
+    block ends: readers see no folder or a whole one. With `replace`, a `path` already there
+    is swapped out, then removed. Without, a `path` that another process published first
+    is kept: it was made the same way, so it is as good. The temporary never outlives the
+    block."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = _tmp_name(path), None
+    try:
+        yield tmp
+        if replace and path.exists():
+            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if replace or not path.exists():
+                raise
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.hashing import config_hash, file_records
-from core.parquet_io import recording_writes, write_json_atomic
+from core.hashing import config_hash, file_records, folder_fingerprint
+from core.parquet_io import part_files, recording_writes, write_json_atomic
+from core.worker_cache import return_freed_heap
 
 DONE_DIR = "_done"  # completion markers, one per task
 
@@ -130,6 +131,7 @@ class Stage(ABC):
             result = self.process(task)
         result.files = file_records(self.out, written)
         write_json_atomic(dataclasses.asdict(result), self.done_dir / f"{task.name}.json")
+        return_freed_heap()  # else a worker's RSS stays at its largest task's
         return result
 
 
@@ -142,19 +144,13 @@ class FolderStage(Stage):
         self.pool = Path(pool)
 
     def config_dict(self) -> dict:
-        from core.hashing import folder_fingerprint
-
         return {**super().config_dict(), "input": folder_fingerprint(self.pool)}
 
     def input_fingerprints(self) -> list[dict]:
-        from core.hashing import folder_fingerprint
-
         return [folder_fingerprint(self.pool)]
 
     def input_folders(self) -> list[Path]:
         return [self.pool]
 
     def plan(self) -> list[Task]:
-        from core.parquet_io import part_files
-
         return [Task(p.stem, {"path": str(p)}) for p in part_files(self.pool)]

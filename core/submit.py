@@ -26,14 +26,18 @@ PLACEMENT_CHECK_S = 10.0
 IDLE_REDRAW_S = 60.0
 
 
+def holds(worker: dict, resources: dict) -> bool:
+    """The one resource rule: a task runs on a worker holding all of its resources at once,
+    so a job waits for (and a stage checks) one such worker, not each resource somewhere."""
+    return all(worker.get("resources", {}).get(k, 0) >= v for k, v in resources.items())
+
+
 def require_resources(client, resources: dict | None, what: str) -> None:
     """Fail with a clear message instead of waiting forever for a worker that will never come."""
     if not resources:
         return
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    if not any(
-        all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items()) for w in workers
-    ):
+    if not any(holds(w, resources) for w in workers):
         wanted = ",".join(f"{k}={v:g}" for k, v in resources.items())
         raise UserError(
             f"{what}: no worker holds {wanted}; start workers with `dask worker ... --resources "

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from core.config_files import parse_resources
 from core.errors import UserError
+from core.submit import holds, task_kind
 
 # A worker process with pyarrow and pandas loaded holds ~250 MiB; below this its
 # nanny would restart it forever.
@@ -230,8 +231,6 @@ def placement(records: list[dict], workers: dict) -> str:
     shared cluster, the record that GPU work ran where the GPUs are."""
     from collections import Counter, defaultdict
 
-    from core.submit import task_kind
-
     ran = defaultdict(Counter)
     for record in records:
         ran[record["worker"]][task_kind(record["key"])] += 1
@@ -280,23 +279,19 @@ def _attach(scheduler_file: str | None, address: str | None, wait: float):
 
 
 def _wait_for_workers(client, needs: dict[str, float], wait: float, where: str) -> None:
-    """Until a worker has joined and, for each needed resource, one holds it; else one line
-    naming what is missing and the `dask worker` flag that provides it."""
+    """Until a worker has joined and one holds all the needed resources (the rule tasks are
+    placed by); else one line naming them and the `dask worker` flag that provides them."""
     deadline, shown = time.monotonic() + wait, False
+    wanted = ",".join(f"{k}={v:g}" for k, v in needs.items())
     while True:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
-        missing = {
-            k: v
-            for k, v in needs.items()
-            if not any(w.get("resources", {}).get(k, 0) >= v for w in workers)
-        }
-        if workers and not missing:
+        if workers and any(holds(w, needs) for w in workers):
             return
         if time.monotonic() >= deadline:
             break
         if not shown:
-            wanted = "a worker" + "".join(f" holding {k}={v:g}" for k, v in missing.items())
-            print(f"waiting up to {wait:g} s for {wanted} (--wait-workers)", file=sys.stderr)
+            waited = f"a worker holding {wanted}" if needs else "a worker"
+            print(f"waiting up to {wait:g} s for {waited} (--wait-workers)", file=sys.stderr)
             shown = True
         time.sleep(0.5)
     if not workers:
@@ -304,7 +299,6 @@ def _wait_for_workers(client, needs: dict[str, float], wait: float, where: str) 
             f"no worker joined {where} within {wait:g} s (--wait-workers); start workers "
             "with `dask worker SCHEDULER_ADDRESS`"
         )
-    wanted = ",".join(f"{k}={v:g}" for k, v in missing.items())
     raise UserError(
         f"no worker of {where} holds {wanted} after {wait:g} s (--wait-workers); start one "
         f"with `dask worker SCHEDULER_ADDRESS --resources {wanted}` "

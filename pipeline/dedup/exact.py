@@ -24,10 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import UserError
-from core.hashing import folder_fingerprint, table_hash
+from core.hashing import table_hash
 from core.parquet_io import part_files, require_columns, write_parquet_atomic
 from core.schemas import normalize_text, short_hash
-from core.stage import PartResult, Stage, Task
+from core.stage import FolderStage, PartResult, Stage, Task
 
 KEY = "dedup_key"
 # Kept rows are written in row groups of this many rows (EmbedConfig.rows_per_task), so a
@@ -68,7 +68,7 @@ def text_key(messages: list[dict]) -> str:
     )
 
 
-class ShuffleByKey(Stage):
+class ShuffleByKey(FolderStage):
     """Input parts -> rows with `dedup_key`, spread over hash buckets."""
 
     name = "exact-dedup-shuffle"
@@ -76,18 +76,8 @@ class ShuffleByKey(Stage):
     makes = (KEY,)
 
     def __init__(self, pool: Path, out: Path, buckets: int):
-        super().__init__(out, {"buckets": buckets})
-        self.pool = Path(pool)
+        super().__init__(pool, out, {"buckets": buckets})
         self.buckets = buckets
-
-    def input_folders(self) -> list[Path]:
-        return [self.pool]
-
-    def config_dict(self) -> dict:
-        return {"stage": self.name, "buckets": self.buckets, "input": folder_fingerprint(self.pool)}
-
-    def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.pool)]
 
     def process(self, task: Task) -> PartResult:
         table = pq.read_table(task.params["path"])
@@ -102,23 +92,16 @@ class ShuffleByKey(Stage):
         return PartResult(task.name, table.num_rows, table.num_rows, content_hash=table_hash(table))
 
 
-class ExactDedup(Stage):
+class ExactDedup(FolderStage):
     """Hash buckets -> one row per normalised text, plus a report of the dropped rows."""
 
     name = "exact-dedup"
     needs = (KEY, "prompt_id", "source_file", "source_line")
 
     def __init__(self, pool: Path, out: Path, config: ExactDedupConfig, total_rows: int):
-        super().__init__(out, config)
-        self.pool = Path(pool)
+        super().__init__(pool, out, config)
         self.buckets = config.resolved_buckets(total_rows)
         self.shuffled = self.out / "_shuffle"
-
-    def config_dict(self) -> dict:
-        return {**super().config_dict(), "input": folder_fingerprint(self.pool)}
-
-    def input_fingerprints(self) -> list[dict]:
-        return [folder_fingerprint(self.pool)]
 
     def work_stages(self) -> list[Stage]:
         return [ShuffleByKey(self.pool, self.shuffled, self.buckets)]

@@ -38,12 +38,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import UserError
-from core.hashing import folder_fingerprint, table_hash
+from core.hashing import table_hash
 from core.parquet_io import atomic_path, check_parts, part_files, write_parquet_atomic
 from core.schemas import prompt_text
-from core.stage import PartResult, Stage, Task, write_filtered_part
+from core.stage import FolderStage, PartResult, Stage, Task, write_filtered_part
 
 PREVIEW_CHARS = 200
+TEXT_SLICE_ROWS = 4096  # rows whose texts a signature task holds as Python strings at once
 NEEDS = ("prompt_id", "messages", "source_file", "source_line")
 # Signature rows carry these beside the signature; the clusters file repeats them.
 _SIGNED = ("prompt_id", "source_file", "source_line", "part", "row", "preview")
@@ -120,21 +121,16 @@ def check_pool(pool: Path) -> list[Path]:
     return check_parts(pool, NEEDS)
 
 
-class _NearWork(Stage):
+class _NearWork(FolderStage):
     """A near-dedup work stage: reads the pool (its fingerprint is in the config) and
     shares the bucket count."""
 
     def __init__(self, pool: Path, out: Path, config: NearDedupConfig, buckets: int):
-        super().__init__(out, config)
-        self.pool = Path(pool)
+        super().__init__(pool, out, config)
         self.buckets = buckets
 
     def config_dict(self) -> dict:
-        return {
-            **super().config_dict(),
-            "buckets": self.buckets,
-            "input": folder_fingerprint(self.pool),
-        }
+        return {**super().config_dict(), "buckets": self.buckets}
 
 
 class MinHashSignatures(_NearWork):
@@ -144,9 +140,6 @@ class MinHashSignatures(_NearWork):
     name = "near-dedup-signatures"
     needs = NEEDS
     makes = ("signature",)
-
-    def input_folders(self) -> list[Path]:
-        return [self.pool]
 
     def plan(self) -> list[Task]:
         return [
@@ -158,13 +151,20 @@ class MinHashSignatures(_NearWork):
         from pipeline.dedup.minhash import signatures
 
         table = pq.read_table(task.params["path"], columns=list(self.needs))
-        texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
-        sigs = signatures(
-            texts, num_perm=self.config.num_perm, seed=self.config.seed, k=self.config.ngram
-        )
-        if sigs.size and int(sigs.max()) > np.iinfo(np.uint32).max:
-            raise RuntimeError("MinHash values exceed 32 bits; datasketch changed its hashing")
-        sigs = sigs.astype(np.uint32)
+        messages = table.column("messages")
+        sigs, previews = [np.zeros((0, self.config.num_perm), np.uint32)], []
+        # A slice of rows at a time: a part's texts as Python objects would cost ~10x the
+        # part's size, the worker's largest allocation by far.
+        for at in range(0, table.num_rows, TEXT_SLICE_ROWS):
+            texts = [prompt_text(m) for m in messages.slice(at, TEXT_SLICE_ROWS).to_pylist()]
+            made = signatures(
+                texts, num_perm=self.config.num_perm, seed=self.config.seed, k=self.config.ngram
+            )
+            if made.size and int(made.max()) > np.iinfo(np.uint32).max:
+                raise RuntimeError("MinHash values exceed 32 bits; datasketch changed its hashing")
+            sigs.append(made.astype(np.uint32))
+            previews.extend(t[:PREVIEW_CHARS] for t in texts)
+        sigs = np.concatenate(sigs)
         out = pa.table(
             {
                 "prompt_id": table.column("prompt_id"),
@@ -172,7 +172,7 @@ class MinHashSignatures(_NearWork):
                 "source_line": table.column("source_line"),
                 "part": pa.array([task.name] * table.num_rows, pa.string()),
                 "row": pa.array(np.arange(table.num_rows, dtype=np.int64)),
-                "preview": pa.array([t[:PREVIEW_CHARS] for t in texts], pa.string()),
+                "preview": pa.array(previews, pa.string()),
                 "signature": _fixed_list(sigs),
             }
         )
@@ -367,15 +367,14 @@ _SOURCE_ORDER = [
 ]
 
 
-class NearDedup(Stage):
+class NearDedup(FolderStage):
     """Input parts -> the same parts without the non-first members of duplicate clusters."""
 
     name = "near-dedup"
     needs = ("prompt_id",)
 
     def __init__(self, pool: Path, out: Path, config: NearDedupConfig):
-        super().__init__(out, config)
-        self.pool = Path(pool)
+        super().__init__(pool, out, config)
         total = sum(pq.ParquetFile(p).metadata.num_rows for p in check_pool(self.pool))
         self.buckets = config.resolved_buckets(total)
         self.signed = self.out / "_signatures"
@@ -384,15 +383,6 @@ class NearDedup(Stage):
             self.pool, self.out / "_clusters", config, self.buckets, self.signed, self.pairs
         )
         self.clusters_file = self.clusters.clusters_file
-
-    def input_folders(self) -> list[Path]:
-        return [self.pool]
-
-    def config_dict(self) -> dict:
-        return {**super().config_dict(), "input": folder_fingerprint(self.pool)}
-
-    def input_fingerprints(self) -> list[dict]:
-        return [folder_fingerprint(self.pool)]
 
     def work_stages(self) -> list[Stage]:
         from core.runner import is_complete
@@ -412,9 +402,6 @@ class NearDedup(Stage):
         clusters stay, the report of what was dropped."""
         shutil.rmtree(self.signed, ignore_errors=True)
         shutil.rmtree(self.pairs, ignore_errors=True)
-
-    def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.pool)]
 
     def process(self, task: Task) -> PartResult:
         table = pq.read_table(task.params["path"])

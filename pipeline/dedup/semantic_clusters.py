@@ -161,9 +161,9 @@ def dedup_in_order(
         rest = np.nonzero(alive)[0]
         sims = block[rest] @ block[rest].T
         at = start + rest
-        if band:
-            borderline = np.tril((sims >= low) & (sims < threshold + band), -1)
-            exact.ensure({int(at[k]) for k in np.concatenate(np.nonzero(borderline))})
+        if band:  # pairs (j, i), i earlier, too close to call
+            j, i = np.nonzero((sims >= low) & (sims < threshold + band))
+            exact.ensure({int(at[k]) for k in np.concatenate((j[i < j], i[i < j]))})
         keep, within, sim = kept_in_block(
             sims, threshold, band, lambda i, j, at=at: exact.cosine(int(at[i]), int(at[j]))
         )

@@ -62,8 +62,9 @@ def kept_in_block(
     keep = np.ones(n, dtype=bool)
     match = np.full(n, -1, dtype=np.int64)
     sim = np.zeros(n, dtype=np.float32)
-    close = np.tril(sims >= threshold - band, -1)  # close[j, i]: an earlier row i near j
-    for j in np.nonzero(close.any(axis=1))[0]:  # most rows have none: no Python step
+    close = sims >= threshold - band  # close[j, i] for i < j: an earlier row i near j
+    rows, cols = np.nonzero(close)
+    for j in np.unique(rows[cols < rows]):  # most rows have none: no Python step
         earlier = np.nonzero(keep[:j] & close[j, :j])[0]
         if not len(earlier):
             continue

@@ -20,10 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import UserError
-from core.hashing import folder_fingerprint, table_hash
-from core.parquet_io import part_files, write_parquet_atomic
+from core.hashing import table_hash
+from core.parquet_io import write_parquet_atomic
 from core.schemas import short_hash
-from core.stage import PartResult, Stage, Task
+from core.stage import FolderStage, PartResult, Task
 from pipeline.evalset.embed import vectors_of
 
 CANDIDATE = pa.schema(
@@ -52,27 +52,17 @@ class DecontaminationConfig:
             raise UserError(f"--threshold {self.threshold}: expected a cosine in [-1, 1]")
 
 
-class NearestTrainRows(Stage):
+class NearestTrainRows(FolderStage):
     """Per training part: every benchmark item's k most similar rows of that part."""
 
     name = "decontaminate-candidates"
 
     def __init__(self, train: Path, out: Path, bench: np.ndarray, config: DecontaminationConfig):
-        super().__init__(out, config)
-        self.train, self.bench = Path(train), bench.astype(np.float32)
-
-    def input_folders(self) -> list[Path]:
-        return [self.train]
+        super().__init__(train, out, config)
+        self.train, self.bench = self.pool, bench.astype(np.float32)
 
     def config_dict(self) -> dict:
-        return {
-            **super().config_dict(),
-            "train": folder_fingerprint(self.train),
-            "bench": short_hash(self.bench.tobytes()),
-        }
-
-    def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.train)]
+        return {**super().config_dict(), "bench": short_hash(self.bench.tobytes())}
 
     def process(self, task: Task) -> PartResult:
         import faiss
@@ -118,7 +108,7 @@ def choose_removals(candidates: pd.DataFrame, config: DecontaminationConfig) -> 
     return chosen.drop_duplicates(["train_part", "train_row"]).reset_index(drop=True)
 
 
-class DropContaminated(Stage):
+class DropContaminated(FolderStage):
     """Training parts -> the rows that stay; `_removed/` reports each removed row and why."""
 
     name = "decontaminate"
@@ -132,25 +122,15 @@ class DropContaminated(Stage):
         bench_text: list[str],
         config: DecontaminationConfig,
     ):
-        super().__init__(out, config)
-        self.train, self.removals = Path(train), removals
+        super().__init__(train, out, config)
+        self.train, self.removals = self.pool, removals
         self.bench_ids, self.bench_text = bench_ids, bench_text
-
-    def input_folders(self) -> list[Path]:
-        return [self.train]
 
     def config_dict(self) -> dict:
         chosen = ",".join(
             f"{p}:{r}" for p, r in zip(self.removals.train_part, self.removals.train_row)
         )
-        return {
-            **super().config_dict(),
-            "train": folder_fingerprint(self.train),
-            "removals": short_hash(chosen),
-        }
-
-    def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.train)]
+        return {**super().config_dict(), "removals": short_hash(chosen)}
 
     def process(self, task: Task) -> PartResult:
         table = pq.read_table(task.params["path"])

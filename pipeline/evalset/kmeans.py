@@ -15,9 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import UserError
-from core.hashing import folder_fingerprint, table_hash
+from core.hashing import table_hash
 from core.parquet_io import part_files, write_parquet_atomic
-from core.stage import PartResult, Stage, Task
+from core.schemas import short_hash
+from core.stage import FolderStage, PartResult, Task
 from pipeline.evalset.embed import vectors_of
 
 
@@ -69,7 +70,7 @@ def train_kmeans(embedded: Path, config: KMeansConfig) -> np.ndarray:
     return kmeans.centroids.copy()
 
 
-class AssignClusters(Stage):
+class AssignClusters(FolderStage):
     """Embedded parts -> the same rows plus the nearest centroid and its cosine similarity."""
 
     name = "assign-clusters"
@@ -77,24 +78,12 @@ class AssignClusters(Stage):
     makes = ("cluster", "cluster_similarity")
 
     def __init__(self, embedded: Path, out: Path, centroids: np.ndarray):
-        super().__init__(out, None)
-        self.embedded = Path(embedded)
+        super().__init__(embedded, out)
+        self.embedded = self.pool
         self.centroids = centroids.astype(np.float32)
 
-    def input_folders(self) -> list[Path]:
-        return [self.embedded]
-
     def config_dict(self) -> dict:
-        from core.schemas import short_hash
-
-        return {
-            "stage": self.name,
-            "input": folder_fingerprint(self.embedded),
-            "centroids": short_hash(self.centroids.tobytes()),
-        }
-
-    def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p)}) for p in part_files(self.embedded)]
+        return {**super().config_dict(), "centroids": short_hash(self.centroids.tobytes())}
 
     def process(self, task: Task) -> PartResult:
         import faiss

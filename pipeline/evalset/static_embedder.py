@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import UserError
+from core.parquet_io import atomic_folder
 
 STATIC_PREFIX = "static:"
 # 256 dims: MiniLM's 384 reduced by PCA, model2vec's own default. The PCA keeps most of
@@ -156,8 +154,7 @@ def model_dir(model: str) -> Path:
 def _distil(source: Path, target: Path) -> None:
     from model2vec.distill import distill
 
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_folder(target) as tmp:  # a reader sees no folder or a whole one
         model = distill(
             str(source),
             pca_dims=PCA_DIMS,
@@ -166,12 +163,6 @@ def _distil(source: Path, target: Path) -> None:
             trust_remote_code=False,  # the source model's own Python never runs
         )
         model.save_pretrained(tmp)
-        os.replace(tmp, target)  # atomic: a reader sees no folder or a whole one
-    except OSError:
-        if not (target / "config.json").exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class StaticEncoder:

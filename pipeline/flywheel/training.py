@@ -26,13 +26,14 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config_files import check_types, parse_resources
 from core.errors import UserError
+from core.hashing import file_records
 from core.output_folder import recorded_names, refuse_foreign
+from core.parquet_io import atomic_folder, part_files, require_columns, write_json_atomic
 from core.worker_cache import free_memory
 
 KINDS = ("sft", "dpo", "reward", "rl")
@@ -198,8 +199,6 @@ def train(
 ) -> dict:
     """Train `config.kind` on the shard into `out_folder`; returns the `_training.json` record
     (with `"resumed": True` when a finished folder of the same job was found)."""
-    from core.hashing import file_records
-    from core.parquet_io import write_json_atomic
 
     config = TrainConfig(kind=config) if isinstance(config, str) else config
     plan = _plan(config, data_folder, base_model_path, reward_model, out_folder)
@@ -213,23 +212,22 @@ def train(
     # checkpoint's worth of disk that nothing else would ever remove.
     for stale in plan.out.parent.glob(f".{plan.out.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = plan.out.with_name(f".{plan.out.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        record = _run(config, plan, tmp)
-        record.update(
-            config=config.as_dict(),
-            config_hash=plan.digest,
-            data=str(plan.data),
-            base=plan.base,
-            reward_model=plan.scorer,
-            out=str(plan.out),
-        )
-        # What a rerun checks before it trusts the folder (sizes, then BLAKE2b).
-        record["files"] = file_records(tmp, sorted(p for p in tmp.rglob("*") if p.is_file()))
-        write_json_atomic(record, tmp / RECORD)
-        _put_in_place(tmp, plan.out)
+        with atomic_folder(plan.out, replace=True) as tmp:
+            record = _run(config, plan, tmp)
+            record.update(
+                config=config.as_dict(),
+                config_hash=plan.digest,
+                data=str(plan.data),
+                base=plan.base,
+                reward_model=plan.scorer,
+                out=str(plan.out),
+            )
+            # What a rerun checks before it trusts the folder (sizes, then BLAKE2b).
+            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            record["files"] = file_records(tmp, files)
+            write_json_atomic(record, tmp / RECORD)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         free_memory()  # the trainer's models, for a caller that goes on in this process
     _note_trained(plan.data, record)
     return record
@@ -408,7 +406,6 @@ def _prompt_tokens(tokenizer, messages: list[dict]) -> int:
 def _check_shard(data: Path, kind: str) -> tuple[list[Path], int]:
     import pyarrow.parquet as pq
 
-    from core.parquet_io import part_files, require_columns
     from pipeline.flywheel.trainers import COLUMNS
 
     if not data.is_dir():
@@ -468,20 +465,8 @@ def _finished(out: Path, digest: str, overwrite: bool) -> dict | None:
     return None
 
 
-def _put_in_place(tmp: Path, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _note_trained(data: Path, record: dict) -> None:
     """The shard's manifest records what training used of it, next to what selection wrote."""
-    from core.parquet_io import write_json_atomic
 
     path = data / MANIFEST
     manifest = _read_json(path)

@@ -20,13 +20,15 @@ GPU_TASKS = ("answers-tiny-", "judge-judge-", "score-difficulty-")
 
 @pytest.fixture(scope="module")
 def scheduler_file(tmp_path_factory):
-    """A scheduler, a CPU worker and a worker declaring GPU=1, as on a GPU cluster."""
+    """A scheduler, a CPU worker and a worker declaring GPU=1, as on a GPU cluster, and one
+    declaring another resource (SSD=1), so resources are split across workers."""
     worker = ["--nthreads", "1", "--name"]
     with loopback_cluster(
         tmp_path_factory.mktemp("cluster"),
         [*worker, "cpu"],
         [*worker, "gpu", "--resources", "GPU=1"],
-        expect=2,
+        [*worker, "ssd", "--resources", "SSD=1"],
+        expect=3,
     ) as path:
         yield path
 
@@ -53,7 +55,7 @@ def test_gpu_tasks_reach_the_gpu_worker(scheduler_file, tmp_path, monkeypatch):
     address = json.loads(scheduler_file.read_text())["address"]
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
     with Client(address) as c:
-        gpu = {a for a, w in c.scheduler_info()["workers"].items() if w["resources"]}
+        gpu = {a for a, w in c.scheduler_info()["workers"].items() if "GPU" in w["resources"]}
         futures = [c.submit(os.getpid, resources={"GPU": 1}, pure=False) for _ in range(4)]
         pids = c.run(os.getpid, workers=list(gpu))
         assert {f.result(timeout=60) for f in futures} == set(pids.values())
@@ -180,6 +182,12 @@ def test_a_missing_resource_or_scheduler_file_is_one_line(scheduler_file, tmp_pa
         with connect(args, {"GPU": 2.0}, quiet=True):
             pass
     assert "waiting up to 1 s for a worker holding GPU=2" in capsys.readouterr().err
+    # GPU=1 and SSD=1 are each held, but by two workers: no task needing both could run,
+    # so the job does not pass its wait only to fail at its first submit.
+    with pytest.raises(UserError, match=r"holds GPU=1,SSD=1 after 1 s"):
+        with connect(args, {"GPU": 1.0, "SSD": 1.0}, quiet=True):
+            pass
+    assert "waiting up to 1 s for a worker holding GPU=1,SSD=1" in capsys.readouterr().err
     missing = tmp_path / "nowhere.json"
     code = main(
         ["ingest", str(pool), "--out", str(tmp_path / "o")]
@@ -264,7 +272,9 @@ def test_semantic_dedup_attached_by_scheduler_file(scheduler_file, shared_data, 
     rows = texts + [t.rstrip(".?!") + " Thanks!" for t in texts[::6]]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps({"prompt": t}) + "\n" for t in rows))
     attach = ["--scheduler-file", str(scheduler_file)]
-    assert main(["ingest", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "pool"), *attach]) == 0
+    assert (
+        main(["ingest", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "pool"), *attach]) == 0
+    )
     dropped = {}
     for search in ("clusters", "exact"):
         out = tmp_path / search
