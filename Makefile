@@ -15,7 +15,7 @@ DEMO_OUT ?= runs/demo
 # clone proves the conversion works.
 export ARENA_CACHE ?= $(CURDIR)/.cache/arena-learning
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean gpu-wheels
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# What bench/gpu_check.sh carries to a lent GPU machine (gpu_carry/: wheels, model files
+# without weights, the real prompts), with each size and the total against 64 MiB.
+gpu-wheels: $(STAMP)
+	$(BIN)/python -m bench.gpu_wheels
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
