@@ -28,7 +28,6 @@ carrying credentials (user:password@ or a query string) is refused.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -38,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from arena_models.backends.base import ChatBackend, Sampling, pick_constraint
-from core.config_files import read_text_file
+from core.config_files import did_you_mean, read_text_file
 from core.errors import UserError
 
 PACKAGED = Path(__file__).parent / "rosters"
@@ -158,7 +157,7 @@ def load_roster(path: str | Path) -> list[ModelSpec]:
         unknown = set(data) - {"models", "defaults"}
         if unknown:
             raise UserError(
-                f"{source}: unknown top-level key {sorted(unknown)[0]!r}{_hint(sorted(unknown)[0], ['models', 'defaults'])}"
+                f"{source}: unknown top-level key {sorted(unknown)[0]!r}{did_you_mean(sorted(unknown)[0], ['models', 'defaults'])}"
             )
         defaults = data.get("defaults") or {}
         if isinstance(defaults, dict) and "api_key" in defaults:
@@ -188,7 +187,7 @@ def parse_entry(entry, number: int, source: Path, defaults: dict | None = None) 
     if backend not in FIELDS:
         raise UserError(
             f"{label}: backend {backend!r} is not one of {', '.join(FIELDS)}"
-            + _hint(str(backend), list(FIELDS))
+            + did_you_mean(str(backend), list(FIELDS))
         )
     defaults = {k: v for k, v in (defaults or {}).items() if k in FIELDS[backend]}
     merged = {
@@ -202,7 +201,7 @@ def parse_entry(entry, number: int, source: Path, defaults: dict | None = None) 
     for key, value in merged.items():
         if key not in allowed:
             raise UserError(
-                f"{label}: unknown key {key!r} for backend {backend}{_hint(key, list(allowed))}"
+                f"{label}: unknown key {key!r} for backend {backend}{did_you_mean(key, list(allowed))}"
             )
         _check_type(label, key, value, allowed[key])
         if key in BOUNDS and not (math.isfinite(value) and BOUNDS[key][0](value)):
@@ -255,11 +254,6 @@ def make_backend(spec: ModelSpec) -> ChatBackend:
     return backend_class(spec.backend)(name=spec.name, **options)
 
 
-def _hint(key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _check_type(label: str, key: str, value, kind) -> None:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
@@ -276,7 +270,9 @@ def _check_type(label: str, key: str, value, kind) -> None:
 def _sampling(label: str, values: dict) -> Sampling:
     for key, value in values.items():
         if key not in SAMPLING:
-            raise UserError(f"{label}: unknown sampling key {key!r}{_hint(key, list(SAMPLING))}")
+            raise UserError(
+                f"{label}: unknown sampling key {key!r}{did_you_mean(key, list(SAMPLING))}"
+            )
         _check_type(label, f"sampling.{key}", value, SAMPLING[key])
     sampling = Sampling(**{k: SAMPLING[k](v) for k, v in values.items()})
     if sampling.temperature < 0 or not 0 < sampling.top_p <= 1 or sampling.max_tokens < 1:

@@ -3,6 +3,8 @@ a YAML mapping, NAME=AMOUNT lists."""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import types
 import typing
 from pathlib import Path
@@ -49,6 +51,38 @@ def parse_resources(text: str, flag: str = "--worker-resources") -> dict[str, fl
         if not 0 <= resources[name.strip()] < float("inf"):
             raise UserError(f"{flag}: {item!r}: the amount must be a finite number >= 0")
     return resources
+
+
+def check_mapping(cls, values: dict, where: str, *, not_settable: tuple[str, ...] = ()) -> None:
+    """The one check of a config mapping against its dataclass, before it is built: a key
+    the class has no field for (or one only the code sets) is one line with the nearest
+    known key, and each value must have its field's type (`check_types`)."""
+    known = sorted({f.name for f in dataclasses.fields(cls)} - set(not_settable))
+    for key in values:
+        if key not in known:
+            raise UserError(
+                f"{where}: unknown key {key!r}{did_you_mean(str(key), known)} "
+                f"(known: {', '.join(known)})"
+            )
+    check_types(cls, values, where)
+
+
+def did_you_mean(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def field_types(cls) -> dict[str, type]:
+    """Each field's plain type where it is int, float or str (`int | None` counts as int):
+    what a config's own checks convert or compare by, read from the annotations rather
+    than from their text."""
+    plain = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
+        if len(args) <= 1 and base in (int, float, str):
+            plain[name] = base
+    return plain
 
 
 def check_types(cls, values: dict, where: str) -> None:

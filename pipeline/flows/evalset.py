@@ -9,11 +9,11 @@ are dropped before K-means (OUT/semantic_dedup/, what went and why in its _dropp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from arena_models.backends.vllm_backend import KIND as VLLM_KIND
-from core.config_files import check_types, read_yaml_mapping
+from core.config_files import check_mapping, field_types, read_yaml_mapping
 from core.defaults import EMBED_MODEL
 from core.errors import UserError
 from core.parquet_io import write_frame_parts, write_text_atomic
@@ -91,15 +91,17 @@ class Recipe:
     def __post_init__(self):
         # A recipe file's values arrive untyped: a wrong type is a one-line error here,
         # not a TypeError inside K-means.
-        for f in fields(self):
-            value, kind = getattr(self, f.name), str(f.type)
+        for name, kind in field_types(type(self)).items():
+            value = getattr(self, name)
             number = isinstance(value, int | float) and not isinstance(value, bool)
-            if kind == "int" and (not number or value != int(value)):
-                raise UserError(f"{f.name} {value!r}: expected a whole number")
-            if kind == "str" and not isinstance(value, str):
-                raise UserError(f"{f.name} {value!r}: expected a string")
-            if kind == "float" and not (number and math.isfinite(value)):
-                raise UserError(f"{f.name} {value!r}: expected a finite number")
+            if value is None:
+                continue  # an optional field left unset (semantic_threshold null: off)
+            if kind is int and (not number or value != int(value)):
+                raise UserError(f"{name} {value!r}: expected a whole number")
+            if kind is str and not isinstance(value, str):
+                raise UserError(f"{name} {value!r}: expected a string")
+            if kind is float and not (number and math.isfinite(value)):
+                raise UserError(f"{name} {value!r}: expected a finite number")
         at_least = {
             "clusters": 1,
             "diverse_per_cluster": 1,
@@ -141,13 +143,7 @@ class Recipe:
             if not recipe.exists():
                 raise UserError(f"{path}: no such recipe file or packaged recipe")
             values = read_yaml_mapping(recipe, "recipe keys")
-            known = {f.name for f in fields(cls)}
-            unknown = sorted(set(values) - known)
-            if unknown:
-                raise UserError(
-                    f"{recipe}: unknown recipe key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-                )
-            check_types(cls, values, str(recipe))
+            check_mapping(cls, values, f"{recipe}: recipe")
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls(**values)
 

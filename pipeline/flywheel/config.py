@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from core.config_files import check_types, read_yaml_mapping
+from core.config_files import check_mapping, read_yaml_mapping
 from core.errors import UserError
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -133,11 +133,7 @@ class FlywheelConfig:
         if not file.is_file():
             raise UserError(f"{path}: no such flywheel config file or packaged config")
         data = read_yaml_mapping(file, "flywheel settings")
-        known = {f.name for f in fields(cls)} - {"source"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UserError(f"{file}: unknown key {unknown[0]} (known: {', '.join(sorted(known))})")
-        check_types(cls, data, str(file))
+        check_mapping(cls, data, str(file), not_settable=("source",))
         if "target" not in data:
             raise UserError(f"{file}: `target` (the roster entry to train) is required")
         for name in ("pool", "evalset", "cache", "roster", "judge_roster"):

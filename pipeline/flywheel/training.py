@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config_files import check_types, parse_resources
+from core.config_files import check_mapping, field_types, parse_resources
 from core.errors import UserError
 from core.hashing import file_records
 from core.output_folder import recorded_names, refuse_foreign
@@ -93,14 +93,13 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.resources, str):  # from the CLI: "GPU=1,memory=2e9"
             object.__setattr__(self, "resources", parse_resources(self.resources, "resources"))
-        for f in dataclasses.fields(self):  # YAML reads 1e-5 as a string
-            number = {"int": int, "float": float}.get(str(f.type).split(" ")[0])
-            value = getattr(self, f.name)
-            if number is not None and value is not None and not isinstance(value, bool):
+        for name, number in field_types(type(self)).items():  # YAML reads 1e-5 as a string
+            value = getattr(self, name)
+            if number is not str and value is not None and not isinstance(value, bool):
                 try:
-                    object.__setattr__(self, f.name, number(value))
+                    object.__setattr__(self, name, number(value))
                 except (TypeError, ValueError):
-                    raise UserError(f"{f.name} {value!r}: expected a number") from None
+                    raise UserError(f"{name} {value!r}: expected a number") from None
         if self.kind not in KINDS:
             raise UserError(f"training kind {self.kind!r}: expected one of {', '.join(KINDS)}")
         if self.device not in DEVICES:
@@ -148,13 +147,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, kind: str, values: dict | None = None) -> TrainConfig:
         """A config from a mapping (a flywheel YAML's `train:`); unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"kind"}
-        unknown = sorted(set(values or {}) - known)
-        if unknown:
-            raise UserError(
-                f"training setting {unknown[0]!r} is unknown (known: {', '.join(sorted(known))})"
-            )
-        check_types(cls, values or {}, f"{kind} training settings")
+        check_mapping(cls, values or {}, f"{kind} training settings", not_settable=("kind",))
         return cls(kind=kind, **(values or {}))
 
 

@@ -358,14 +358,14 @@ CASES = [
         "flywheel --config {tmp}/f.yaml --out {tmp}/out",
         "error",
         {"f.yaml": FW + "train: {learning_rat: 0.1}\n"},
-        "training setting 'learning_rat' is unknown",
+        "unknown key 'learning_rat' (did you mean 'learning_rate'?)",
     ),
     C(
         "flywheel-train-by-kind-misspelt",
         "flywheel --config {tmp}/f.yaml --out {tmp}/out",
         "error",
         {"f.yaml": FW + "train_by_kind: {dpo: {max_step: 3}}\n"},
-        "training setting 'max_step' is unknown",
+        "unknown key 'max_step' (did you mean 'max_steps'?)",
     ),
     C(
         "flywheel-train-steps-quoted",
@@ -1128,7 +1128,7 @@ CASES = [
         "build-evalset --pool {tmp}/p.jsonl --out {tmp}/out --recipe {tmp}/r.yaml",
         "error",
         {"p.jsonl": GOOD, "r.yaml": "clusterz: 3\n"},
-        "unknown recipe key",
+        "recipe: unknown key 'clusterz' (did you mean 'clusters'?)",
     ),
     C(
         "evalset-wrong-type-key",
@@ -3742,7 +3742,7 @@ CASES += [
         "run --out {tmp}/out --recipe {tmp}/r.yaml",
         "error",
         {"r.yaml": "clusterz: 3\n"},
-        "unknown recipe key",
+        "recipe: unknown key 'clusterz' (did you mean 'clusters'?)",
     ),
     C(
         "run-roster-broken-yaml",

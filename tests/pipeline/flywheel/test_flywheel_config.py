@@ -66,7 +66,7 @@ def test_stages_run_in_the_methods_order(arena):
         ({"stages": ["rl"]}, "stage rl needs stage reward"),
         ({"stages": ["ppo"]}, "stages ['ppo']: expected some of sft, dpo, reward, rl"),
         ({"slices": 2}, "2 slices hold no iteration"),
-        ({"colour": 1}, "unknown key colour"),
+        ({"colour": 1}, "unknown key 'colour'"),
         ({"judge_scoring": "loud"}, "judge_scoring 'loud'"),
     ],
 )
@@ -94,7 +94,7 @@ def test_prepare_refuses_what_cannot_be_trained(arena):
         prepare_flywheel(FlywheelConfig.load(write_config(arena)), out, 5)
     with pytest.raises(UserError, match="has no flywheel state; run iteration 1"):
         prepare_flywheel(FlywheelConfig.load(write_config(arena)), out, 2)
-    with pytest.raises(UserError, match="train key colour|training setting 'colour'"):
+    with pytest.raises(UserError, match="unknown key 'colour'"):
         prepare_flywheel(FlywheelConfig.load(write_config(arena, train={"colour": 1})), out)
     with pytest.raises(UserError, match="pool .*nowhere: no such folder"):
         prepare_flywheel(FlywheelConfig.load(write_config(arena, pool="nowhere")), out)
