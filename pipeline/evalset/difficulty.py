@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from arena_models.roster import ModelSpec, load_roster, make_backend, pick_model
 from core.config_files import read_text_file
+from core.defaults import JUDGE_ROSTER
 from core.errors import UserError
 from core.hashing import table_hash
 from core.parquet_io import write_parquet_atomic
@@ -26,7 +27,7 @@ MODES = ("expected", "generate")
 
 
 def default_judge() -> ModelSpec:
-    return pick_model(load_roster("judges"), DEFAULT_JUDGE, "--difficulty-judge")
+    return pick_model(load_roster(JUDGE_ROSTER), DEFAULT_JUDGE, "--difficulty-judge")
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from arena_models.backends.vllm_backend import KIND as VLLM_KIND
 from core.config_files import check_mapping, field_types, read_yaml_mapping
-from core.defaults import EMBED_MODEL
+from core.defaults import EMBED_MODEL, JUDGE_ROSTER
 from core.errors import UserError
 from core.parquet_io import write_frame_parts, write_text_atomic
 from core.runner import run_stage
 from core.worker_cache import offload
+from pipeline.dedup.float32_recheck import DEFAULT_MARGIN
+from pipeline.dedup.kept_index import DEFAULT_NPROBE
 from pipeline.flows.dedup import run_exact_dedup
 from pipeline.flows.ingest import ingest
 from pipeline.ingest.stage import IngestConfig
@@ -62,7 +64,7 @@ class Recipe:
         default="smollm2-difficulty", metadata={"help": "entry of --judge-roster that scores"}
     )
     judge_roster: str = field(
-        default="judges", metadata={"help": "roster file (or packaged name) of the judge"}
+        default=JUDGE_ROSTER, metadata={"help": "roster file (or packaged name) of the judge"}
     )
     difficulty_retries: int = 2
     difficulty_mode: str = field(
@@ -76,7 +78,8 @@ class Recipe:
         default=None, metadata={"help": "cosine; unset: no semantic dedup"}
     )
     semantic_margin: float = field(
-        default=0.005, metadata={"help": "pairs this close to the threshold decided in float32"}
+        default=DEFAULT_MARGIN,
+        metadata={"help": "pairs this close to the threshold decided in float32"},
     )
     semantic_search: str = field(
         default="auto",
@@ -86,7 +89,9 @@ class Recipe:
             "from 100k rows"
         },
     )
-    semantic_nprobe: int = field(default=16, metadata={"help": "ivf: cells searched per row"})
+    semantic_nprobe: int = field(
+        default=DEFAULT_NPROBE, metadata={"help": "ivf: cells searched per row"}
+    )
 
     def __post_init__(self):
         # A recipe file's values arrive untyped: a wrong type is a one-line error here,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from arena_models.judge import judged_again, load_template
 from arena_models.roster import ModelSpec, backend_class, pick_model
-from core.defaults import JUDGE_SEES_CHARS
+from core.defaults import JUDGE, JUDGE_ROSTER, JUDGE_SEES_CHARS
 from core.errors import UserError
 from pipeline.battle.judging import JudgeOptions, make_judge
 from pipeline.judge_eval.pairs import (
@@ -38,8 +38,8 @@ from pipeline.judge_eval.table import judge_rows, people_reference, recorded_row
 
 @dataclass(frozen=True)
 class JudgeEvalConfig:
-    judge_roster: str = field(default="judges", metadata={"help": "roster holding the judge"})
-    judge: str = field(default="smollm2-judge", metadata={"help": "judge: an entry of the roster"})
+    judge_roster: str = field(default=JUDGE_ROSTER, metadata={"help": "roster holding the judge"})
+    judge: str = field(default=JUDGE, metadata={"help": "judge: an entry of the roster"})
     judge_template: str | None = field(
         default=None, metadata={"help": "judge prompt template file (default: the packaged one)"}
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from core.config_files import check_mapping, read_yaml_mapping
+from core.defaults import JUDGE, JUDGE_ROSTER
 from core.errors import UserError
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -26,8 +27,8 @@ class FlywheelConfig:
     target: str  # the roster entry trained (its path is the first base model)
     roster: str = "demo"  # battle roster: the target and its opponents
     opponents: tuple[str, ...] = ()  # default: every other roster model
-    judge_roster: str = "judges"
-    judge: str = "smollm2-judge"
+    judge_roster: str = JUDGE_ROSTER
+    judge: str = JUDGE
     # How the judge scores the battles that select data (discrete | expected); None:
     # the judge entry's own. The re-rating always uses the entry's own, like `arena run`.
     judge_scoring: str | None = None

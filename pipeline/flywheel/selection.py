@@ -30,10 +30,10 @@ import pyarrow as pa
 from arena_models.multiturn import pending_turns
 from core.errors import UserError
 from pipeline.flywheel.battle_run import BattleRun, load_battle_run
+from pipeline.flywheel.config import MAX_GAP
 from pipeline.flywheel.shards import DROPPED, SCHEMAS, sort_key, write_shards
 
 KINDS = ("sft", "dpo", "reward")
-MAX_GAP = 9.0  # scores are 1-10
 BIN = 0.5  # width of the gap histogram's bins
 
 
