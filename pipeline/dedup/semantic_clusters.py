@@ -43,6 +43,12 @@ from pipeline.dedup.semantic_rule import PAIRS, best_match, kept_in_block
 from pipeline.evalset.embed import EmbedConfig, vectors_of
 
 PAIRS_ROW_GROUP = 1024
+# A shuffle task takes consecutive parts until it has about this many rows a bucket, so a
+# file a task writes holds about that many rows whatever the pool: with one part a task,
+# files would grow in number as parts x buckets (both grow with the pool), and each costs
+# a write. Capped so a task holds a bounded number of vectors.
+SHUFFLE_FILE_ROWS = 500
+SHUFFLE_TASK_ROWS = 250_000
 
 
 def bucket_folder(shuffled: Path, bucket: int) -> Path:
@@ -82,13 +88,32 @@ class ShuffleByCentroid(Stage):
         }
 
     def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p), "part": i}) for i, p in enumerate(self.parts)]
+        target = min(SHUFFLE_TASK_ROWS, SHUFFLE_FILE_ROWS * self.config["buckets"])
+        groups, rows = [[]], 0
+        for number, path in enumerate(self.parts):
+            if rows >= target:
+                groups, rows = [*groups, []], 0
+            groups[-1].append((str(path), number))
+            rows += pq.ParquetFile(path).metadata.num_rows
+        return [Task(Path(g[0][0]).stem, {"parts": g}) for g in groups if g]
 
     def process(self, task: Task) -> PartResult:
-        path, assign = task.params["path"], self.config["assign"]
-        with_text = self.recheck is not None and needs_float32_look(Path(path), self.recheck)
+        shuffled = pa.concat_tables(self._assigned(Path(p), n) for p, n in task.params["parts"])
+        clusters = shuffled.column("cluster").to_numpy()
+        bucket_of = clusters % self.config["buckets"]
+        for bucket in np.unique(bucket_of):
+            part = shuffled.filter(pa.array(bucket_of == bucket))
+            write_parquet_atomic(
+                part, bucket_folder(self.out, int(bucket)) / f"{task.name}.parquet"
+            )
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p, _ in task.params["parts"])
+        return PartResult(task.name, rows, shuffled.num_rows)
+
+    def _assigned(self, path: Path, number: int) -> pa.Table:
+        """The rows of part `number`, each once per cluster it joins."""
+        assign = self.config["assign"]
+        with_text = self.recheck is not None and needs_float32_look(path, self.recheck)
         table = pq.read_table(path, columns=["prompt_id", "embedding", *(["messages"] * with_text)])
-        rows = table.num_rows
         cosines, nearest = load_centroid_index(self.centroids_file).nearest(
             vectors_of(table), assign
         )
@@ -103,21 +128,17 @@ class ShuffleByCentroid(Stage):
             "prompt_id": table.column("prompt_id").take(at),
             # float16 halves the shuffle; pairs it leaves too close to call read float32 back
             "embedding": vectors.cast(pa.list_(pa.float16(), vectors.type.list_size)),
-            "part": pa.array(np.full(len(at), task.params["part"], np.int32)),
+            "part": pa.array(np.full(len(at), number, np.int32)),
             "row": pa.array(at),
             "cluster": pa.array(clusters.astype(np.int32)),
         }
-        if with_text:  # for the float32 look at borderline pairs
+        # Every row has a text column, null where no float32 look embeds it again (vectors
+        # alone, or float32 ones), so parts with and without texts concatenate.
+        columns["text"] = pa.nulls(len(at), pa.string())
+        if with_text:
             texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
             columns["text"] = pa.array(texts, pa.string()).take(at)
-        shuffled = pa.table(columns)
-        bucket_of = clusters % self.config["buckets"]
-        for bucket in np.unique(bucket_of):
-            part = shuffled.filter(pa.array(bucket_of == bucket))
-            write_parquet_atomic(
-                part, bucket_folder(self.out, int(bucket)) / f"{task.name}.parquet"
-            )
-        return PartResult(task.name, rows, len(at))
+        return pa.table(columns)
 
 
 def dedup_in_order(
@@ -267,7 +288,7 @@ class ClusterPairs(FolderStage):
         texts = table.column("text").to_pylist() if "text" in table.column_names else None
         parts, rows = table.column("part").to_numpy(), table.column("row").to_numpy()
         stored = read_back(self.parts)
-        again = embedded_again(self.recheck, texts.__getitem__) if texts is not None else None
+        again = embedded_again(self.recheck, texts.__getitem__) if self.recheck else None
 
         def compute(keys: list[int]) -> np.ndarray:
             by_text = [k for k in keys if texts is not None and texts[k] is not None]
