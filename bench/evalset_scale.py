@@ -18,7 +18,7 @@ rows in and out, and the peak RSS, over the 0.1 s samples taken meanwhile, of th
 tree, of its largest worker and of the driver (the `arena` process: client and
 scheduler). Stage times come from the `started`/`finished` times of the manifests;
 a driver step is the gap between two stages, named by what the flow does there
-(train_kmeans, the candidate draw, ...; semantic dedup's work stages run inside its
+(the candidate draw, ...; the work stages of semantic dedup and K-means run inside their
 stage's span). The
 difficulty stage also says its judge, backend and seconds per 100 judgements.
 
@@ -117,7 +117,7 @@ STAGES = (
     ("dedup", "exact-dedup", "row count, exact-dedup shuffle stage"),
     ("embedded", "embed", "driver: recipe, judge roster"),
     ("semantic_dedup", "semantic-dedup", "semantic work stages (centroids, shuffle, pairs)"),
-    ("clustered", "assign-clusters", "train_kmeans (driver)"),
+    ("clustered", "assign-clusters", "row count; K-means trains in its work stage"),
     ("scored", "score-difficulty", "cluster index, draws, fetch candidates (driver)"),
 )
 AFTER = "hard, mix, report (driver); cluster shutdown"

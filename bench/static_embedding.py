@@ -84,13 +84,12 @@ def write_embedded(folder: Path, ids: list[str], vectors: np.ndarray) -> Path:
 
 def clustered(embedded: Path, out: Path, k: int, seed: int) -> pd.DataFrame:
     """The pipeline's K-means on a folder: prompt_id, cluster, cluster_similarity."""
-    from pipeline.evalset.kmeans import AssignClusters, KMeansConfig, train_kmeans
+    from pipeline.evalset.kmeans import AssignClusters, KMeansConfig
 
-    stage = AssignClusters(
-        embedded, out, train_kmeans(embedded, KMeansConfig(clusters=k, seed=seed))
-    )
-    for task in stage.plan():
-        stage.process(task)  # in this process: the same code a worker runs
+    stage = AssignClusters(embedded, out, KMeansConfig(clusters=k, seed=seed))
+    for step in [*stage.work_stages(), stage]:  # in this process: the code a worker runs
+        for task in step.plan():
+            step.process(task)
     return pd.read_parquet(out, columns=["prompt_id", "cluster", "cluster_similarity"])
 
 

@@ -1,8 +1,9 @@
 """FAISS spherical K-means: train on a sample of the embeddings, then assign every row.
 
 Training reads one part at a time and keeps only a seeded sample (FAISS needs
-about 40-256 points per centroid), so the pool never has to fit in memory.
-Assignment is a Stage: each part gets `cluster` and `cluster_similarity`.
+about 40-256 points per centroid), so the pool never has to fit in memory; it runs
+as a one-task work stage of the assignment (TrainKMeans), on a worker, not in the
+driver. Assignment is a Stage: each part gets `cluster` and `cluster_similarity`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import pyarrow.parquet as pq
 from core.errors import UserError
 from core.hashing import table_hash
 from core.parquet_io import part_files, write_parquet_atomic
-from core.schemas import short_hash
-from core.stage import FolderStage, PartResult, Task
+from core.stage import FolderStage, PartResult, Stage, Task
 from pipeline.evalset.embed import vectors_of
 
 
@@ -70,27 +70,62 @@ def train_kmeans(embedded: Path, config: KMeansConfig) -> np.ndarray:
     return kmeans.centroids.copy()
 
 
+CENTROIDS_FILE = "centroids.parquet"
+
+
+class TrainKMeans(FolderStage):
+    """Embedded parts -> CENTROIDS_FILE (one `centroid` vector a row), in one task."""
+
+    name = "train-kmeans"
+
+    def plan(self) -> list[Task]:
+        return [Task("centroids", {})]
+
+    def process(self, task: Task) -> PartResult:
+        centroids = train_kmeans(self.pool, self.config)
+        table = pa.table({"centroid": _fixed_list(centroids)})
+        write_parquet_atomic(table, self.out / CENTROIDS_FILE)
+        return PartResult(task.name, 0, table.num_rows, content_hash=table_hash(table))
+
+
+def read_centroids(path: Path) -> np.ndarray:
+    return np.ascontiguousarray(vectors_of(pq.read_table(path), "centroid"), np.float32)
+
+
+def _fixed_list(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    return pa.FixedSizeListArray.from_arrays(
+        pa.array(matrix.astype(np.float32).ravel()), matrix.shape[1]
+    )
+
+
 class AssignClusters(FolderStage):
-    """Embedded parts -> the same rows plus the nearest centroid and its cosine similarity."""
+    """Embedded parts -> the same rows plus the nearest centroid and its cosine similarity;
+    the centroids come from its work stage, TrainKMeans."""
 
     name = "assign-clusters"
     needs = ("embedding",)
     makes = ("cluster", "cluster_similarity")
 
-    def __init__(self, embedded: Path, out: Path, centroids: np.ndarray):
-        super().__init__(embedded, out)
+    def __init__(self, embedded: Path, out: Path, config: KMeansConfig):
+        super().__init__(embedded, out, config)
         self.embedded = self.pool
-        self.centroids = centroids.astype(np.float32)
+        self.centroids_file = self.out / "_kmeans" / CENTROIDS_FILE
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in part_files(self.pool))
+        if rows < config.clusters:  # before any task, in the driver: one line
+            raise UserError(
+                f"the pool has {rows} rows, fewer than the {config.clusters} clusters asked for"
+            )
 
-    def config_dict(self) -> dict:
-        return {**super().config_dict(), "centroids": short_hash(self.centroids.tobytes())}
+    def work_stages(self) -> list[Stage]:
+        return [TrainKMeans(self.pool, self.centroids_file.parent, self.config)]
 
     def process(self, task: Task) -> PartResult:
         import faiss
 
         table = pq.read_table(task.params["path"])
-        index = faiss.IndexFlatIP(self.centroids.shape[1])
-        index.add(self.centroids)
+        centroids = read_centroids(self.centroids_file)
+        index = faiss.IndexFlatIP(centroids.shape[1])
+        index.add(centroids)
         similarity, nearest = index.search(np.ascontiguousarray(vectors_of(table)), 1)
         for name in self.makes:
             if name in table.column_names:

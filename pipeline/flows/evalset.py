@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arena_models.backends.vllm_backend import KIND as VLLM_KIND
+from arena_models.roster import pick_model
 from core.config_files import check_mapping, field_types, read_yaml_mapping
 from core.defaults import EMBED_MODEL, JUDGE_ROSTER
 from core.errors import UserError
@@ -21,6 +22,10 @@ from core.runner import run_stage
 from core.worker_cache import offload
 from pipeline.dedup.float32_recheck import DEFAULT_MARGIN
 from pipeline.dedup.kept_index import DEFAULT_NPROBE
+from pipeline.dedup.semantic import SemanticDedup, SemanticDedupConfig
+from pipeline.evalset.difficulty import DifficultyConfig, ScoreDifficulty
+from pipeline.evalset.embed import EmbedConfig, EmbedConversations
+from pipeline.evalset.kmeans import AssignClusters, KMeansConfig
 from pipeline.flows.dedup import run_exact_dedup
 from pipeline.flows.ingest import ingest
 from pipeline.ingest.stage import IngestConfig
@@ -153,15 +158,10 @@ class Recipe:
         return cls(**values)
 
     def embed_config(self):
-        from pipeline.evalset.embed import EmbedConfig
-
         return EmbedConfig(model=self.embed_model, dtype=self.embed_dtype)
 
     def difficulty_config(self):
         """The Hard-set scorer: the named roster entry, checked (a UserError otherwise)."""
-        from arena_models.roster import pick_model
-        from pipeline.evalset.difficulty import DifficultyConfig
-
         judge = pick_model(self.judge_roster, self.difficulty_judge, "--difficulty-judge")
         return DifficultyConfig(
             judge=judge, retries=self.difficulty_retries, seed=self.seed, mode=self.difficulty_mode
@@ -190,9 +190,7 @@ def build_from_deduped(
     """From a deduplicated conversation folder to OUT/{diverse,hard,mix}; returns counts."""
     import pandas as pd
 
-    from pipeline.evalset.difficulty import ScoreDifficulty
-    from pipeline.evalset.embed import EmbedConversations
-    from pipeline.evalset.kmeans import AssignClusters, KMeansConfig, train_kmeans
+    # lazy: report and select import pandas, kept off `arena build-evalset --help`
     from pipeline.evalset.report import write_report
     from pipeline.evalset.select import (
         cluster_index,
@@ -216,8 +214,8 @@ def build_from_deduped(
             client, embedded, out / "semantic_dedup", recipe, overwrite
         )
         embedded = out / "semantic_dedup"
-    centroids = train_kmeans(embedded, KMeansConfig(clusters=recipe.clusters, seed=recipe.seed))
-    run_stage(AssignClusters(embedded, out / "clustered", centroids), client, overwrite=overwrite)
+    kmeans = KMeansConfig(clusters=recipe.clusters, seed=recipe.seed)
+    run_stage(AssignClusters(embedded, out / "clustered", kmeans), client, overwrite=overwrite)
 
     index = cluster_index(out / "clustered")
     diverse_ids = draw_per_cluster(index, recipe.diverse_per_cluster, recipe.seed, "diverse")
@@ -264,8 +262,6 @@ def drop_semantic_duplicates(
     client, embedded: Path, out: Path, recipe: Recipe, overwrite: bool
 ) -> dict:
     """Drop rows too similar to an earlier kept row, on the embedded parts; returns the manifest."""
-    from pipeline.dedup.semantic import SemanticDedup, SemanticDedupConfig
-
     config = SemanticDedupConfig(
         threshold=recipe.semantic_threshold,
         embed=recipe.embed_config(),
@@ -289,7 +285,7 @@ def add_semantic_line(report: Path, manifest: dict) -> None:
 
 
 def evalset_report(counts: dict, out) -> str:
-    from pipeline.evalset.report import embedder_line
+    from pipeline.evalset.report import embedder_line  # lazy: pandas (see build_from_deduped)
 
     text = (
         f"eval set: diverse {counts['diverse']} rows from {counts['diverse_clusters']} clusters, "
