@@ -24,6 +24,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def llmfao_votes(shared_data) -> Path:
+    """The real LLMFAO crowd votes (8,931 battles, 59 models) as a CSV of battles."""
+    return shared_data / "battles" / "llmfao_crowd_comparisons.csv"
+
+
+@pytest.fixture(scope="session")
 def client():
     """A real two-worker LocalCluster (processes), shared by every test that needs Dask."""
     from dask.distributed import Client, LocalCluster

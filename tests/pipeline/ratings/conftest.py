@@ -1,13 +1,8 @@
-"""Battle data for the ratings tests: the real LLMFAO human votes, and simulated arenas."""
+"""Battle data for the ratings tests: simulated arenas (the real LLMFAO human votes are the
+session fixture `llmfao_votes`, tests/conftest.py, which `arena elo`'s tests share)."""
 
 import numpy as np
 import pandas as pd
-import pytest
-
-
-@pytest.fixture(scope="session")
-def llmfao_votes(shared_data):
-    return shared_data / "battles" / "llmfao_crowd_comparisons.csv"
 
 
 def simulate(
