@@ -7,7 +7,7 @@ import pytest
 
 from core.config_files import parse_resources
 from core.errors import UserError
-from jobs.cli import main
+from jobs.cli import build_parser, main
 
 HEAVY = (
     "dask",
@@ -90,6 +90,18 @@ def test_a_true_default_bool_can_be_turned_off():
     assert parsed("--answerable-only", "--rejudge-errors").rejudge_errors is True
     with pytest.raises(SystemExit):  # a False default stays a plain switch
         parser.parse_args(["--no-rejudge-errors"])
+
+
+def test_the_semantic_threshold_flag_reaches_the_recipe():
+    from pipeline.flows.evalset import Recipe
+
+    args = build_parser("build-evalset").parse_args(
+        ["build-evalset", "--pool", "p", "--out", "o", "--semantic-threshold", "0.9"]
+    )
+    assert args.semantic_threshold == 0.9
+    assert (
+        Recipe.load(None, {"semantic_threshold": args.semantic_threshold}).semantic_threshold == 0.9
+    )
 
 
 def test_judging_mistakes_stop_before_any_cluster(tmp_path, capsys):

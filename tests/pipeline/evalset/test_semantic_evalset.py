@@ -9,7 +9,6 @@ import pytest
 
 from core.errors import UserError
 from core.runner import run_stage
-from jobs.cli import build_parser
 from pipeline.dedup.semantic import DEFAULT_THRESHOLD
 from pipeline.flows.dedup import run_near_dedup
 from pipeline.flows.evalset import Recipe, build_from_deduped
@@ -95,15 +94,12 @@ def test_rebuild_resumes_semantic_dedup(client, built):
     assert report.count("semantic dedup:") == 1
 
 
-def test_recipe_key_from_yaml_and_cli():
+def test_recipe_key_from_yaml():
+    """`semantic_threshold` from a recipe's YAML or keys (the flag: tests/jobs/test_cli.py)."""
     assert Recipe().semantic_threshold is None  # off unless a recipe sets it
     assert Recipe.load("wizardarena_mix", {}).semantic_threshold == DEFAULT_THRESHOLD
     assert Recipe.load("demo", {}).semantic_threshold is None
-    args = build_parser("build-evalset").parse_args(
-        ["build-evalset", "--pool", "p", "--out", "o", "--semantic-threshold", "0.9"]
-    )
-    assert args.semantic_threshold == 0.9
-    assert Recipe.load(None, {"semantic_threshold": args.semantic_threshold}).semantic_threshold
+    assert Recipe.load(None, {"semantic_threshold": 0.9}).semantic_threshold == 0.9
     for bad in (0, 1.5, "high"):
         with pytest.raises(UserError, match="semantic_threshold"):
             Recipe(semantic_threshold=bad)
