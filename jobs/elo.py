@@ -1,4 +1,6 @@
-"""`arena elo BATTLES... --out DIR`: Bradley-Terry leaderboard with bootstrap CIs."""
+"""`arena elo BATTLES... --out DIR [--by COLUMN]`: Bradley-Terry leaderboard with bootstrap
+CIs; with --by, one more per value of COLUMN (subset: Diverse / Hard) and a side-by-side
+table in DIR/by/."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """The prompts of a battle: an eval-set folder of canonical conversations in, a small
 Parquet file of (prompt_id, messages) out, which every answer and judge task reads.
 Prompts some battling model cannot answer (recorded answers cover only their own
-prompts) are left out before the limit and counted, so a limit of N is N full battles."""
+prompts) are left out before the limit and counted, so a limit of N is N full battles.
+Each prompt keeps the eval set's `subset` (diverse / hard / both in a Mix set) and
+`cluster`, null where the folder has none (an ingested pool), so battle records carry
+them and ratings can be split by them (`arena elo --by subset`)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,10 @@ from core.parquet_io import part_files, require_columns, write_parquet_atomic
 from core.schemas import MESSAGE
 
 PROMPTS = pa.schema([("prompt_id", pa.string()), ("messages", pa.list_(MESSAGE))])
+# Where a prompt sits in the eval set: what each battle record carries of it.
+GROUPS = pa.schema([("subset", pa.string()), ("cluster", pa.int64())])
+GROUP_COLUMNS = tuple(GROUPS.names)
+PLACED_PROMPTS = pa.schema([*PROMPTS, *GROUPS])  # the run's _work/prompts.parquet
 
 
 def as_prompt(messages: list[dict]) -> list[dict]:
@@ -39,10 +46,10 @@ def load_prompts(
             f"{evalset}: no part-*.parquet files (an eval set or `arena ingest` output)"
         )
     require_columns(pq.read_schema(parts[0]), ("prompt_id", "messages"), str(evalset))
-    table = pa.concat_tables(pq.read_table(p, columns=["prompt_id", "messages"]) for p in parts)
-    rows, no_user_turn, repeated = {}, 0, 0
-    for pid, messages in zip(
-        table.column("prompt_id").to_pylist(), table.column("messages").to_pylist()
+    table = pa.concat_tables(_read_part(p) for p in parts)
+    rows, groups, no_user_turn, repeated = {}, {}, 0, 0
+    for pid, messages, subset, cluster in zip(
+        *(table.column(c).to_pylist() for c in ("prompt_id", "messages", *GROUP_COLUMNS))
     ):
         prompt = as_prompt(messages or [])
         if not any(m["role"] == "user" for m in prompt):
@@ -51,6 +58,7 @@ def load_prompts(
             repeated += 1
         else:
             rows[pid] = prompt
+            groups[pid] = (subset, cluster)
     if not rows:
         raise UserError(f"{evalset}: no prompt with a user turn")
     ids, left_out = answerable({i: rows[i] for i in sorted(rows)}, answerers)
@@ -58,8 +66,36 @@ def load_prompts(
     if not ids:
         raise UserError(f"{evalset}: no prompt every roster model can answer: {lacks(left_out)}")
     ids = ids[:limit]
-    prompts = pa.table({"prompt_id": ids, "messages": [rows[i] for i in ids]}, schema=PROMPTS)
+    prompts = pa.table(
+        {
+            "prompt_id": ids,
+            "messages": [rows[i] for i in ids],
+            "subset": [groups[i][0] for i in ids],
+            "cluster": [groups[i][1] for i in ids],
+        },
+        schema=PLACED_PROMPTS,
+    )
     return prompts, left_out
+
+
+def _read_part(path: Path) -> pa.Table:
+    """prompt_id, messages, subset and cluster of one part (null columns where it has none)."""
+    names = pq.read_schema(path).names
+    table = pq.read_table(
+        path, columns=["prompt_id", "messages", *(c for c in GROUP_COLUMNS if c in names)]
+    )
+    columns = {"prompt_id": table.column("prompt_id"), "messages": table.column("messages")}
+    for name in GROUP_COLUMNS:
+        kind = GROUPS.field(name).type
+        if name not in names:
+            columns[name] = pa.nulls(table.num_rows, kind)
+            continue
+        try:
+            columns[name] = table.column(name).cast(kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            found = table.schema.field(name).type
+            raise UserError(f"{path}: column {name} is {found}, expected {kind}") from None
+    return pa.table(columns)
 
 
 def answerable(prompts: dict[str, list[dict]], specs: list) -> tuple[list[str], dict]:

@@ -1,7 +1,8 @@
 """A battle run on a Dask client: prompts -> answers -> verdicts -> records and summary.
 
 Layout of `out`:
-    battles/    battle records, exactly core.schemas.BATTLE (one row per game)
+    battles/    battle records: core.schemas.BATTLE (one row per game), plus the prompt's
+                eval-set subset and cluster
     combined/   one row per (prompt, pair): the two games combined by the chosen rule
     summary.json, summary.md
     _work/prompts.parquet   the prompts every task reads
@@ -174,7 +175,7 @@ def run_battle(
     )
     judge_done = time.time()
 
-    records = battle_records(games, verdicts.read(judge.name, key, prompt_ids), judge.name)
+    records = battle_records(games, verdicts.read(judge.name, key, prompt_ids), judge.name, prompts)
     combined = combined_pairs(records, config.combine)
     manifest = {
         "judge": judge.name,

@@ -132,7 +132,8 @@ def prepare_main(config: MainJobConfig, ingest_config: IngestConfig = IngestConf
         judge_roster=config.judge_roster,
     )
     files = pool_files(config.pool or sample_pool_files())
-    ratings = RatingsConfig(bootstrap=config.bootstrap)
+    # Every prompt of Mix carries its subset: the report shows Diverse / Hard / Mix.
+    ratings = RatingsConfig(bootstrap=config.bootstrap, by="subset")
     judge = recipe.difficulty_config().judge
     judge_eval = None
     if config.judge_eval_pairs:
@@ -217,7 +218,7 @@ def write_main_report(
     out: Path, board: dict, battles: dict, trust: str | None, iteration: dict | None = None
 ) -> None:
     """OUT/report.md, the page to open first: the leaderboard, how far to trust its judge,
-    what battled, and where each step's own report is."""
+    the ratings per eval-set subset, what battled, and where each step's own report is."""
     from pipeline.ratings.leaderboard import markdown_table
 
     left = battles.get("prompts_left_out") or {}
@@ -247,6 +248,7 @@ def write_main_report(
         )
         + ".",
         "",
+        *subset_lines(board),
         *(flywheel_lines(iteration) if iteration else []),
         "Each step's report: [eval set](evalset/report.md), [battles](battles/summary.md),"
         " [judge evaluation](judge_eval/report.md), [leaderboard](leaderboard/leaderboard.md)"
@@ -254,6 +256,28 @@ def write_main_report(
         + ".",
     ]
     write_text_atomic("\n".join(lines) + "\n", out / "report.md")
+
+
+def subset_lines(board) -> list[str]:
+    """The ratings of OUT/report.md per eval-set subset, side by side as in the paper."""
+    from pipeline.ratings.groups import WHOLE, side_by_side_markdown
+
+    groups = getattr(board, "groups", None)
+    if groups is None:
+        return []
+    labels = {value: value.capitalize() for value in groups.groups} | {WHOLE: "Mix"}
+    return [
+        "## Ratings by eval-set subset",
+        "",
+        "WizardArena-Diverse, -Hard and -Mix as the paper reports them: each column rates only"
+        " its prompts' battles (a Mix prompt in both sets counts in each), with its 95%"
+        " interval; [leaderboard/by/subset/](leaderboard/by/subset) has each in full.",
+        "",
+        side_by_side_markdown(groups, labels).rstrip(),
+        "",
+        *(f"- {w}" for w in groups.warnings),
+        *([""] if groups.warnings else []),
+    ]
 
 
 def flywheel_lines(it: dict) -> list[str]:

@@ -1,7 +1,9 @@
 """Flow: battle files -> Bradley-Terry leaderboard with bootstrap CIs (`arena elo`).
 
 Battles are reduced to outcome counts per model pair on the workers; the fit and
-the bootstrap work on those counts (pipeline/ratings)."""
+the bootstrap work on those counts (pipeline/ratings). With `by`, the counts are kept
+per value of a column too, and every value gets its own leaderboard beside the whole's
+(pipeline/ratings/groups.py)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,13 @@ class RatingsConfig:
         default=None,
         metadata={"help": "reference leaderboard (model, rating[, lower, upper]) for consistency"},
     )
+    by: str | None = field(
+        default=None,
+        metadata={
+            "help": "also one leaderboard per value of this column (subset: Diverse / Hard, a"
+            " Mix prompt in both counting in each; cluster) and a side-by-side table, in OUT/by/"
+        },
+    )
 
     def __post_init__(self):
         from pipeline.ratings.bradley_terry import Anchor
@@ -72,6 +81,22 @@ class RatingsConfig:
                     raise UserError(
                         f"{flag} {value!r}: expected an ISO date (2024-05-01)"
                     ) from None
+        if self.by is not None and not self.by.strip():
+            raise UserError("--by is empty; give a column of the battle files (subset, cluster)")
+
+    def rating_options(self):
+        """The fit's options (pipeline.ratings.leaderboard.RatingOptions)."""
+        from pipeline.ratings.bradley_terry import Anchor
+        from pipeline.ratings.leaderboard import RatingOptions
+
+        return RatingOptions(
+            self.ties,
+            self.bothbad == "tie",
+            Anchor.parse(self.anchor),
+            self.bootstrap,
+            self.alpha,
+            self.seed,
+        )
 
     def options(self) -> dict:
         return {
@@ -94,7 +119,7 @@ def rate_battles(
     from pipeline.ratings.battle_files import aggregate_battles, collect_battles
     from pipeline.ratings.battle_rules import BattleFilter
     from pipeline.ratings.bradley_terry import Anchor
-    from pipeline.ratings.leaderboard import RatingOptions, build_leaderboard, write_leaderboard
+    from pipeline.ratings.leaderboard import build_leaderboard, write_leaderboard
     from pipeline.ratings.pair_counts import PairCounts
 
     anchor = Anchor.parse(config.anchor)
@@ -106,16 +131,16 @@ def rate_battles(
         reference = read_reference(Path(config.reference))
     paths = [Path(p) for p in paths]
     filt = BattleFilter(tuple(config.judge), tuple(config.models), config.since, config.until)
-    agg = aggregate_battles(paths, filt, client, progress=progress)
+    agg = grouped = aggregate_battles(paths, filt, client, progress=progress, by=config.by)
+    if config.by is not None:
+        agg = grouped.total
     if agg.battles == 0:
         raise UserError(
             f"no battles to rate (dropped: {agg.dropped or 0}, filtered out: {agg.filtered})"
         )
     bothbad_as_tie = config.bothbad == "tie"
     counts = PairCounts.from_cells(agg.models, agg.cells, bothbad_as_tie=bothbad_as_tie)
-    options = RatingOptions(
-        config.ties, bothbad_as_tie, anchor, config.bootstrap, config.alpha, config.seed
-    )
+    options = config.rating_options()
     with LazyBar(config.bootstrap, "bootstrap", enabled=progress) as bar:
         board = build_leaderboard(counts, options, progress=bar)
     unrated = sorted(set(config.models) - set(counts.models))
@@ -160,17 +185,27 @@ def rate_battles(
         from pipeline.ratings.consistency import consistency
 
         extra["consistency"] = consistency(board.table, reference)
+    groups = None
+    if config.by is not None:
+        from pipeline.ratings.groups import rate_groups, write_group_boards
+
+        rounds = config.bootstrap * len(grouped.groups)
+        with LazyBar(rounds, f"bootstrap by {config.by}", enabled=progress) as bar:
+            groups = rate_groups(grouped, config.by, options, whole=board, progress=bar)
+        extra["by"] = write_group_boards(groups, Path(out), {"options": config.options()})
     write_leaderboard(board, Path(out), extra)
-    return RatingsSummary({**extra, "warnings": board.warnings}, board)
+    return RatingsSummary({**extra, "warnings": board.warnings}, board, groups)
 
 
 class RatingsSummary(dict):
     """What `rate_battles` counted and wrote; `summary["table"]` is the leaderboard as pandas,
-    made on first use, so a caller that only prints (`arena elo`) never imports pandas."""
+    made on first use, so a caller that only prints (`arena elo`) never imports pandas.
+    `groups`: the per-value leaderboards (pipeline.ratings.groups.GroupBoards) with `by`."""
 
-    def __init__(self, items: dict, board):
+    def __init__(self, items: dict, board, groups=None):
         super().__init__(items)
         self.board = board
+        self.groups = groups
 
     def __missing__(self, key):
         if key != "table":
@@ -190,6 +225,13 @@ def ratings_report(summary: RatingsSummary, out) -> str:
     )
     lines += [f"  dropped ({reason}): {n}" for reason, n in sorted(summary["dropped"].items())]
     lines += [f"  warning: {w}" for w in summary["warnings"]]
+    if summary.groups is not None:
+        from pipeline.ratings.groups import side_by_side_markdown
+
+        by = summary["by"]
+        lines += ["", f"by {by['column']} ({out}/{by['table']}):", ""]
+        lines.append(side_by_side_markdown(summary.groups).rstrip())
+        lines += [f"  warning: {w}" for w in by["warnings"]]
     if "consistency" in summary:
         c = summary["consistency"]
         lines.append(

@@ -24,6 +24,7 @@ from pipeline.ratings.battle_rules import (
     classify,
     kept_battles,
 )
+from pipeline.ratings.groups import GroupedCounts, count_grouped
 
 BATCH_ROWS = 1 << 20  # rows per Arrow batch: ~30 MB of codes at most
 PIECE_ROWS = 4 << 20  # rows per task on a cluster (whole row groups)
@@ -50,6 +51,7 @@ class Piece:
     kind: str
     columns: tuple[str, ...]  # the columns to read
     row_groups: tuple[int, ...] | None = None
+    by: str | None = None  # count per value of this column too (pipeline/ratings/groups.py)
 
 
 def _files(path: Path) -> list[Path]:
@@ -185,8 +187,11 @@ def fits_one_process(paths) -> bool:
     )
 
 
-def plan_pieces(paths, filt: BattleFilter, *, style: bool = False) -> list[Piece]:
-    """The pieces of every file, checked up front: a bad file is one line before any work."""
+def plan_pieces(
+    paths, filt: BattleFilter, *, style: bool = False, by: str | None = None
+) -> list[Piece]:
+    """The pieces of every file, checked up front: a bad file is one line before any work.
+    `by`: a column every file must have, whose values group the counts."""
     pieces = []
     for given in paths:
         for path in _files(Path(given)):
@@ -203,10 +208,34 @@ def plan_pieces(paths, filt: BattleFilter, *, style: bool = False) -> list[Piece
                 raise UserError(f"{path}: {exc}") from None
             if filt.judges and "judge" not in schema.names:
                 raise UserError("--judge needs a `judge` column in every battle file")
+            if by is not None:
+                _check_group_column(path, schema, by)
             extra = FILTER_COLUMNS + (STYLE_COLUMNS if style else ())
             columns = (first, second, "winner", *(c for c in extra if c in schema.names))
-            pieces += _split(Piece(str(path), kind, columns))
+            if by is not None and by not in columns:
+                columns += (by,)
+            pieces += _split(Piece(str(path), kind, columns, by=by))
     return pieces
+
+
+def _check_group_column(path: Path, schema, by: str) -> None:
+    import pyarrow as pa
+
+    if by not in schema.names:
+        raise UserError(
+            f"{path}: --by {by}: no such column (columns: {', '.join(map(str, schema.names))})"
+        )
+    kind = schema.field(by).type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if not (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_null(kind)
+    ):
+        raise UserError(f"{path}: --by {by}: a column of {kind}; expected text or integers")
 
 
 def _split(piece: Piece) -> list[Piece]:
@@ -220,14 +249,20 @@ def _split(piece: Piece) -> list[Piece]:
         groups.append(g)
         rows += meta.row_group(g).num_rows
         if rows >= PIECE_ROWS:
-            pieces.append(Piece(piece.path, piece.kind, piece.columns, tuple(groups)))
+            pieces.append(Piece(piece.path, piece.kind, piece.columns, tuple(groups), piece.by))
             groups, rows = [], 0
     if groups or not pieces:
-        pieces.append(Piece(piece.path, piece.kind, piece.columns, tuple(groups)))
+        pieces.append(Piece(piece.path, piece.kind, piece.columns, tuple(groups), piece.by))
     return pieces
 
 
-def count_piece(piece: Piece, filt: BattleFilter) -> BattleCounts:
+def count_piece(piece: Piece, filt: BattleFilter) -> BattleCounts | GroupedCounts:
+    """The piece's counts; per value of `piece.by` too when it names a column."""
+    if piece.by is not None:
+        total = GroupedCounts.empty()
+        for counts in _read(piece, lambda table: count_grouped(table, filt, piece.by)):
+            total = total.merge(counts)
+        return total
     total = BattleCounts.empty()
     for counts in _read(piece, lambda table: classify(table, filt).counts()):
         total = total.merge(counts)
@@ -242,10 +277,11 @@ def _collect_piece(i: int, piece: Piece, filt: BattleFilter):
 
 
 def aggregate_battles(
-    paths, filt: BattleFilter, client=None, progress: bool = True
-) -> BattleCounts:
-    """The summed counts of every battle file: in this process, or on the client's workers."""
-    pieces = plan_pieces(paths, filt)
+    paths, filt: BattleFilter, client=None, progress: bool = True, by: str | None = None
+) -> BattleCounts | GroupedCounts:
+    """The summed counts of every battle file: in this process, or on the client's workers.
+    With `by`, a GroupedCounts: the whole and each value of that column."""
+    pieces = plan_pieces(paths, filt, by=by)
     if client is None:
         results = [count_piece(p, filt) for p in pieces]
     else:
@@ -255,7 +291,7 @@ def aggregate_battles(
         results = run_tasks(
             client, count_piece, args, desc="count battles", unit="piece", progress=progress
         )
-    total = BattleCounts.empty()
+    total = GroupedCounts.empty() if by is not None else BattleCounts.empty()
     for counts in results:
         total = total.merge(counts)
     return total

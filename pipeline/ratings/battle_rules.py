@@ -87,18 +87,22 @@ class Classified:
     dropped: dict[str, int]
     filtered: int
 
-    def counts(self) -> BattleCounts:
+    def counts(self, rows: np.ndarray | None = None) -> BattleCounts:
+        """The counted battles, or those among `rows` (a mask: one group's rows)."""
         n, k = len(self.models), len(OUTCOMES)
-        key = (self.a[self.keep] * n + self.b[self.keep]) * k + self.outcome[self.keep]
+        keep = self.keep if rows is None else self.keep & rows
+        key = (self.a[keep] * n + self.b[keep]) * k + self.outcome[keep]
         cells = np.bincount(key, minlength=n * n * k).reshape(n, n, k)
         # Only models with a counted battle: a filtered-out or dropped row names no model.
         used = np.flatnonzero(cells.sum(axis=(1, 2)) + cells.sum(axis=(0, 2)))
         models = [self.models[i] for i in used]
+        if rows is not None:  # a group's counts: drops and filters are the whole's to report
+            return BattleCounts(models, cells[np.ix_(used, used)])
         return BattleCounts(models, cells[np.ix_(used, used)], self.dropped, self.filtered)
 
 
-def _codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
-    """(dictionary values, per-row code with -1 for null) of a column."""
+def column_codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+    """(dictionary values as text, per-row code with -1 for null) of a column."""
     if not pa.types.is_dictionary(column.type):
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             column = column.cast(pa.string())
@@ -155,14 +159,14 @@ def _date_keep(table: pa.Table, filt: BattleFilter) -> np.ndarray:
 
 def classify(table: pa.Table, filt: BattleFilter = BattleFilter()) -> Classified:
     first, second = battle_columns(table.column_names)
-    names_a, codes_a = _codes(table.column(first))
-    names_b, codes_b = _codes(table.column(second))
+    names_a, codes_a = column_codes(table.column(first))
+    names_b, codes_b = column_codes(table.column(second))
     models = sorted(set(names_a) | set(names_b))
     index = {m: i for i, m in enumerate(models)}
     a = np.array([index[m] for m in names_a] + [-1], dtype=np.int64)[codes_a]
     b = np.array([index[m] for m in names_b] + [-1], dtype=np.int64)[codes_b]
 
-    winners, codes_w = _codes(table.column("winner"))
+    winners, codes_w = column_codes(table.column("winner"))
     spelled = LEFT_RIGHT if first == "left" else {}
     outcome_of = [
         OUTCOMES.index(spelled.get(w, w)) if spelled.get(w, w) in OUTCOMES else -2 for w in winners
@@ -173,7 +177,7 @@ def classify(table: pa.Table, filt: BattleFilter = BattleFilter()) -> Classified
     if filt.judges:
         if "judge" not in table.column_names:
             raise UserError("--judge needs a `judge` column in every battle file")
-        keep &= _in(*_codes(table.column("judge")), set(filt.judges))
+        keep &= _in(*column_codes(table.column("judge")), set(filt.judges))
     if filt.models:
         listed = np.array([m in set(filt.models) for m in models] + [False], dtype=bool)
         keep &= listed[a] & listed[b]

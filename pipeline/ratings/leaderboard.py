@@ -53,6 +53,7 @@ OUTPUTS = (
     "ratings.png",
     "win_rates.png",
     "summary.json",
+    "by",  # --by: a leaderboard per value of a column (pipeline/ratings/groups.py)
 )
 
 
@@ -151,4 +152,4 @@ def write_leaderboard(board: Leaderboard, out: Path, extra: dict) -> list[Path]:
     plot_win_rates(order, rates, out / "win_rates.png")
     summary = {"warnings": board.warnings, **extra}
     write_text_atomic(json.dumps(summary, indent=2, default=str) + "\n", out / "summary.json")
-    return [out / n for n in OUTPUTS]
+    return [out / n for n in OUTPUTS if n != "by"]

@@ -46,6 +46,32 @@ def test_main_job_runs_every_step_and_writes_a_leaderboard(main_run):
 
 
 @pytest.mark.slow
+def test_main_job_rates_each_eval_set_subset_side_by_side(main_run):
+    """Battle records carry their prompt's Mix subset and cluster, and report.md shows
+    the paper's Diverse / Hard / Mix ratings side by side."""
+    out, _ = main_run
+    records = pd.read_parquet(out / "battles" / "battles")
+    mix = pd.read_parquet(out / "evalset" / "mix").set_index("prompt_id")
+    assert (records.subset == mix.subset[records.prompt_id].to_numpy()).all()
+    assert (records.cluster == mix.cluster[records.prompt_id].to_numpy()).all()
+    subsets = set(records.subset)
+    assert subsets <= {"diverse", "hard", "both"} and len(subsets - {"both"}) == 2
+    heads = sorted(s.capitalize() for s in subsets - {"both"})
+    report = (out / "report.md").read_text()
+    assert "## Ratings by eval-set subset" in report
+    assert f"| model | {' | '.join(heads)} | Mix |" in report
+    assert "[battles/browser.html](battles/browser.html)" in report
+    whole = pd.read_csv(out / "leaderboard" / "leaderboard.csv")
+    table = pd.read_csv(out / "leaderboard" / "by" / "subset.csv").set_index("model")
+    assert list(table.index) == list(whole.model)
+    assert (table.all_rating.round(2) == whole.rating.round(2).to_numpy()).all()
+    for subset in subsets - {"both"}:
+        board = pd.read_csv(out / "leaderboard" / "by" / "subset" / subset / "leaderboard.csv")
+        counted = records[records.subset.isin([subset, "both"]) & records.error.isna()]
+        assert board.battles.sum() == 2 * len(counted)
+
+
+@pytest.mark.slow
 def test_main_job_runs_a_first_flywheel_iteration(main_run):
     out, done = main_run
     flywheel = out / "flywheel"

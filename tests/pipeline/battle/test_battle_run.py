@@ -23,6 +23,7 @@ from core.parquet_io import write_parquet_atomic
 from core.schemas import BATTLE, CONVERSATION, prompt_id
 from jobs.cli import main
 from pipeline.battle.config import BattleConfig
+from pipeline.battle.records import RECORD
 from pipeline.flows.battle import prepare_battle, run_battles
 
 REPO = Path(__file__).resolve().parents[3]
@@ -153,7 +154,8 @@ def _records(arena: Path) -> pa.Table:
 
 
 def _check_records(records: pa.Table, models: int) -> None:
-    assert records.schema.equals(BATTLE)
+    assert records.schema.equals(RECORD)  # BATTLE, then the prompt's subset and cluster
+    assert records.select(BATTLE.names).schema.equals(BATTLE)
     pairs = models * (models - 1) // 2
     assert records.num_rows == 5 * pairs * 2
     keys = {(r["prompt_id"], r["model_a"], r["model_b"], r["game"]) for r in records.to_pylist()}
