@@ -1,18 +1,14 @@
 """Security: no unsafe loading in our code, no model repo's Python unless the roster asks,
-and an API key that lives only in the environment (a real battle against a real HTTP
-server that needs the key, then every output of the run is searched for it)."""
+and an API key that lives only in the environment (a real HTTP server that needs the key,
+tests/keyed_server.py; the battle whose every output is searched for the key is
+tests/jobs/test_security_cli.py)."""
 
 from __future__ import annotations
 
 import ast
-import http.server
-import json
 import logging
-import threading
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from arena_models.backends.base import Sampling
@@ -21,12 +17,10 @@ from arena_models.backends.transformers_backend import load_kwargs
 from arena_models.backends.vllm_backend import engine_kwargs
 from arena_models.roster import load_roster, make_backend
 from core.errors import UserError
+from tests.keyed_server import ENV, KEY, LEAK, absent, serving_with_key
 
 REPO = Path(__file__).resolve().parents[1]
 SCANNED = ("pipeline", "arena_models", "core", "jobs", "bench")
-KEY = "sk-arena-7Q3zX9vLw2Rt8Kp4Nd6Hs1Bf"  # distinctive: never a substring of anything else
-ENV = "ARENA_TEST_SECRET_KEY"
-LEAK = "LEAK-401"  # a prompt holding this gets a 401 whose body echoes the key
 
 
 # --- unsafe loading: pickle, eval, unsafe YAML, shells ------------------------------------
@@ -219,66 +213,10 @@ def test_a_roster_cannot_carry_a_key(tmp_path, roster, message):
     assert KEY[:8] not in str(err.value) and len(str(err.value).splitlines()) == 1
 
 
-class Server:
-    """What the fake OpenAI-compatible server saw."""
-
-    def __init__(self):
-        self.authorized = 0
-        self.refused = 0
-
-
 @pytest.fixture
 def keyed_server():
-    """An OpenAI-compatible server that needs `Authorization: Bearer KEY`. A refusal (or a
-    prompt holding LEAK) is a careless 401 that echoes the key and its first 8 characters."""
-    seen = Server()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            auth = self.headers.get("Authorization", "")
-            text = body["messages"][-1]["content"]
-            if auth != f"Bearer {KEY}" or LEAK in text:
-                seen.refused += 1
-                shown = auth.removeprefix("Bearer ")
-                status, payload = 401, {"error": f"bad key {auth}; provided: {shown[:8]}****"}
-            else:
-                seen.authorized += 1
-                status = 200
-                if "[Start of Answer A]" in text:  # a judge request
-                    verdict = {"score_a": 7, "score_b": 4, "explanation": "A is more complete."}
-                    reply = (
-                        json.dumps(verdict)
-                        if "response_format" in body
-                        else ("Score A: 7/10\nScore B: 4/10\nExplanation: A is more complete.")
-                    )
-                else:
-                    reply = "A short hosted answer."
-                payload = {
-                    "choices": [{"message": {"content": reply}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 5},
-                }
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
-    server.shutdown()
-    server.server_close()
-
-
-def _absent(text: str, where: str) -> None:
-    assert KEY not in text, f"the API key is in {where}"
-    assert KEY[:8] not in text, f"the API key's first 8 characters are in {where}"
+    with serving_with_key() as served:
+        yield served
 
 
 def test_errors_and_logs_never_hold_the_key(keyed_server, monkeypatch, caplog):
@@ -291,13 +229,13 @@ def test_errors_and_logs_never_hold_the_key(keyed_server, monkeypatch, caplog):
     )
     assert good.text == "A short hosted answer." and seen.authorized == 1
     assert "HTTP 401" in leak.error and "***" in leak.error
-    _absent(leak.error, "the 401 error")
+    absent(leak.error, "the 401 error")
     monkeypatch.setenv(ENV, KEY[::-1])  # a wrong key is a secret too
     wrong = OpenAIBackend(url, name="m", api_key_env=ENV, retries=0).generate(
         [[{"role": "user", "content": "hi"}]], Sampling()
     )[0]
     assert "HTTP 401" in wrong.error and KEY[::-1][:8] not in wrong.error
-    _absent(caplog.text, "the log")
+    absent(caplog.text, "the log")
     assert "Authorization" not in caplog.text
 
 
@@ -314,77 +252,4 @@ def test_an_exception_from_a_worker_does_not_hold_the_key(client, keyed_server, 
         client.submit(fail_loudly, backend, pure=False).result()
     import traceback
 
-    _absent("".join(traceback.format_exception(err.value)), "the worker's exception")
-
-
-def _decoded(path: Path) -> str:
-    """A file's text for the search: Parquet rows and metadata decoded, else its bytes."""
-    raw = path.read_bytes().decode("latin-1")
-    if path.suffix == ".parquet":
-        table = pq.read_table(path)
-        metadata = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in (table.schema.metadata or {}).items()
-        }
-        return raw + json.dumps(table.to_pylist(), default=str) + json.dumps(metadata)
-    return raw
-
-
-def test_a_battle_with_a_key_writes_it_nowhere(
-    keyed_server, shared_data, tmp_path, monkeypatch, capfd
-):
-    """`arena battle` (embedded LocalCluster) with a hosted model and a hosted judge that need
-    the key, one prompt the server answers with a 401 echoing the key: every file under the
-    output folder and the cache, and everything printed, is searched for the key."""
-    from core.parquet_io import write_parquet_atomic
-    from core.schemas import CONVERSATION, prompt_id
-    from jobs.cli import main
-
-    url, seen = keyed_server
-    cache = tmp_path / "arena-cache"
-    monkeypatch.setenv("ARENA_CACHE", str(cache))
-    monkeypatch.setenv(ENV, KEY)
-    rows = []
-    with open(shared_data / "prompts" / "arena_hard_v0.1.jsonl") as f:
-        prompts = [json.loads(next(f))["prompt"] for _ in range(2)]
-    prompts[1] += f" {LEAK}"  # no recorded answer for it: answerable_only stays off
-    for line, prompt in enumerate(prompts):
-        messages = [{"role": "user", "content": prompt}]
-        rows.append(
-            {
-                "prompt_id": prompt_id(messages), "messages": messages, "source": "ah",
-                "source_id": None, "source_file": "ah", "source_line": line, "metadata": "{}",
-            }
-        )  # fmt: skip
-    write_parquet_atomic(
-        pa.Table.from_pylist(rows, CONVERSATION), tmp_path / "evalset" / "part-0.parquet"
-    )
-    answers = shared_data / "answers" / "arena-hard-v0.1" / "gpt-4-0314.jsonl"
-    hosted = f"backend: openai, endpoint: '{url}', api_key_env: {ENV}, retries: 0"
-    (tmp_path / "roster.yaml").write_text(
-        "models:\n"
-        f"  - {{name: hosted, {hosted}}}\n"
-        f"  - {{name: gpt-4-0314, backend: recorded, path: '{answers}'}}\n"
-    )
-    (tmp_path / "judges.yaml").write_text(f"models:\n  - {{name: judge, {hosted}}}\n")
-    out = tmp_path / "out"
-    code = main(
-        [
-            "battle", "--roster", str(tmp_path / "roster.yaml"), "--evalset", str(tmp_path / "evalset"),
-            "--out", str(out), "--judge", "judge", "--judge-roster", str(tmp_path / "judges.yaml"),
-            "--no-answerable-only", "--judge-retries", "0", "--workers", "1",
-        ]
-    )  # fmt: skip
-    printed = capfd.readouterr()
-    assert code == 0, printed.err[-2000:]
-    assert seen.authorized >= 3 and seen.refused >= 1  # the key was used, and a 401 echoed it
-    files = [p for root in (out, cache) for p in root.rglob("*") if p.is_file()]
-    assert any(p.suffix == ".parquet" for p in files)
-    everything = ""
-    for path in files:
-        text = _decoded(path)
-        _absent(text, str(path))
-        everything += text
-    assert "HTTP 401" in everything  # the echoing error was recorded, redacted
-    _absent(printed.out, "stdout")
-    _absent(printed.err, "stderr")
+    absent("".join(traceback.format_exception(err.value)), "the worker's exception")
