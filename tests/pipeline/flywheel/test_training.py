@@ -241,35 +241,81 @@ def test_a_damaged_checkpoint_is_trained_again(trained, shards, tmp_path, capfd,
     assert train(TrainConfig(kind="sft", **TINY), shards["sft"], tiny_llama, copy)["resumed"]
 
 
-def _answer(spec) -> str:
-    from arena_models.roster import make_backend
+QUESTION = _user("What is the capital of France?")
 
-    backend = make_backend(spec)
-    try:
-        out = backend.generate([_user("What is the capital of France?")], spec.sampling)
-    finally:
-        close = getattr(backend, "close", None)
-        if close:
-            close()
-    assert out[0].error is None, out[0].error
-    return out[0].text
+
+def _next_token(folder):
+    """P(next token) after QUESTION's assistant header, from the checkpoint in `folder` loaded
+    here with transformers in float32, and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    text = tokenizer.apply_chat_template(QUESTION, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        return torch.softmax(model(ids).logits[0, -1].float(), -1).tolist(), tokenizer
+
+
+def _single_tokens(probs: list[float], tokenizer, top: int = 32) -> dict[str, int]:
+    """The likeliest `top` tokens whose text is that one token again when tokenized (the
+    options a backend is asked about), text -> token id."""
+    options = {}
+    for i in sorted(range(len(probs)), key=probs.__getitem__, reverse=True)[:top]:
+        text = tokenizer.decode([i])
+        alone = tokenizer(text, add_special_tokens=False).input_ids == [i]
+        if alone and i not in tokenizer.all_special_ids:
+            options[text] = i
+    return options
 
 
 @pytest.mark.parametrize("backend", ["vllm", "transformers"])
-def test_the_sft_checkpoint_answers(trained, tmp_path, backend):
-    from arena_models.roster import parse_entry
+def test_the_sft_checkpoint_answers_with_its_trained_weights(
+    trained, tmp_path, backend, tiny_llama
+):
+    """The backend loads the trained weights, not the base's: they differ from the base's,
+    and the next-token probabilities the backend reads equal those of the trained model
+    (loaded here from the folder) and not the base's, on the same prompt."""
+    from safetensors.torch import load_file
+
+    from arena_models.roster import make_backend, parse_entry
 
     _, folder = trained("sft")
+    weights, base = (load_file(Path(f) / "model.safetensors") for f in (folder, tiny_llama))
+    assert weights.keys() == base.keys()
+    changed = [k for k in weights if not weights[k].equal(base[k])]
+    assert len(changed) > len(weights) // 2, changed  # two optimizer steps touch most tensors
+
+    want, tokenizer = _next_token(folder)
+    base_probs, _ = _next_token(tiny_llama)
+    options = _single_tokens(want, tokenizer)
+    assert len(options) >= 16
     entry = {
         "name": f"sft-{backend}",
         "backend": backend,
         "path": str(folder),
+        "dtype": "float32",
         "sampling": {"max_tokens": 16, "temperature": 0.0},
     }
     if backend == "vllm":
         entry.update(enforce_eager=True, max_model_len=1024)
     spec = parse_entry(entry, 1, tmp_path / "roster.yaml")
-    assert _answer(spec).strip()
+    loaded = make_backend(spec)
+    try:
+        [normalised], [mass] = loaded.continuation_probabilities([QUESTION], "", list(options))
+        answer = loaded.generate([QUESTION], spec.sampling)[0]
+    finally:
+        loaded.close()
+    assert answer.error is None and answer.text.strip(), answer
+    # log P(token): the backend's (its renormalised probabilities times their mass), the
+    # trained checkpoint's and the base's, token by token
+    got = [math.log(p * mass) for p in normalised]
+    trained_gap = max(abs(g - math.log(want[i])) for g, i in zip(got, options.values()))
+    base_gap = max(abs(g - math.log(base_probs[i])) for g, i in zip(got, options.values()))
+    print(f"\n{backend}: |log p loaded - trained| {trained_gap:.1e}, - base {base_gap:.1e}")
+    assert trained_gap < 1e-3
+    assert base_gap > 10 * trained_gap + 1e-3
 
 
 def test_bad_inputs_are_one_line_errors(shards, tmp_path, trained, tiny_llama):
