@@ -1,8 +1,9 @@
 """`arena battle --roster R --evalset E --out DIR`: pairwise battles judged by an LLM.
 
 Every pair of the schedule meets on every prompt twice (the second game with
-the answers swapped); records go to DIR/battles (the BATTLE schema, readable by
-`arena elo`), the combined pairs to DIR/combined, and a summary is printed.
+the answers swapped); records go to DIR/battles (the BATTLE schema and the prompt's
+eval-set subset and cluster, readable by `arena elo`), the combined pairs to
+DIR/combined, every battle to read in DIR/browser.html, and a summary is printed.
 Answers and verdicts are cached (default DIR/_cache): a rerun resumes, and a
 model added to the roster costs only its own answers and new pairs.
 A run in which no game got a verdict exits 1 with the reason (records are kept).

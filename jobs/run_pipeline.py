@@ -1,8 +1,9 @@
 """`arena run`: the main job, end to end on one cluster (pipeline/flows/main.py).
 
 pool -> ingest -> exact dedup -> WizardArena eval set -> battles of the roster on
-the Mix set, judged pairwise in two games -> Bradley-Terry leaderboard; each step
-a resumable subfolder of --out.
+the Mix set, judged pairwise in two games -> Bradley-Terry leaderboard, and per eval-set
+subset (Diverse / Hard / Mix) -> a first flywheel iteration; each step a resumable
+subfolder of --out. --out/report.md links battles/browser.html, every battle to read.
 """
 
 from __future__ import annotations

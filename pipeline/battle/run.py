@@ -5,6 +5,7 @@ Layout of `out`:
                 eval-set subset and cluster
     combined/   one row per (prompt, pair): the two games combined by the chosen rule
     summary.json, summary.md
+    browser.html  every battle to read, with the leaderboard (browser.py)
     _work/prompts.parquet   the prompts every task reads
 The caches (default out/_cache) hold every answer and verdict ever made; a run
 asks models only for answers the cache lacks and the judge only for games it
@@ -24,6 +25,7 @@ from core.hashing import folder_fingerprint
 from core.parquet_io import write_json_atomic, write_text_atomic
 from core.submit import fixed_chunks, run_tasks
 from pipeline.battle.answers import answer_chunk
+from pipeline.battle.browser import BROWSER, write_browser
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.judging import JudgeOptions, answers_key, judge_chunk, judge_key
 from pipeline.battle.prompts import load_prompts, write_prompts
@@ -32,7 +34,7 @@ from pipeline.battle.schedule import battling_models, schedule
 from pipeline.battle.summary import render, summarize
 
 # What a battle run writes in its folder besides "_" work (jobs/outputs.py: nothing else).
-OUTPUTS = ("battles", "combined", "summary.json", "summary.md")
+OUTPUTS = ("battles", "combined", "summary.json", "summary.md", BROWSER)
 
 
 def generate_answers(client, specs, prompt_ids, work, cache_root, config, progress) -> dict:
@@ -211,4 +213,5 @@ def run_battle(
     )
     write_json_atomic(summary, out / "summary.json")
     write_text_atomic(render(summary), out / "summary.md")
+    write_browser(out)
     return summary

@@ -10,6 +10,7 @@ from pathlib import Path
 from arena_models.judge import load_template
 from arena_models.roster import ModelSpec, backend_class, load_roster, make_backend, pick_model
 from core.errors import UserError
+from pipeline.battle.browser import BROWSER
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.run import run_battle
 from pipeline.battle.schedule import check_schedule
@@ -96,4 +97,7 @@ def require_verdicts(summary: dict, out) -> None:
 
 def battle_report(summary: dict, out) -> str:
     out = Path(out)
-    return f"{render(summary)}\nrecords: {out / 'battles'}; pairs: {out / 'combined'}"
+    return (
+        f"{render(summary)}\nrecords: {out / 'battles'}; pairs: {out / 'combined'};"
+        f" to read them: {out / BROWSER}"
+    )

@@ -21,6 +21,7 @@ from pathlib import Path
 from arena_models.roster import ModelSpec
 from core.errors import UserError
 from core.parquet_io import write_text_atomic
+from pipeline.battle.browser import write_browser
 from pipeline.battle.config import BattleConfig
 from pipeline.flows.battle import (
     BattleSetup,
@@ -203,6 +204,8 @@ def run_main(
         say(f"{trust}\nreport: {out / 'judge_eval' / 'report.md'}")
     board = rate_battles(client, [out / "battles" / "battles"], out / "leaderboard", job.ratings)
     say(ratings_report(board, out / "leaderboard"))
+    # The battle browser's leaderboard, fitted as this one is, so the two agree.
+    write_browser(out / "battles", job.ratings.rating_options())
     iteration = None
     if job.flywheel:
         flywheel = main_flywheel(job.flywheel, out)
@@ -218,7 +221,9 @@ def write_main_report(
     out: Path, board: dict, battles: dict, trust: str | None, iteration: dict | None = None
 ) -> None:
     """OUT/report.md, the page to open first: the leaderboard, how far to trust its judge,
-    the ratings per eval-set subset, what battled, and where each step's own report is."""
+    the ratings per eval-set subset, what battled, where to read every battle, and where
+    each step's own report is."""
+    from pipeline.battle.browser import BROWSER
     from pipeline.ratings.leaderboard import markdown_table
 
     left = battles.get("prompts_left_out") or {}
@@ -247,6 +252,9 @@ def write_main_report(
             else ""
         )
         + ".",
+        "",
+        f"Read every battle (the prompt, both answers, both games' scores and the judge's"
+        f" words), with filters and search: [battles/{BROWSER}](battles/{BROWSER}).",
         "",
         *subset_lines(board),
         *(flywheel_lines(iteration) if iteration else []),

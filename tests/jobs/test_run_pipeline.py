@@ -72,6 +72,58 @@ def test_main_job_rates_each_eval_set_subset_side_by_side(main_run):
 
 
 @pytest.mark.slow
+def test_main_job_battle_browser_renders_in_chromium(main_run):
+    """browser.html of the main job's battles in Debian's headless Chromium: the demo's
+    models in the leaderboard (the report's Mix ratings), every verdict's explanation, and a
+    model-pair and subset filter that show exactly the battles they should; the filtered
+    page's screenshot is runs/screenshots/main-job-browser.png."""
+    from bench.headless_chromium import INSTALL, SCREENSHOTS, Chromium, find_chromium
+
+    if find_chromium() is None:
+        pytest.fail(f"the browser tests need Debian's Chromium: {INSTALL}")
+    out, _ = main_run
+    records = pd.read_parquet(out / "battles" / "battles")
+    combined = pd.read_parquet(out / "battles" / "combined")
+    whole = pd.read_parquet(out / "leaderboard" / "leaderboard.parquet")
+    with Chromium() as browser:
+        page = browser.open((out / "battles" / "browser.html").as_uri())
+        page.wait_for("document.documentElement.dataset.ready")
+        board = page.evaluate(
+            "[...document.querySelectorAll('#board tr')].map((r) => r.innerText.split('\t'))"
+        )
+        rows = {cells[1]: cells for cells in board[1:-1]}
+        assert set(rows) == set(whole.model) == {"smollm2-greedy", "smollm2-t1", "gpt-4-0314"}
+        assert board[0][-2] == "Mix (95% CI)"
+        for model, rating in zip(whole.model, whole.rating):  # fitted as the report's
+            assert abs(float(rows[model][-2].split(" (")[0]) - rating) < 0.06, rows[model]
+        n = len(combined)
+        assert page.evaluate("document.getElementById('count').textContent").startswith(
+            f"{n} of {n} battles"
+        )
+        text = page.evaluate("document.getElementById('battles').innerText")
+        for explanation in records.explanation.dropna():
+            assert explanation.strip() in text
+        pair = combined[(combined.model_a == "gpt-4-0314") & (combined.model_b == "smollm2-greedy")]
+        page.evaluate(
+            """(() => { const s = document.getElementById("f-pair");
+            s.value = [...s.options].find((o) => o.text === "gpt-4-0314 vs smollm2-greedy").value;
+            s.dispatchEvent(new Event("change")); })()"""
+        )
+        shown = page.evaluate("document.getElementById('count').textContent")
+        assert shown.startswith(f"{len(pair)} of {n} battles"), shown
+        hard = pair[pair.subset.isin(["hard", "both"])]
+        page.evaluate(
+            """(() => { const s = document.getElementById("f-subset");
+            s.value = [...s.options].find((o) => o.text === "hard").value;
+            s.dispatchEvent(new Event("change")); })()"""
+        )
+        shown = page.evaluate("document.getElementById('count').textContent")
+        assert shown.startswith(f"{len(hard)} of {n} battles"), shown
+        page.screenshot(SCREENSHOTS / "main-job-browser.png")
+        assert page.problems() == []
+
+
+@pytest.mark.slow
 def test_main_job_runs_a_first_flywheel_iteration(main_run):
     out, done = main_run
     flywheel = out / "flywheel"
