@@ -27,6 +27,7 @@ id never both disappear.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 from dataclasses import dataclass, field
@@ -38,10 +39,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import UserError
-from core.hashing import table_hash
+from core.hashing import combine_hashes, table_hash
 from core.parquet_io import atomic_path, check_parts, part_files, write_parquet_atomic
+from core.runner import is_complete
 from core.schemas import prompt_text
 from core.stage import FolderStage, PartResult, Stage, Task, write_filtered_part
+from pipeline.dedup.minhash import (
+    band_keys,
+    connected_rows,
+    estimated_jaccard,
+    key_buckets,
+    lsh_bands,
+    pairs_with_first,
+    signatures,
+)
 
 PREVIEW_CHARS = 200
 TEXT_SLICE_ROWS = 4096  # rows whose texts a signature task holds as Python strings at once
@@ -108,8 +119,6 @@ class NearDedupConfig:
             raise UserError(f"rows_per_bucket {self.rows_per_bucket}: expected at least 1")
 
     def bands(self) -> tuple[int, int]:
-        from pipeline.dedup.minhash import lsh_bands
-
         return lsh_bands(self.threshold, self.num_perm)
 
     def resolved_buckets(self, total_rows: int) -> int:
@@ -148,43 +157,56 @@ class MinHashSignatures(_NearWork):
         ]
 
     def process(self, task: Task) -> PartResult:
-        from pipeline.dedup.minhash import signatures
+        """A slice of rows at a time, end to end (signatures, signature rows, band rows):
+        the task holds one slice's texts, signatures and band keys, whatever the part's
+        size (a whole part's band keys and texts as Python objects came to ~4 KB a row)."""
+        path, first_id = Path(task.params["path"]), task.params["part_number"] << _ROW_BITS
+        source = pq.ParquetFile(path)
+        rows, hashes = 0, []
+        with contextlib.ExitStack() as files:
+            signed = files.enter_context(atomic_path(self.out / f"{task.name}.parquet"))
+            signed_writer, band_writers = None, {}
+            for batch in source.iter_batches(TEXT_SLICE_ROWS, columns=list(self.needs)):
+                table = pa.Table.from_batches([batch])
+                texts = [prompt_text(m) for m in table.column("messages").to_pylist()]
+                sigs = self._signatures(texts)
+                out = pa.table(
+                    {
+                        "prompt_id": table.column("prompt_id"),
+                        "source_file": table.column("source_file"),
+                        "source_line": table.column("source_line"),
+                        "part": pa.array([task.name] * table.num_rows, pa.string()),
+                        "row": pa.array(np.arange(rows, rows + table.num_rows, dtype=np.int64)),
+                        "preview": pa.array([t[:PREVIEW_CHARS] for t in texts], pa.string()),
+                        "signature": _fixed_list(sigs),
+                    }
+                )
+                if signed_writer is None:
+                    signed_writer = files.enter_context(pq.ParquetWriter(signed, out.schema))
+                signed_writer.write_table(out)
+                hashes.append(table_hash(out))
+                self._write_bands(task, files, band_writers, out, sigs, first_id + rows)
+                rows += table.num_rows
+            if signed_writer is None:  # an empty part: an empty signature file all the same
+                empty = _signed_schema(self.config)
+                files.enter_context(pq.ParquetWriter(signed, empty)).write_table(
+                    empty.empty_table()
+                )
+        digest = combine_hashes(dict(enumerate(hashes)))
+        return PartResult(task.name, rows, rows, content_hash=digest)
 
-        table = pq.read_table(task.params["path"], columns=list(self.needs))
-        messages = table.column("messages")
-        sigs, previews = [np.zeros((0, self.config.num_perm), np.uint32)], []
-        # A slice of rows at a time: a part's texts as Python objects would cost ~10x the
-        # part's size, the worker's largest allocation by far.
-        for at in range(0, table.num_rows, TEXT_SLICE_ROWS):
-            texts = [prompt_text(m) for m in messages.slice(at, TEXT_SLICE_ROWS).to_pylist()]
-            made = signatures(
-                texts, num_perm=self.config.num_perm, seed=self.config.seed, k=self.config.ngram
-            )
-            if made.size and int(made.max()) > np.iinfo(np.uint32).max:
-                raise RuntimeError("MinHash values exceed 32 bits; datasketch changed its hashing")
-            sigs.append(made.astype(np.uint32))
-            previews.extend(t[:PREVIEW_CHARS] for t in texts)
-        sigs = np.concatenate(sigs)
-        out = pa.table(
-            {
-                "prompt_id": table.column("prompt_id"),
-                "source_file": table.column("source_file"),
-                "source_line": table.column("source_line"),
-                "part": pa.array([task.name] * table.num_rows, pa.string()),
-                "row": pa.array(np.arange(table.num_rows, dtype=np.int64)),
-                "preview": pa.array(previews, pa.string()),
-                "signature": _fixed_list(sigs),
-            }
+    def _signatures(self, texts: list[str]) -> np.ndarray:
+        made = signatures(
+            texts, num_perm=self.config.num_perm, seed=self.config.seed, k=self.config.ngram
         )
-        write_parquet_atomic(out, self.out / f"{task.name}.parquet")
-        self._write_bands(task, out, sigs)
-        return PartResult(task.name, out.num_rows, out.num_rows, content_hash=table_hash(out))
+        if made.size and int(made.max()) > np.iinfo(np.uint32).max:
+            raise RuntimeError("MinHash values exceed 32 bits; datasketch changed its hashing")
+        return made.astype(np.uint32).reshape(len(texts), self.config.num_perm)
 
-    def _write_bands(self, task: Task, signed: pa.Table, sigs: np.ndarray) -> None:
-        """One file per bucket this part has band keys in: key, source position, row id
-        and the whole signature (the pair task verifies on it)."""
-        from pipeline.dedup.minhash import band_keys, key_buckets
-
+    def _write_bands(self, task, files, writers, signed: pa.Table, sigs, first_id) -> None:
+        """A slice's band rows, appended to the file of each bucket it has keys in (opened
+        on first use): key, source position, row id and the whole signature (the pair task
+        verifies on it)."""
         bands, rows = self.config.bands()
         n = len(sigs)
         keys = np.concatenate([band_keys(sigs, b, rows) for b in range(bands)])
@@ -192,25 +214,28 @@ class MinHashSignatures(_NearWork):
         bucket_of = key_buckets(keys, self.buckets)
         by_bucket = np.argsort(bucket_of, kind="stable")
         bounds = np.searchsorted(bucket_of[by_bucket], np.arange(self.buckets + 1))
-        first_id = task.params["part_number"] << _ROW_BITS
+        schema = _band_schema(self.config)
         for bucket in range(self.buckets):
             picked = by_bucket[bounds[bucket] : bounds[bucket + 1]]
             if not len(picked):
                 continue
-            path = self.out / BANDS_DIR / f"b-{bucket:05d}" / f"{task.name}.parquet"
-            schema = _band_schema(self.config)
-            codecs = {name: "none" if name in _BAND_BYTES else "zstd" for name in schema.names}
-            with (
-                atomic_path(path) as tmp,
-                pq.ParquetWriter(
-                    tmp, schema, compression=codecs, use_dictionary=["source_file"]
-                ) as w,
-            ):
-                for at in range(0, len(picked), BAND_GROUP_ROWS):
-                    chunk = picked[at : at + BAND_GROUP_ROWS]
-                    rows_taken = row_of[chunk]
-                    taken = pa.array(rows_taken)
-                    table = pa.table(
+            if bucket not in writers:
+                path = self.out / BANDS_DIR / f"b-{bucket:05d}" / f"{task.name}.parquet"
+                codecs = {name: "none" if name in _BAND_BYTES else "zstd" for name in schema.names}
+                writers[bucket] = files.enter_context(
+                    pq.ParquetWriter(
+                        files.enter_context(atomic_path(path)),
+                        schema,
+                        compression=codecs,
+                        use_dictionary=["source_file"],
+                    )
+                )
+            for at in range(0, len(picked), BAND_GROUP_ROWS):
+                chunk = picked[at : at + BAND_GROUP_ROWS]
+                rows_taken = row_of[chunk]
+                taken = pa.array(rows_taken)
+                writers[bucket].write_table(
+                    pa.table(
                         {
                             "key": _binary(keys[chunk]),
                             "source_file": signed.column("source_file").take(taken),
@@ -220,7 +245,7 @@ class MinHashSignatures(_NearWork):
                         },
                         schema=schema,
                     )
-                    w.write_table(table)
+                )
 
 
 class CandidatePairs(_NearWork):
@@ -241,8 +266,6 @@ class CandidatePairs(_NearWork):
         return [Task(f"part-{b:05d}", {"bucket": b}) for b in range(self.buckets)]
 
     def process(self, task: Task) -> PartResult:
-        from pipeline.dedup.minhash import estimated_jaccard, pairs_with_first
-
         folder = self.signed / BANDS_DIR / f"b-{task.params['bucket']:05d}"
         files = sorted(folder.glob("*.parquet"))
         columns = ["key", "source_file", "source_line", "id"]
@@ -303,8 +326,6 @@ class DuplicateClusters(_NearWork):
         return [Task("clusters", {})]
 
     def process(self, task: Task) -> PartResult:
-        from pipeline.dedup.minhash import connected_rows, estimated_jaccard
-
         pairs = pa.concat_tables(
             pq.read_table(f, columns=["first", "other"]) for f in part_files(self.pairs)
         )
@@ -385,8 +406,6 @@ class NearDedup(FolderStage):
         self.clusters_file = self.clusters.clusters_file
 
     def work_stages(self) -> list[Stage]:
-        from core.runner import is_complete
-
         if is_complete(self.clusters):
             # Clusters of this configuration are written (a rerun redoing a damaged output
             # part): the signatures and pairs, long removed, are not needed again.
@@ -425,6 +444,21 @@ class NearDedup(FolderStage):
             "clusters": len(pc.unique(clusters.column("cluster"))),
             "dropped": sum(r.stats["dropped"] for r in results),
         }
+
+
+def _signed_schema(config: NearDedupConfig) -> pa.Schema:
+    """The signature rows' schema (what an empty part's file holds)."""
+    return pa.schema(
+        [
+            ("prompt_id", pa.string()),
+            ("source_file", pa.string()),
+            ("source_line", pa.int64()),
+            ("part", pa.string()),
+            ("row", pa.int64()),
+            ("preview", pa.string()),
+            ("signature", pa.list_(pa.uint32(), config.num_perm)),
+        ]
+    )
 
 
 def _band_schema(config: NearDedupConfig) -> pa.Schema:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arena_models.roster import ModelSpec
+from core.defaults import JUDGE, JUDGE_ROSTER
 from core.errors import UserError
 from core.parquet_io import write_text_atomic
 from pipeline.battle.browser import write_browser
@@ -64,10 +65,8 @@ class MainJobConfig:
     roster: str = field(
         default="demo", metadata={"help": "battle roster (packaged: demo, demo_transformers)"}
     )
-    judge_roster: str = field(default="judges", metadata={"help": "roster holding the judge"})
-    judge: str = field(
-        default="smollm2-judge", metadata={"help": "judge model of the judge roster"}
-    )
+    judge_roster: str = field(default=JUDGE_ROSTER, metadata={"help": "roster holding the judge"})
+    judge: str = field(default=JUDGE, metadata={"help": "judge model of the judge roster"})
     battle_prompts: int = field(
         default=50,
         metadata={
