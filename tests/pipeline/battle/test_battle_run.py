@@ -1,13 +1,13 @@
 """`arena battle` end to end on real prompts, a real transformers model and real recorded
 GPT answers, on a real LocalCluster: a run killed with SIGKILL resumes from the caches, a
-fourth model costs only its own answers and pairs, and a judge that answers garbage, an
-unknown judge or a roster typo is reported, never counted. The subject is the caches and
-the records, so the answering model and the judge are the session's tiny Llama
-(tests/tiny_model.py); the judge's format is enforced, so its noise is still verdicts."""
+fourth model costs only its own answers and pairs, and a judge that answers garbage is
+reported, never counted (an unknown judge or a roster typo: tests/jobs/test_battle_cli.py).
+The subject is the caches and the records, so the answering model and the judge are the
+session's tiny Llama (tests/tiny_model.py); the judge's format is enforced, so its noise is
+still verdicts. The arena is tests/battle_arena.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,12 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.parquet_io import write_parquet_atomic
-from core.schemas import BATTLE, CONVERSATION, prompt_id
-from jobs.cli import main
+from core.schemas import BATTLE
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.records import RECORD
 from pipeline.flows.battle import prepare_battle, run_battles
+from tests.battle_arena import battle_argv, write_arena
 
 REPO = Path(__file__).resolve().parents[3]
 # answerable_only off: the MT-bench prompt, which no recorded answer covers, battles too,
@@ -40,68 +39,9 @@ def battle(client, roster, evalset, out, *, judge=None, judge_roster=None, cache
     return run_battles(client, setup, evalset, out, progress=False)
 
 
-def _conversation(messages, source, line):
-    return {
-        "prompt_id": prompt_id(messages),
-        "messages": messages,
-        "source": source,
-        "source_id": None,
-        "source_file": source,
-        "source_line": line,
-        "metadata": "{}",
-    }
-
-
 @pytest.fixture(scope="module")
 def arena(tmp_path_factory, shared_data, tiny_llama):
-    """Four Arena-Hard prompts and one two-turn MT-bench prompt; rosters of 3 and 4 models."""
-    root = tmp_path_factory.mktemp("arena")
-    rows = []
-    with open(shared_data / "prompts" / "arena_hard_v0.1.jsonl") as f:
-        for line in range(4):
-            prompt = json.loads(next(f))["prompt"]
-            rows.append(_conversation([{"role": "user", "content": prompt}], "ah", line))
-    with open(shared_data / "prompts" / "mt_bench.jsonl") as f:
-        turns = json.loads(next(f))["turns"]
-    rows.append(_conversation([{"role": "user", "content": t} for t in turns], "mt", 0))
-    write_parquet_atomic(
-        pa.Table.from_pylist(rows, CONVERSATION), root / "evalset" / "part-0.parquet"
-    )
-    answers = shared_data / "answers" / "arena-hard-v0.1"
-    entries = [
-        "defaults:\n  sampling: {max_tokens: 16}\nmodels:",
-        f"  - {{name: tiny, backend: transformers, path: '{tiny_llama}'}}",
-    ] + [
-        f"  - {{name: {m}, backend: recorded, path: '{answers / m}.jsonl'}}"
-        for m in ("gpt-4-0314", "gpt-3.5-turbo-0125", "gpt-4-0613")
-    ]
-    (root / "roster3.yaml").write_text("\n".join(entries[:4]) + "\n")
-    (root / "roster4.yaml").write_text("\n".join(entries) + "\n")
-    (root / "judges.yaml").write_text(
-        "models:\n"
-        f"  - {{name: tiny-judge, backend: transformers, path: '{tiny_llama}',"
-        " sampling: {max_tokens: 200}}\n"
-        # A real backend whose output is garbage for a judge: it has no reply to judge prompts.
-        f"  - {{name: recorded-judge, backend: recorded, path: '{answers}/gpt-4-0314.jsonl'}}\n"
-    )
-    return root
-
-
-def _cli(arena: Path, roster: str, *extra: str) -> list[str]:
-    return [
-        "battle",
-        "--roster",
-        str(arena / roster),
-        "--judge-roster",
-        str(arena / "judges.yaml"),
-        "--judge",
-        "tiny-judge",
-        "--evalset",
-        str(arena / "evalset"),
-        "--out",
-        str(arena / "out"),
-        *extra,
-    ]
+    return write_arena(tmp_path_factory.mktemp("arena"), shared_data, tiny_llama)
 
 
 def _verdict_rows(arena: Path) -> int:
@@ -113,9 +53,9 @@ def _verdict_rows(arena: Path) -> int:
 def first_run(arena, client):
     """Start `arena battle` in a subprocess, SIGKILL it once verdicts are being written,
     then run the same battle again on the test cluster."""
-    command = [sys.executable, "-m", "jobs.cli", *_cli(arena, "roster3.yaml"), "--workers", "1"]
-    command += ["--max-answer-chars", "300", "--judge-retries", "1", "--judge-chunk", "4"]
-    command += ["--no-answerable-only"]
+    command = [sys.executable, "-m", "jobs.cli", *battle_argv(arena, "roster3.yaml")]
+    command += ["--workers", "1", "--max-answer-chars", "300", "--judge-retries", "1"]
+    command += ["--judge-chunk", "4", "--no-answerable-only"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         command,
@@ -237,30 +177,6 @@ def test_garbage_judge_is_counted_as_errors_only(arena, client, first_run, tmp_p
     judged = [r for r in records if not r["error"].startswith("no answer from")]
     assert len(judged) == 24
     assert all(r["error"].startswith("judge backend failed: recorded-judge") for r in judged)
-
-
-@pytest.mark.parametrize(
-    "extra, message",
-    [
-        (("--judge", "gpt-5"), "judge 'gpt-5' is not in"),
-        (("--schedule", "target", "--target", "gpt-5"), "target 'gpt-5' is not in the roster"),
-        (("--schedule", "anchor"), "schedule anchor needs --anchor"),
-    ],
-)
-def test_unknown_models_are_clear_errors(arena, capsys, extra, message):
-    assert main(_cli(arena, "roster3.yaml", *extra)) == 2
-    assert message in capsys.readouterr().err
-
-
-def test_roster_typo_is_a_clear_error(arena, capsys, tmp_path):
-    typo = tmp_path / "typo.yaml"
-    typo.write_text((arena / "roster3.yaml").read_text().replace("path: '/", "pth: '/", 1))
-    argv = _cli(arena, "roster3.yaml")
-    argv[argv.index("--roster") + 1] = str(typo)
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "arena battle: error:" in err and "unknown key 'pth'" in err and "'path'" in err
-    assert not (tmp_path / "out").exists()
 
 
 def test_a_vllm_model_without_a_gpu_worker_is_a_clear_error(arena, client, tmp_path):
