@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from arena_models.judge import BACKEND_FAILED
 from core.parquet_io import remove_temporaries, write_parquet_atomic
 from core.schemas import short_hash
 
@@ -163,8 +164,6 @@ class VerdictCache:
         """(prompt_id, model_a, model_b, game, answers_key) judged with these settings, less
         the games the judge never answered (judged again); `rejudge_errors` leaves out every
         failed verdict, unreadable replies too."""
-        from arena_models.judge import BACKEND_FAILED
-
         index = self.judge(name).keys(extra=("error",))
         mask = pc.equal(index.column("judge_key"), judge_key)
         error = index.column("error")

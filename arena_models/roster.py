@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from arena_models.backends.base import ChatBackend, Sampling, pick_constraint
+from arena_models.backends.openai_backend import OpenAIBackend
 from core.config_files import did_you_mean, read_text_file
 from core.errors import UserError
 
@@ -227,20 +228,20 @@ def parse_entry(entry, number: int, source: Path, defaults: dict | None = None) 
 
 
 def backend_class(backend: str) -> type[ChatBackend]:
-    """The class of a backend name (its module imports nothing heavy until used)."""
+    """The class of a backend name (its module imports nothing heavy until used). The
+    local and recorded backends are imported here, not above: they import pyarrow, which
+    `arena battle --help` (it loads this module through pipeline.battle.config) does not."""
     if backend == "transformers":
-        from arena_models.backends.transformers_backend import TransformersBackend
+        from arena_models.backends.transformers_backend import TransformersBackend  # lazy: pyarrow
 
         return TransformersBackend
     if backend == "vllm":
-        from arena_models.backends.vllm_backend import VLLMBackend
+        from arena_models.backends.vllm_backend import VLLMBackend  # lazy: pyarrow
 
         return VLLMBackend
     if backend == "openai":
-        from arena_models.backends.openai_backend import OpenAIBackend
-
         return OpenAIBackend
-    from arena_models.backends.recorded_backend import RecordedBackend
+    from arena_models.backends.recorded_backend import RecordedBackend  # lazy: pyarrow
 
     return RecordedBackend
 
@@ -318,7 +319,7 @@ def _records_model(files: list[Path], model: str) -> bool:
 def _check_paths(backend: str, options: dict, label: str) -> None:
     """Local files must exist now, not an hour into a run."""
     if backend == "recorded":
-        from arena_models.backends.recorded_backend import expand_answer_files
+        from arena_models.backends.recorded_backend import expand_answer_files  # lazy: pyarrow
 
         try:
             files = expand_answer_files(options["path"])
@@ -353,7 +354,7 @@ def _check_paths(backend: str, options: dict, label: str) -> None:
         if Path(path).is_absolute() and not Path(path).exists():
             raise UserError(f"{label}: path {path} does not exist")
         if path.startswith("builtin:"):
-            from arena_models.local_models import BUILTINS
+            from arena_models.local_models import BUILTINS  # lazy: pyarrow
 
             if path[len("builtin:") :] not in BUILTINS:
                 known = ", ".join(f"builtin:{k}" for k in sorted(BUILTINS))

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import UserError
+from core.hashing import combine_hashes, table_hash
 
 # The files published by the atomic writers below while `recording_writes` is open: how a
 # stage task's completion marker learns every file the task wrote, whichever stage it is.
@@ -138,8 +139,6 @@ def require_columns(schema: pa.Schema, needed, where: str) -> None:
 def write_frame_parts(frame, folder: Path, rows_per_part: int) -> None:
     """A pandas frame as a stage folder: parts of `rows_per_part` rows and a manifest whose
     content hash is the parts' (as a stage's), so later stages can fingerprint it."""
-    from core.hashing import combine_hashes, table_hash
-
     hashes = {}
     for start in range(0, max(len(frame), 1), rows_per_part):
         table = pa.Table.from_pandas(

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.hashing import config_hash, file_records, folder_fingerprint
-from core.parquet_io import part_files, recording_writes, write_json_atomic
+from core.hashing import config_hash, file_records, folder_fingerprint, table_hash
+from core.parquet_io import part_files, recording_writes, write_json_atomic, write_parquet_atomic
 from core.worker_cache import return_freed_heap
 
 DONE_DIR = "_done"  # completion markers, one per task
@@ -49,9 +49,6 @@ class PartResult:
 def write_filtered_part(out: Path, name: str, rows_in: int, kept) -> PartResult:
     """Write the rows a filtering task kept (a pyarrow Table) as part `name` of `out`, and
     report how many it dropped."""
-    from core.hashing import table_hash
-    from core.parquet_io import write_parquet_atomic
-
     write_parquet_atomic(kept, out / f"{name}.parquet")
     return PartResult(
         name,

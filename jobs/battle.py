@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs.cluster import add_cluster_arguments
-from jobs.options import add_config_arguments
+from jobs.cluster import add_cluster_arguments, connect
+from jobs.options import add_config_arguments, config_from_args
 
 COMMAND = "battle"
 HELP = "battles among roster models, judged pairwise by an LLM"
@@ -41,8 +41,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.parquet_io import check_parts, require_rows
-    from jobs.cluster import connect
-    from jobs.options import config_from_args
     from jobs.outputs import check_cache_folder, check_out, claim_out
     from pipeline.battle.config import BattleConfig
     from pipeline.battle.run import OUTPUTS

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cluster import add_cluster_arguments
-from jobs.options import add_config_arguments
+from jobs.cluster import add_cluster_arguments, connect
+from jobs.options import add_config_arguments, config_from_args
 
 COMMAND = "build-evalset"
 HELP = "build WizardArena Diverse / Hard / Mix eval sets from a pool"
@@ -33,8 +33,6 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from jobs.cluster import connect
-    from jobs.options import config_from_args
     from jobs.outputs import check_out, claim_out
     from pipeline.flows.evalset import OUTPUTS, Recipe, build_evalset, evalset_report
     from pipeline.flows.ingest import pool_files

@@ -9,6 +9,8 @@ import importlib
 import re
 import sys
 
+from core.errors import UserError
+
 # (subcommand module, in the order shown by --help)
 JOBS = (
     "jobs.run_pipeline",
@@ -65,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
-    from core.errors import UserError
 
     try:
         return args.run(args) or 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.cluster import add_cluster_arguments
-from jobs.options import add_config_arguments
+from jobs.cluster import add_cluster_arguments, connect
+from jobs.options import add_config_arguments, config_from_args
 
 COMMAND = "decontaminate"
 HELP = "remove training rows that are near benchmark items"
@@ -37,8 +37,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.parquet_io import check_parts, require_rows
-    from jobs.cluster import connect
-    from jobs.options import config_from_args
     from jobs.outputs import check_out
     from pipeline.evalset.decontaminate import DecontaminationConfig
     from pipeline.evalset.embed import EmbedConfig

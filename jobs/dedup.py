@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.cluster import add_cluster_arguments
-from jobs.options import add_config_arguments
+from core.errors import UserError
+from jobs.cluster import add_cluster_arguments, connect
+from jobs.options import add_config_arguments, config_from_args
 
 COMMAND = "dedup"
 HELP = "deduplicate a conversation folder"
@@ -66,10 +67,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import UserError
     from core.parquet_io import require_rows
-    from jobs.cluster import connect
-    from jobs.options import config_from_args
     from jobs.outputs import check_out
     from pipeline.dedup.exact import ExactDedupConfig
     from pipeline.dedup.near import NearDedupConfig, check_pool
@@ -112,7 +110,6 @@ MODE_FLAGS = {
 def semantic_config(args: argparse.Namespace):
     """The semantic config, its input checked (vectors, or conversations to embed) and its
     cluster count against the rows, before a cluster starts."""
-    from jobs.options import config_from_args
     from pipeline.dedup.semantic import SemanticDedupConfig, check_semantic_input
     from pipeline.evalset.embed import EmbedConfig
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cluster import add_cluster_arguments
-from jobs.options import add_config_arguments
+from jobs.cluster import add_cluster_arguments, connect_unless_small
+from jobs.options import add_config_arguments, config_from_args
 
 COMMAND = "elo"
 HELP = "rate models from battle files (ours, FastChat's, left/right votes)"
@@ -27,8 +27,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.cluster import connect_unless_small
-    from jobs.options import config_from_args
     from jobs.outputs import check_out, claim_out
     from pipeline.flows.ratings import RatingsConfig, rate_battles, ratings_report
     from pipeline.ratings.battle_files import fits_one_process

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cluster import add_cluster_arguments
+from core.errors import UserError
+from jobs.cluster import add_cluster_arguments, connect
 
 COMMAND = "flywheel"
 HELP = "one flywheel iteration: battle, select trl data, train, re-rate (or: status)"
@@ -34,7 +35,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import UserError
     from pipeline.flywheel.state import FlywheelState, render_status
 
     if args.action == "status":
@@ -42,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise UserError("arena flywheel needs --config FILE (or a packaged name: demo, paper)")
-    from jobs.cluster import connect
     from jobs.outputs import check_out, claim_out
     from pipeline.flows.flywheel import OUTPUTS, prepare_flywheel, run_flywheel
     from pipeline.flywheel.config import FlywheelConfig

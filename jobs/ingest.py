@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cluster import add_cluster_arguments
-from jobs.options import add_config_arguments
+from jobs.cluster import add_cluster_arguments, connect
+from jobs.options import add_config_arguments, config_from_args
 
 COMMAND = "ingest"
 HELP = "read instruction pools into canonical conversation rows"
@@ -24,8 +24,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.cluster import connect
-    from jobs.options import config_from_args
     from jobs.outputs import check_out
     from pipeline.flows.ingest import claim_ingest_output, ingest, ingest_report, pool_files
     from pipeline.ingest.stage import IngestConfig

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cluster import add_cluster_arguments
-from jobs.options import add_config_arguments
+from jobs.cluster import add_cluster_arguments, connect
+from jobs.options import add_config_arguments, config_from_args
 
 COMMAND = "judge-eval"
 HELP = "a judge's agreement with people on labelled answer pairs"
@@ -32,8 +32,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.cluster import connect
-    from jobs.options import config_from_args
     from jobs.outputs import check_out, claim_out
     from pipeline.flows.judge_eval import (
         JudgeEvalConfig,

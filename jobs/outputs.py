@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from arena_models.local_models import cache_root
 from core.errors import UserError
 from core.output_folder import claim, claimed, refuse_foreign
 from core.runner import STAGE_FILE
@@ -49,8 +50,6 @@ def check_cache_folder(cache, flag: str = "--cache") -> None:
 
 def check_cache() -> None:
     """$ARENA_CACHE (where packaged models unpack) must be a folder, or creatable."""
-    from arena_models.local_models import cache_root
-
     root = cache_root()
     _require_writable_folder(root, f"ARENA_CACHE={root}")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cluster import add_cluster_arguments
-from jobs.options import add_config_arguments
+from jobs.cluster import add_cluster_arguments, connect
+from jobs.options import add_config_arguments, config_from_args
 
 COMMAND = "run"
 HELP = "the main job: pool -> dedup -> eval set -> battles -> leaderboard"
@@ -31,8 +31,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.cluster import connect
-    from jobs.options import config_from_args
     from jobs.outputs import check_out, claim_out
     from pipeline.flows.main import OUTPUTS, MainJobConfig, prepare_main, run_main
     from pipeline.ingest.stage import IngestConfig

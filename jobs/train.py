@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cluster import add_cluster_arguments
-from jobs.options import add_config_arguments
+from core.errors import UserError
+from core.submit import run_tasks
+from jobs.cluster import add_cluster_arguments, connect
+from jobs.options import add_config_arguments, config_from_args
 
 COMMAND = "train"
 HELP = "train a model on a flywheel shard (SFT, DPO, reward model, GRPO)"
@@ -56,10 +58,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import UserError
-    from core.submit import run_tasks
-    from jobs.cluster import connect
-    from jobs.options import config_from_args
     from pipeline.flywheel.training import (
         TrainConfig,
         TrainJob,

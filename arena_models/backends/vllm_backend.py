@@ -27,6 +27,7 @@ from arena_models.backends.base import (
     failed,
     with_system_prompt,
 )
+from arena_models.hardware import native_bfloat16
 from arena_models.local_models import require_local, resolve_model_path
 from core.errors import UserError
 from core.worker_cache import load_on_worker, offload
@@ -192,8 +193,6 @@ class VLLMBackend(ChatBackend):
         on_host = not torch.cuda.is_available()
         dtype = self.dtype
         if dtype == "auto" and on_host:
-            from arena_models.hardware import native_bfloat16
-
             # On a CPU without native bfloat16 (AVX2), vLLM ran SmolLM2 3x faster in float32.
             dtype = "bfloat16" if native_bfloat16("cpu") else "float32"
         return (

@@ -15,15 +15,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from arena_models.cache import ANSWER, AnswerCache
+from arena_models.multiturn import answer_turn_by_turn
+from arena_models.roster import make_backend
 from pipeline.battle.prompts import read_prompts
 
 
 def answer_chunk(spec, prompt_ids: list[str], prompts_path: str, cache_root: str) -> dict:
     """`spec`: a roster ModelSpec. Returns counts, tokens, seconds and failures
     [(prompt_id, error)] of this chunk."""
-    from arena_models.multiturn import answer_turn_by_turn
-    from arena_models.roster import make_backend
-
     started = time.time()
     prompts = read_prompts(prompts_path, prompt_ids)
     conversations = [prompts[p] for p in prompt_ids]

@@ -27,7 +27,17 @@ import pyarrow.parquet as pq
 from arena_models.cache import AnswerCache
 from core.parquet_io import atomic_path, read_folder
 from pipeline.battle.browser_page import render_page, script_json
-from pipeline.ratings.groups import SHARED_VALUE, ordered_values
+from pipeline.ratings.battle_rules import BattleFilter, classify
+from pipeline.ratings.groups import (
+    SHARED_VALUE,
+    WHOLE,
+    GroupedCounts,
+    count_grouped,
+    ordered_values,
+    rate_groups,
+)
+from pipeline.ratings.groups import side_by_side as table_rows
+from pipeline.ratings.leaderboard import RatingOptions
 
 BROWSER = "browser.html"
 CHUNK_BYTES = 256 << 10  # JSON text per chunk: parsing one costs a few milliseconds
@@ -171,11 +181,6 @@ def pack(items: list) -> tuple[list[str], list[int]]:
 
 def leaderboard(records: pa.Table, rating_options=None) -> tuple[dict | None, str]:
     """The page's leaderboard (None when fewer than two models have a verdict) and its note."""
-    from pipeline.ratings.battle_rules import BattleFilter, classify
-    from pipeline.ratings.groups import WHOLE, GroupedCounts, count_grouped, rate_groups
-    from pipeline.ratings.groups import side_by_side as table_rows
-    from pipeline.ratings.leaderboard import RatingOptions
-
     options = rating_options or RatingOptions()
     placed = "subset" in records.column_names and records.column("subset").null_count < len(records)
     if placed:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from arena_models.cache import VERDICT, AnswerCache, VerdictCache
+from arena_models.judge import JudgeItem, PairwiseJudge, load_template
+from arena_models.roster import make_backend
 from core.defaults import JUDGE_SEES_CHARS
 from core.schemas import short_hash
 from pipeline.battle.prompts import read_prompts
@@ -43,9 +45,6 @@ def answers_key(key_a: str, key_b: str) -> str:
 
 
 def make_judge(spec, options: JudgeOptions):
-    from arena_models.judge import PairwiseJudge
-    from arena_models.roster import make_backend
-
     return PairwiseJudge(
         make_backend(spec),
         options.template,
@@ -59,8 +58,6 @@ def make_judge(spec, options: JudgeOptions):
 
 def judge_key(spec, options: JudgeOptions) -> str:
     """Verdicts are reused only from the same judge entry, template and settings."""
-    from arena_models.judge import load_template
-
     template = load_template(options.template)
     settings = (
         options.retries,
@@ -78,8 +75,6 @@ def judge_chunk(
 ) -> dict:
     """`games`: dicts with prompt_id, model_a, model_b, game, key_a, key_b (answer keys).
     Returns counts, tokens and seconds of this chunk."""
-    from arena_models.judge import JudgeItem
-
     started = time.time()
     ids = sorted({g["prompt_id"] for g in games})
     prompts = read_prompts(prompts_path, ids)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from arena_models.roster import make_backend
 from core.errors import UserError
 from core.parquet_io import part_files, require_columns, write_parquet_atomic
 from core.schemas import MESSAGE
@@ -103,8 +104,6 @@ def answerable(prompts: dict[str, list[dict]], specs: list) -> tuple[list[str], 
     {"prompts": count, "of": all prompts, "by_model": {model: prompts it cannot answer}}.
     A backend with `covers` (recorded answers: an index read here) knows which prompts it
     answers; any other answers every prompt."""
-    from arena_models.roster import make_backend
-
     ids, conversations = list(prompts), list(prompts.values())
     lacking = {}
     for spec in specs:

@@ -35,8 +35,10 @@ import pyarrow.parquet as pq
 
 from core.errors import UserError
 from core.parquet_io import (
+    check_parts,
     part_files,
     require_columns,
+    require_rows,
     write_json_atomic,
     write_parquet_atomic,
 )
@@ -51,9 +53,10 @@ from pipeline.dedup.float32_recheck import (
 )
 from pipeline.dedup.kept_index import DEFAULT_NPROBE, new_kept_index
 from pipeline.dedup.kept_index import SEARCHES as GLOBAL_SEARCHES
-from pipeline.dedup.semantic_centroids import folder_rows
+from pipeline.dedup.semantic_centroids import CENTROIDS_FILE, TrainCentroids, folder_rows
+from pipeline.dedup.semantic_clusters import ClusterPairs, ShuffleByCentroid
 from pipeline.dedup.semantic_rule import DEFAULT_THRESHOLD, PAIRS, best_match, kept_in_block
-from pipeline.evalset.embed import EmbedConfig, vectors_of
+from pipeline.evalset.embed import EmbedConfig, EmbedConversations, vectors_of
 
 
 class KeptRows:
@@ -186,8 +189,6 @@ def check_semantic_input(folder: Path, config: SemanticDedupConfig) -> None:
     """One line, before a cluster starts, when `folder` is not one semantic dedup reads: parts
     with vectors (`prompt_id`, `embedding`) or conversations to embed (`prompt_id`,
     `messages`), some rows, and no more clusters asked for than rows."""
-    from core.parquet_io import check_parts, require_rows
-
     needs = ("prompt_id", "embedding") if has_vectors(folder) else ("prompt_id", "messages")
     try:
         parts = check_parts(folder, needs)
@@ -354,8 +355,6 @@ class SemanticDedup(FolderStage):
         return sorted(self.out / "_embedded" / f"{t.name}.parquet" for t in self._embed().plan())
 
     def _embed(self):
-        from pipeline.evalset.embed import EmbedConversations
-
         embed = self.config.embed or EmbedConfig()
         return EmbedConversations(self.pool, self.out / "_embedded", embed)
 
@@ -363,9 +362,6 @@ class SemanticDedup(FolderStage):
         return {**super().config_dict(), "search": self.search, "embed_first": self.embed_first}
 
     def work_stages(self) -> list[Stage]:
-        from pipeline.dedup.semantic_centroids import CENTROIDS_FILE, TrainCentroids
-        from pipeline.dedup.semantic_clusters import ClusterPairs, ShuffleByCentroid
-
         config, vectors = self.config, self.vector_parts[0].parent
         stages = [self._embed()] if self.embed_first else []
         if self.search != "clusters":

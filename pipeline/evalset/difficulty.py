@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from arena_models.difficulty import DEFAULT_TEMPLATE, DifficultyScorer
 from arena_models.roster import ModelSpec, load_roster, make_backend, pick_model
 from core.config_files import read_text_file
 from core.defaults import JUDGE_ROSTER
@@ -18,6 +19,7 @@ from core.hashing import table_hash
 from core.parquet_io import write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import FolderStage, PartResult, Task
+from core.worker_cache import offload
 from pipeline.evalset.embed import ENCODER_KIND
 
 DEFAULT_JUDGE = "smollm2-difficulty"
@@ -68,9 +70,6 @@ class ScoreDifficulty(FolderStage):
         self.resources = dict(config.judge.resources)  # e.g. GPU=1 for a vLLM judge
 
     def process(self, task: Task) -> PartResult:
-        from arena_models.difficulty import DEFAULT_TEMPLATE, DifficultyScorer
-        from core.worker_cache import offload
-
         # The embed stage's encoders are done with by now: free them before the judge
         # loads, so a worker holds one model, not two (a later embed reloads its own).
         offload(ENCODER_KIND)

@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from arena_models.hardware import native_bfloat16
+from arena_models.local_models import resolve_model_path
 from core.defaults import EMBED_MODEL
 from core.errors import UserError
 from core.hashing import table_hash
@@ -82,8 +84,6 @@ def encoder_device() -> str:
 
 def resolved_dtype(dtype: str) -> str:
     """The dtype `auto` stands for on this machine: bfloat16 where it is native."""
-    from arena_models.hardware import native_bfloat16
-
     if dtype != "auto":
         return dtype
     return "bfloat16" if native_bfloat16(encoder_device()) else "float32"
@@ -103,8 +103,6 @@ def load_encoder(model: str, dtype: str, max_seq_length: int):
 def _build_encoder(model: str, dtype: str, max_seq_length: int):
     import torch
     from sentence_transformers import SentenceTransformer
-
-    from arena_models.local_models import resolve_model_path
 
     # Embedders never run a model repo's own Python (no roster opt-in here).
     encoder = SentenceTransformer(

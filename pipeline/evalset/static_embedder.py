@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arena_models.local_models import BUILTIN_PREFIX, BUILTINS, cache_root, resolve_model_path
 from core.errors import UserError
 from core.parquet_io import atomic_folder
 
@@ -64,8 +65,6 @@ def _config_of(folder: Path) -> dict | None:
 
 def check(model: str) -> None:
     """A one-line UserError unless `model` names a usable source (cheap: no model is read)."""
-    from arena_models.local_models import BUILTIN_PREFIX, BUILTINS
-
     source = _source(model)
     if source.startswith(BUILTIN_PREFIX):
         name = source[len(BUILTIN_PREFIX) :]
@@ -93,8 +92,6 @@ def _folder_source(model: str, folder: Path) -> StaticSource:
 
 
 def resolve(model: str) -> StaticSource:
-    from arena_models.local_models import resolve_model_path
-
     check(model)
     return _folder_source(model, Path(resolve_model_path(_source(model))))
 
@@ -123,8 +120,6 @@ def distilled_dir(model: str, source: Path) -> Path:
     by the source's content (not its path) and the settings, so a changed model or setting
     is distilled again and the same model found elsewhere is not."""
     import model2vec
-
-    from arena_models.local_models import BUILTIN_PREFIX, cache_root
 
     key = {"source": _content_hash(source), "model2vec": model2vec.__version__, **DISTILL_SETTINGS}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

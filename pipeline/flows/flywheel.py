@@ -27,6 +27,8 @@ from core.submit import run_tasks
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.run import run_battle
 from pipeline.flows.battle import check_scoring, require_verdicts
+from pipeline.flows.decontaminate import decontaminate
+from pipeline.flows.ratings import RatingsConfig, rate_battles
 from pipeline.flywheel.config import FlywheelConfig
 from pipeline.flywheel.report import write_iteration_report
 from pipeline.flywheel.rl_prompts import write_rl_prompts
@@ -232,8 +234,6 @@ def _step(state: FlywheelState, i: int, name: str, work: Callable[[], dict], say
 
 def training_pool(client, cfg: FlywheelConfig, out: Path) -> dict:
     """The pool the slices come from: decontaminated against every eval set first."""
-    from pipeline.flows.decontaminate import decontaminate
-
     pool = Path(cfg.pool)
     if not cfg.decontaminate_against:
         return {
@@ -408,8 +408,6 @@ def _rl(
 
 def rate_step(client, setup: FlywheelSetup, model: ModelSpec, folder: Path, cache: Path) -> dict:
     """The new checkpoint beside the model the iteration started from, on the eval set."""
-    from pipeline.flows.ratings import RatingsConfig, rate_battles
-
     cfg = setup.config
     if model.name == setup.start.name:
         return {"line": f"nothing trained: {model.name} is not re-rated"}

@@ -22,7 +22,8 @@ from arena_models.roster import ModelSpec
 from core.defaults import JUDGE, JUDGE_ROSTER
 from core.errors import UserError
 from core.parquet_io import write_text_atomic
-from pipeline.battle.browser import write_browser
+from eval_sets import LABELLED_PAIRS, sample_pool_files
+from pipeline.battle.browser import BROWSER, write_browser
 from pipeline.battle.config import BattleConfig
 from pipeline.flows.battle import (
     BattleSetup,
@@ -45,6 +46,8 @@ from pipeline.flows.judge_eval import (
 from pipeline.flows.ratings import RatingsConfig, rate_battles, ratings_report
 from pipeline.flywheel.config import FlywheelConfig
 from pipeline.ingest.stage import IngestConfig
+from pipeline.ratings.groups import WHOLE, side_by_side_markdown
+from pipeline.ratings.leaderboard import markdown_table
 
 # What the main job writes in its folder (jobs/outputs.py: nothing else may be there).
 OUTPUTS = (
@@ -122,8 +125,6 @@ class MainJob:
 
 
 def prepare_main(config: MainJobConfig, ingest_config: IngestConfig = IngestConfig()) -> MainJob:
-    from eval_sets import sample_pool_files
-
     recipe = Recipe.load(config.recipe)
     battle = prepare_battle(
         config.roster,
@@ -137,8 +138,6 @@ def prepare_main(config: MainJobConfig, ingest_config: IngestConfig = IngestConf
     judge = recipe.difficulty_config().judge
     judge_eval = None
     if config.judge_eval_pairs:
-        from eval_sets import LABELLED_PAIRS
-
         settings = battle.config
         judge_eval = prepare_judge_eval(
             LABELLED_PAIRS,
@@ -222,9 +221,6 @@ def write_main_report(
     """OUT/report.md, the page to open first: the leaderboard, how far to trust its judge,
     the ratings per eval-set subset, what battled, where to read every battle, and where
     each step's own report is."""
-    from pipeline.battle.browser import BROWSER
-    from pipeline.ratings.leaderboard import markdown_table
-
     left = battles.get("prompts_left_out") or {}
     lines = [
         "# Arena run",
@@ -267,8 +263,6 @@ def write_main_report(
 
 def subset_lines(board) -> list[str]:
     """The ratings of OUT/report.md per eval-set subset, side by side as in the paper."""
-    from pipeline.ratings.groups import WHOLE, side_by_side_markdown
-
     groups = getattr(board, "groups", None)
     if groups is None:
         return []

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+# Imported where used, not here: the modules that read battle files and write leaderboards
+# (pyarrow), which `arena elo --help` does not need (it loads this module for RatingsConfig),
+# and those of a reference or style control (pandas), which `arena elo` imports only then.
 from core.errors import UserError
+from core.progress import LazyBar
+from pipeline.ratings.bradley_terry import Anchor
+from pipeline.ratings.online_elo import online_elo
+from pipeline.ratings.pair_counts import PairCounts
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,6 @@ class RatingsConfig:
     )
 
     def __post_init__(self):
-        from pipeline.ratings.bradley_terry import Anchor
-
         try:
             Anchor.parse(self.anchor)
         except ValueError as exc:
@@ -86,8 +91,7 @@ class RatingsConfig:
 
     def rating_options(self):
         """The fit's options (pipeline.ratings.leaderboard.RatingOptions)."""
-        from pipeline.ratings.bradley_terry import Anchor
-        from pipeline.ratings.leaderboard import RatingOptions
+        from pipeline.ratings.leaderboard import RatingOptions  # lazy: pyarrow (see the top)
 
         return RatingOptions(
             self.ties,
@@ -115,18 +119,16 @@ def rate_battles(
     """Aggregate, fit, write the leaderboard files; returns the summary (table included)."""
     import numpy as np
 
-    from core.progress import LazyBar
+    # lazy: pyarrow (see the top)
     from pipeline.ratings.battle_files import aggregate_battles, collect_battles
     from pipeline.ratings.battle_rules import BattleFilter
-    from pipeline.ratings.bradley_terry import Anchor
     from pipeline.ratings.leaderboard import build_leaderboard, write_leaderboard
-    from pipeline.ratings.pair_counts import PairCounts
 
     anchor = Anchor.parse(config.anchor)
     # A bad reference fails before the battles are read and rated, not after.
     reference = None
     if config.reference:
-        from pipeline.ratings.consistency import read_reference
+        from pipeline.ratings.consistency import read_reference  # lazy: pandas (see the top)
 
         reference = read_reference(Path(config.reference))
     paths = [Path(p) for p in paths]
@@ -160,8 +162,6 @@ def rate_battles(
             battles = battles[battles.outcome != "tie (bothbad)"]
         index = {m: i for i, m in enumerate(counts.models)}
         if config.online_elo:
-            from pipeline.ratings.online_elo import online_elo
-
             elo = online_elo(
                 battles.model_a.map(index).to_numpy(),
                 battles.model_b.map(index).to_numpy(),
@@ -170,7 +170,7 @@ def rate_battles(
             )
             board.add_column("online_elo", dict(zip(counts.models, elo)))
         if config.style_control:
-            from pipeline.ratings.style_control import fit_style_controlled
+            from pipeline.ratings.style_control import fit_style_controlled  # lazy: pandas
 
             fit = fit_style_controlled(battles, counts.models)
             shifted = anchor.apply(fit.elo, counts.models)
@@ -182,12 +182,12 @@ def rate_battles(
                     " of its fit; the plain ratings count them"
                 )
     if reference is not None:
-        from pipeline.ratings.consistency import consistency
+        from pipeline.ratings.consistency import consistency  # lazy: pandas
 
         extra["consistency"] = consistency(board.table, reference)
     groups = None
     if config.by is not None:
-        from pipeline.ratings.groups import rate_groups, write_group_boards
+        from pipeline.ratings.groups import rate_groups, write_group_boards  # lazy: pyarrow
 
         rounds = config.bootstrap * len(grouped.groups)
         with LazyBar(rounds, f"bootstrap by {config.by}", enabled=progress) as bar:
@@ -215,7 +215,7 @@ class RatingsSummary(dict):
 
 
 def ratings_report(summary: RatingsSummary, out) -> str:
-    from pipeline.ratings.leaderboard import markdown_table
+    from pipeline.ratings.leaderboard import markdown_table  # lazy: pyarrow (see the top)
 
     lines = [markdown_table(summary.board.columns).rstrip()]
     dropped = sum(summary["dropped"].values())
@@ -226,7 +226,7 @@ def ratings_report(summary: RatingsSummary, out) -> str:
     lines += [f"  dropped ({reason}): {n}" for reason, n in sorted(summary["dropped"].items())]
     lines += [f"  warning: {w}" for w in summary["warnings"]]
     if summary.groups is not None:
-        from pipeline.ratings.groups import side_by_side_markdown
+        from pipeline.ratings.groups import side_by_side_markdown  # lazy: pyarrow
 
         by = summary["by"]
         lines += ["", f"by {by['column']} ({out}/{by['table']}):", ""]

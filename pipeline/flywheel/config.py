@@ -15,6 +15,8 @@ from pathlib import Path
 from core.config_files import check_mapping, read_yaml_mapping
 from core.defaults import JUDGE, JUDGE_ROSTER
 from core.errors import UserError
+from pipeline.battle.config import COMBINE_RULES
+from pipeline.flywheel.training import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 STAGES = ("sft", "dpo", "reward", "rl")
@@ -66,7 +68,6 @@ class FlywheelConfig:
                 raise UserError(
                     f"{name} {list(values)}: expected score gaps between 0 and {MAX_GAP:g}"
                 )
-        from pipeline.battle.config import COMBINE_RULES
 
         if self.combine not in COMBINE_RULES:
             raise UserError(f"combine {self.combine!r}: expected one of {', '.join(COMBINE_RULES)}")
@@ -79,7 +80,6 @@ class FlywheelConfig:
         for name in ("slice_prompts", "rate_prompts"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1 (or null: all)")
-        from pipeline.flywheel.training import TrainConfig
 
         unknown = sorted(set(self.train_by_kind) - set(STAGES))
         if unknown:

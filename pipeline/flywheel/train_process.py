@@ -66,6 +66,7 @@ def main() -> None:
     # and this process ends with its worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
+    # lazy: import cycle with pipeline.flywheel.training (its train_task starts this process)
     from pipeline.flywheel.training import TrainConfig, TrainJob, train
 
     job = json.loads(sys.stdin.read())

@@ -29,12 +29,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arena_models.backends.vllm_backend import KIND as VLLM_KIND
+from arena_models.local_models import resolve_model_path
 from core.config_files import check_mapping, field_types, parse_resources
 from core.errors import UserError
-from core.hashing import file_records
+from core.hashing import config_hash, file_records, files_problem
 from core.output_folder import recorded_names, refuse_foreign
 from core.parquet_io import atomic_folder, part_files, require_columns, write_json_atomic
-from core.worker_cache import free_memory
+from core.worker_cache import free_memory, offload
+from pipeline.flywheel import trainers
+from pipeline.flywheel.train_process import train_in_process
 
 KINDS = ("sft", "dpo", "reward", "rl")
 DEVICES = ("auto", "cpu", "cuda")
@@ -170,10 +174,6 @@ class TrainJob:
 def train_task(job: TrainJob) -> dict:
     """The Dask task: free the worker's cached engines, then `train` in a child process
     (train_process), so that the trainer's memory leaves with it."""
-    from arena_models.backends.vllm_backend import KIND as VLLM_KIND
-    from core.worker_cache import offload
-    from pipeline.flywheel.train_process import train_in_process
-
     # A worker that ran battles holds vLLM engines (and transformers models): their
     # memory goes to the trainer.
     offload(VLLM_KIND)
@@ -230,10 +230,9 @@ def check_job(job: TrainJob) -> None:
     """The checks that need no model loaded, for a CLI to run before a cluster starts: the
     shard's rows and columns, the checkpoints' config.json, the output folder."""
     plan = _plan(job.config, job.data, job.base, job.reward_model, job.out)
-    from pipeline.flywheel.trainers import require_model_folder
 
     for path in filter(None, (plan.base, plan.scorer)):
-        require_model_folder(path)
+        trainers.require_model_folder(path)
     _finished(plan.out, plan.digest, job.overwrite)
 
 
@@ -275,9 +274,6 @@ class _Plan:
 
 def _plan(config: TrainConfig, data_folder, base_model_path, reward_model, out_folder) -> _Plan:
     """The job's inputs resolved and checked, and the hash binding an output folder to them."""
-    from arena_models.local_models import resolve_model_path
-    from core.hashing import config_hash
-
     if config.kind == "rl" and reward_model is None:
         raise UserError("rl training needs a reward model (the folder `arena train reward` wrote)")
     data = Path(data_folder)
@@ -309,8 +305,6 @@ def _run(config: TrainConfig, plan: _Plan, tmp: Path) -> dict:
     import torch
     import transformers
     import trl
-
-    from pipeline.flywheel import trainers
 
     device, bf16 = _resolve_device(config.device)
     tokenizer = trainers.load_tokenizer(plan.base)
@@ -399,8 +393,6 @@ def _prompt_tokens(tokenizer, messages: list[dict]) -> int:
 def _check_shard(data: Path, kind: str) -> tuple[list[Path], int]:
     import pyarrow.parquet as pq
 
-    from pipeline.flywheel.trainers import COLUMNS
-
     if not data.is_dir():
         raise UserError(f"shard {data} is not a folder")
     parts = part_files(data)
@@ -412,7 +404,9 @@ def _check_shard(data: Path, kind: str) -> tuple[list[Path], int]:
             raise UserError(f"{part}: not a readable Parquet file ({exc})") from None
     if not rows:
         raise UserError(f"shard {data} has no rows")
-    require_columns(pq.read_schema(parts[0]), COLUMNS[kind], f"shard {data} ({kind} training)")
+    require_columns(
+        pq.read_schema(parts[0]), trainers.COLUMNS[kind], f"shard {data} ({kind} training)"
+    )
     return parts, rows
 
 
@@ -437,8 +431,6 @@ def _finished(out: Path, digest: str, overwrite: bool) -> dict | None:
         return None
     record = read_record(out)
     if record is not None and record.get("config_hash") == digest:
-        from core.hashing import files_problem
-
         problem = files_problem(out, record.get("files"))
         if problem is None:
             return record

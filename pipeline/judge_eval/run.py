@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arena_models.judge import judged_again
+from arena_models.judge import JudgeItem, judged_again
 from core.parquet_io import remove_temporaries, write_parquet_atomic
 from core.schemas import short_hash
 from core.submit import fixed_chunks, run_tasks
@@ -97,8 +97,6 @@ def pair_games(pairs: list[LabelledPair], key: str) -> list[dict]:
 
 def judge_games(spec, options: JudgeOptions, games: list[dict], folder: str) -> dict:
     """The task: judge a chunk of games, write their rows as one cache file, return counts."""
-    from arena_models.judge import JudgeItem
-
     started = time.time()
     items = [
         JudgeItem.from_dialogue(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import UserError
+from core.submit import run_tasks
 from pipeline.ratings.battle_rules import (
     FILTER_COLUMNS,
     STYLE_COLUMNS,
@@ -285,8 +286,6 @@ def aggregate_battles(
     if client is None:
         results = [count_piece(p, filt) for p in pieces]
     else:
-        from core.submit import run_tasks
-
         args = [(p, filt) for p in pieces]
         results = run_tasks(
             client, count_piece, args, desc="count battles", unit="piece", progress=progress
@@ -307,8 +306,6 @@ def collect_battles(paths, filt: BattleFilter, client=None, progress: bool = Tru
     if client is None:
         results = [_collect_piece(*a) for a in args]
     else:
-        from core.submit import run_tasks
-
         results = run_tasks(
             client, _collect_piece, args, desc="collect battles", unit="piece", progress=progress
         )

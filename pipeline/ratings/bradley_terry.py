@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.ratings.batched_newton import fit_bradley_terry_batch
+
 ELO_PER_NAT = 400 / math.log(10)  # 400 Elo points per factor 10 in the odds
 
 
@@ -55,8 +57,6 @@ def fit_bradley_terry(
     """Log-strengths (natural scale, mean zero) maximising the BT likelihood of `comp`:
     Newton's method on choix's ILSR objective (batched_newton.py; numpy only, so `arena elo`
     does not pay choix's second of scipy imports), choix itself where Newton does not converge."""
-    from pipeline.ratings.batched_newton import fit_bradley_terry_batch
-
     n = comp.shape[0]
     if n < 2:
         return np.zeros(n)

@@ -15,9 +15,15 @@ import re
 from dataclasses import dataclass, field
 
 from core.errors import UserError
+from core.parquet_io import atomic_path, write_text_atomic
 from core.schemas import short_hash
 from pipeline.ratings.battle_rules import BattleCounts, BattleFilter, classify, column_codes
-from pipeline.ratings.leaderboard import Leaderboard, RatingOptions, build_leaderboard
+from pipeline.ratings.leaderboard import (
+    Leaderboard,
+    RatingOptions,
+    build_leaderboard,
+    write_leaderboard,
+)
 from pipeline.ratings.pair_counts import PairCounts
 
 # column -> the value that means "in every other group" (eval-set subsets, Mix's overlap).
@@ -186,9 +192,6 @@ def write_group_boards(boards: GroupBoards, out, extra: dict) -> dict:
     import csv
     import shutil
     from pathlib import Path
-
-    from core.parquet_io import atomic_path, write_text_atomic
-    from pipeline.ratings.leaderboard import write_leaderboard
 
     root = Path(out) / "by"
     shutil.rmtree(root / boards.column, ignore_errors=True)  # values of an earlier run go

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import UserError
 from core.parquet_io import atomic_path, write_text_atomic
 from pipeline.ratings.bootstrap import bootstrap_ratings, ci_ranks
 from pipeline.ratings.bradley_terry import Anchor, data_warnings
 from pipeline.ratings.pair_counts import PairCounts
+from pipeline.ratings.plots import plot_ratings, plot_win_rates
 
 COLUMNS = ["rank", "model", "rating", "lower", "upper", "battles", "win_rate"]
 
@@ -58,8 +60,6 @@ OUTPUTS = (
 
 
 def build_leaderboard(counts: PairCounts, options: RatingOptions, progress=None) -> Leaderboard:
-    from core.errors import UserError
-
     if options.anchor.model is not None and options.anchor.model not in counts.models:
         raise UserError(f"anchor model {options.anchor.model!r} has no battles")
     warnings = data_warnings(counts.comparison_matrix(options.tie_mode), counts.models)
@@ -130,8 +130,6 @@ def write_leaderboard(board: Leaderboard, out: Path, extra: dict) -> list[Path]:
     """leaderboard.csv / .md / .parquet, ratings.png, win_rates.png, summary.json."""
     import pyarrow.csv as pv
     import pyarrow.parquet as pq
-
-    from pipeline.ratings.plots import plot_ratings, plot_win_rates
 
     out.mkdir(parents=True, exist_ok=True)
     columns = board.columns
