@@ -189,6 +189,11 @@ def main() -> None:
     try:
         while not cluster.file.exists():
             time.sleep(0.2)
+        from dask.distributed import Client
+
+        # Both workers, before any run: a job attached by file starts once one has joined.
+        with Client(scheduler_file=str(cluster.file), timeout=120) as client:
+            client.wait_for_workers(2, timeout=300)
         print(HEADER, flush=True)
         for size in (int(s) for s in args.sizes.split(",")):
             pool = work / f"pool-{size}"
