@@ -237,7 +237,7 @@ class ClusterPairs(FolderStage):
         vectors = np.ascontiguousarray(vectors_of(table), dtype=np.float32)
         clusters = table.column("cluster").to_numpy()
         # Rows of a part in reduced precision carry their text; float32 ones need no look.
-        reduced = "text" in table.column_names and table.column("text").null_count < len(table)
+        reduced = table.column("text").null_count < len(table)
         margin = self.config["margin"] if self.recheck is not None and reduced else 0.0
         band = margin + FLOAT16_ERROR
         exact = Float32Vectors(self._float32_of(table))
@@ -285,14 +285,14 @@ class ClusterPairs(FolderStage):
     def _float32_of(self, table: pa.Table) -> Compute:
         """Bucket row numbers -> float32 vectors: embedded again from the text a reduced-
         precision row carries, else the pool's own vector read back by (part, row)."""
-        texts = table.column("text").to_pylist() if "text" in table.column_names else None
+        texts = table.column("text").to_pylist()  # null: no text to embed again
         parts, rows = table.column("part").to_numpy(), table.column("row").to_numpy()
         stored = read_back(self.parts)
         again = embedded_again(self.recheck, texts.__getitem__) if self.recheck else None
 
         def compute(keys: list[int]) -> np.ndarray:
-            by_text = [k for k in keys if texts is not None and texts[k] is not None]
-            by_place = [k for k in keys if texts is None or texts[k] is None]
+            by_text = [k for k in keys if texts[k] is not None]
+            by_place = [k for k in keys if texts[k] is None]
             made = {}
             if by_text:
                 made.update(zip(by_text, again(by_text), strict=True))
