@@ -6,19 +6,28 @@ bucket, clusters, filter), NearDedup's work stages, which `run_stage` runs first
 1. MinHashSignatures: each input part gets one compact signature row per
    conversation (prompt_id, source position, part and row number, a text
    preview and `num_perm` 32-bit MinHash values) in `OUT/_signatures/`, and its
-   LSH band keys, each row carrying its signature, shuffled into `buckets`
-   band-key buckets (`OUT/_signatures/_bands/b-NNNNN/<part>.parquet`).
+   LSH band keys, each with the row's id and source position but no signature,
+   shuffled into `buckets` band-key buckets
+   (`OUT/_signatures/_bands/b-NNNNN/<part>.parquet`).
 2. CandidatePairs: per bucket, each row sharing a (band, key) with others is paired
-   with the group's first row in source order, and the pair is kept when its
-   estimated Jaccard reaches the threshold (`OUT/_pairs/`).
-3. DuplicateClusters: one task joins the verified pairs (union-find over the rows
+   with the group's first row in source order; the pairs, unverified, go to the
+   folder of the first row's part (`OUT/_candidates/<part>/b-NNNNN.parquet`).
+3. FirstSignatures: per part, its candidate pairs, each once, get the signature of
+   their first row (from that part's signature file) and go to the folder of the
+   other row's part (`OUT/_signed_candidates/<part>/<first's part>.parquet`).
+4. VerifiedPairs: per part, the pairs whose estimated Jaccard, on the signature they
+   carry and the other row's from that part's signature file, reaches the threshold
+   (`OUT/_pairs/<part>.parquet`).
+5. DuplicateClusters: one task joins the verified pairs (union-find over the rows
    that have a duplicate) and writes `OUT/_clusters/clusters.parquet`: one row per
    member of a duplicate cluster, clusters in source order (source_file,
    source_line, part, row), the first member kept.
 
 NearDedup then rewrites each input part without its dropped rows, with the input's
 schema, so OUT is a conversation folder like its input. No task holds more than one
-part, one bucket, or (the clusters task) the rows that have a duplicate. The clusters
+part, one bucket, or (the clusters task) the rows that have a duplicate; a signature
+is stored once, in its part's file, and travels once per distinct candidate pair (a
+band file carrying it cost ~6.8 KB a pool row with datatrove's 14 bands). The clusters
 are those of `pipeline.dedup.minhash.duplicate_clusters` (see `pairs_with_first`).
 
 Rows are dropped by (part, row), never by prompt_id, so two copies with the same
@@ -60,12 +69,6 @@ NEEDS = ("prompt_id", "messages", "source_file", "source_line")
 # Signature rows carry these beside the signature; the clusters file repeats them.
 _SIGNED = ("prompt_id", "source_file", "source_line", "part", "row", "preview")
 BANDS_DIR = "_bands"  # inside the signatures folder: b-NNNNN/<part>.parquet
-# Band files are written and read in row groups of this many rows (about 8 MiB of
-# signatures at 128 permutations), so neither side holds more than one group of them.
-BAND_GROUP_ROWS = 16_384
-# Band keys and signatures are random bytes: fixed-size binary columns, uncompressed and
-# without dictionaries, cost no list levels to write or read and no futile encoding.
-_BAND_BYTES = ("key", "signature")
 # A row's id in the band and pair files: its input part's number (in part-name order) in
 # the high 32 bits, its row in the low ones, so id order is (part, row) order.
 _ROW_BITS = 32
@@ -92,6 +95,7 @@ PAIRS = pa.schema(
         ("similarity", pa.float32()),
     ]
 )
+CANDIDATES = pa.schema([("first", pa.int64()), ("other", pa.int64())])
 
 
 @dataclass(frozen=True)
@@ -205,8 +209,8 @@ class MinHashSignatures(_NearWork):
 
     def _write_bands(self, task, files, writers, signed: pa.Table, sigs, first_id) -> None:
         """A slice's band rows, appended to the file of each bucket it has keys in (opened
-        on first use): key, source position, row id and the whole signature (the pair task
-        verifies on it)."""
+        on first use): key, source position and row id, no signature (the verifying tasks
+        read it from the part's signature file, stored once rather than once a band)."""
         bands, rows = self.config.bands()
         n = len(sigs)
         keys = np.concatenate([band_keys(sigs, b, rows) for b in range(bands)])
@@ -221,39 +225,32 @@ class MinHashSignatures(_NearWork):
                 continue
             if bucket not in writers:
                 path = self.out / BANDS_DIR / f"b-{bucket:05d}" / f"{task.name}.parquet"
-                codecs = {name: "none" if name in _BAND_BYTES else "zstd" for name in schema.names}
                 writers[bucket] = files.enter_context(
                     pq.ParquetWriter(
-                        files.enter_context(atomic_path(path)),
-                        schema,
-                        compression=codecs,
-                        use_dictionary=["source_file"],
+                        files.enter_context(atomic_path(path)), schema, **_coding(schema)
                     )
                 )
-            for at in range(0, len(picked), BAND_GROUP_ROWS):
-                chunk = picked[at : at + BAND_GROUP_ROWS]
-                rows_taken = row_of[chunk]
-                taken = pa.array(rows_taken)
-                writers[bucket].write_table(
-                    pa.table(
-                        {
-                            "key": _binary(keys[chunk]),
-                            "source_file": signed.column("source_file").take(taken),
-                            "source_line": signed.column("source_line").take(taken),
-                            "id": pa.array(first_id + rows_taken, pa.int64()),
-                            "signature": _binary(sigs[rows_taken]),
-                        },
-                        schema=schema,
-                    )
+            taken = pa.array(row_of[picked])
+            writers[bucket].write_table(
+                pa.table(
+                    {
+                        "key": _binary(keys[picked]),
+                        "source_file": signed.column("source_file").take(taken),
+                        "source_line": signed.column("source_line").take(taken),
+                        "id": pa.array(first_id + row_of[picked], pa.int64()),
+                    },
+                    schema=schema,
                 )
+            )
 
 
 class CandidatePairs(_NearWork):
-    """Band-key buckets -> verified pairs (first row of a band-key group, another row)."""
+    """Band-key buckets -> candidate pairs (first row of a band-key group, another row),
+    unverified, in the folder of the first row's part."""
 
-    name = "near-dedup-pairs"
-    needs = ("key", "source_file", "source_line", "id", "signature")
-    makes = tuple(PAIRS.names)
+    name = "near-dedup-candidates"
+    needs = ("key", "source_file", "source_line", "id")
+    makes = tuple(CANDIDATES.names)
 
     def __init__(self, pool, out, config, buckets: int, signed: Path):
         super().__init__(pool, out, config, buckets)
@@ -263,45 +260,98 @@ class CandidatePairs(_NearWork):
         return [self.signed]
 
     def plan(self) -> list[Task]:
-        return [Task(f"part-{b:05d}", {"bucket": b}) for b in range(self.buckets)]
+        return [Task(f"b-{b:05d}", {"bucket": b}) for b in range(self.buckets)]
 
     def process(self, task: Task) -> PartResult:
-        folder = self.signed / BANDS_DIR / f"b-{task.params['bucket']:05d}"
-        files = sorted(folder.glob("*.parquet"))
-        columns = ["key", "source_file", "source_line", "id"]
-        tables = [pq.read_table(f, columns=columns, read_dictionary=["source_file"]) for f in files]
+        folder = self.signed / BANDS_DIR / task.name
+        tables = [
+            pq.read_table(f, columns=list(self.needs), read_dictionary=["source_file"])
+            for f in sorted(folder.glob("*.parquet"))
+        ]
         table = pa.concat_tables(tables).unify_dictionaries() if tables else None
+        del tables
         rows_in = table.num_rows if table is not None else 0
-        first = other = np.zeros(0, np.int64)
+        pairs = np.zeros((0, 2), np.int64)
         if rows_in:
             ids = table.column("id").to_numpy()
-            keys = _words(table.column("key"))
-            first, other = pairs_with_first(keys, _source_rank(table, ids))
-        if not len(first):
-            pairs = PAIRS.empty_table()
-        else:
-            # Only rows in a pair need their signature, read a row group at a time.
-            needed = np.unique(np.concatenate([first, other]))
-            sigs = _signatures_of(files, needed)
-            similarity = estimated_jaccard(
-                sigs[np.searchsorted(needed, first)], sigs[np.searchsorted(needed, other)]
-            )
-            ok = similarity >= self.config.threshold
-            pairs = pa.table(
-                [
-                    pa.array(ids[first[ok]], pa.int64()),
-                    pa.array(ids[other[ok]], pa.int64()),
-                    pa.array(similarity[ok], pa.float32()),
-                ],
-                schema=PAIRS,
-            )
+            first, other = pairs_with_first(_words(table.column("key")), _source_rank(table, ids))
+            # A pair found in several bands of this bucket is written once.
+            pairs = np.unique(np.column_stack([ids[first], ids[other]]), axis=0)
+        candidates = _candidates(pairs)
+        _write_by_part(candidates, pairs[:, 0], _part_names(self.pool), self.out, task.name)
+        return PartResult(task.name, rows_in, len(pairs), content_hash=table_hash(candidates))
+
+
+class FirstSignatures(_NearWork):
+    """Candidate pairs by the first row's part -> each distinct pair with the first row's
+    signature, in the folder of the other row's part."""
+
+    name = "near-dedup-first-signatures"
+    makes = (*CANDIDATES.names, "signature")
+
+    def __init__(self, pool, out, config, buckets: int, signed: Path, candidates: Path):
+        super().__init__(pool, out, config, buckets)
+        self.signed, self.candidates = Path(signed), Path(candidates)
+
+    def input_folders(self) -> list[Path]:
+        return [self.signed, self.candidates]
+
+    def process(self, task: Task) -> PartResult:
+        found = _read_folder(self.candidates / task.name, CANDIDATES)
+        # The same pair comes from every bucket holding a band key the two rows share.
+        pairs = np.unique(
+            np.column_stack([found.column(c).to_numpy() for c in CANDIDATES.names]), axis=0
+        )
+        signed = _candidates(pairs).append_column(
+            "signature",
+            _binary(_part_signatures(self.signed / f"{task.name}.parquet", pairs[:, 0])),
+        )
+        _write_by_part(signed, pairs[:, 1], _part_names(self.pool), self.out, task.name)
+        return PartResult(
+            task.name, found.num_rows, len(pairs), content_hash=table_hash(_candidates(pairs))
+        )
+
+
+class VerifiedPairs(_NearWork):
+    """Signed candidate pairs by the other row's part -> the pairs whose estimated Jaccard
+    reaches the threshold."""
+
+    name = "near-dedup-pairs"
+    makes = tuple(PAIRS.names)
+
+    def __init__(self, pool, out, config, buckets: int, signed: Path, signed_candidates: Path):
+        super().__init__(pool, out, config, buckets)
+        self.signed, self.signed_candidates = Path(signed), Path(signed_candidates)
+
+    def input_folders(self) -> list[Path]:
+        return [self.signed, self.signed_candidates]
+
+    def process(self, task: Task) -> PartResult:
+        # Files in part order of the first rows, each sorted: pairs in (first, other) order.
+        table = _read_folder(
+            self.signed_candidates / task.name, _signed_candidates_schema(self.config)
+        )
+        other = table.column("other").to_numpy()
+        similarity = estimated_jaccard(
+            _words(table.column("signature")),
+            _part_signatures(self.signed / f"{task.name}.parquet", other),
+        )
+        ok = similarity >= self.config.threshold
+        pairs = pa.table(
+            [
+                pa.array(table.column("first").to_numpy()[ok], pa.int64()),
+                pa.array(other[ok], pa.int64()),
+                pa.array(similarity[ok], pa.float32()),
+            ],
+            schema=PAIRS,
+        )
         write_parquet_atomic(pairs, self.out / f"{task.name}.parquet")
         return PartResult(
             task.name,
-            rows_in,
+            table.num_rows,
             pairs.num_rows,
             content_hash=table_hash(pairs),
-            stats={"candidates": len(first), "verified": pairs.num_rows},
+            stats={"candidates": table.num_rows, "verified": pairs.num_rows},
         )
 
 
@@ -399,6 +449,8 @@ class NearDedup(FolderStage):
         total = sum(pq.ParquetFile(p).metadata.num_rows for p in check_pool(self.pool))
         self.buckets = config.resolved_buckets(total)
         self.signed = self.out / "_signatures"
+        self.candidates = self.out / "_candidates"
+        self.signed_candidates = self.out / "_signed_candidates"
         self.pairs = self.out / "_pairs"
         self.clusters = DuplicateClusters(
             self.pool, self.out / "_clusters", config, self.buckets, self.signed, self.pairs
@@ -410,17 +462,22 @@ class NearDedup(FolderStage):
             # Clusters of this configuration are written (a rerun redoing a damaged output
             # part): the signatures and pairs, long removed, are not needed again.
             return [self.clusters]
+        near = (self.pool, self.config, self.buckets)
         return [
             MinHashSignatures(self.pool, self.signed, self.config, self.buckets),
-            CandidatePairs(self.pool, self.pairs, self.config, self.buckets, self.signed),
+            CandidatePairs(self.pool, self.candidates, *near[1:], self.signed),
+            FirstSignatures(
+                self.pool, self.signed_candidates, *near[1:], self.signed, self.candidates
+            ),
+            VerifiedPairs(self.pool, self.pairs, *near[1:], self.signed, self.signed_candidates),
             self.clusters,
         ]
 
     def clean_work(self) -> None:
         """Signatures and pairs are only needed until the clusters are written; the
         clusters stay, the report of what was dropped."""
-        shutil.rmtree(self.signed, ignore_errors=True)
-        shutil.rmtree(self.pairs, ignore_errors=True)
+        for work in (self.signed, self.candidates, self.signed_candidates, self.pairs):
+            shutil.rmtree(work, ignore_errors=True)
 
     def process(self, task: Task) -> PartResult:
         table = pq.read_table(task.params["path"])
@@ -466,12 +523,65 @@ def _band_schema(config: NearDedupConfig) -> pa.Schema:
     return pa.schema(
         [
             ("key", pa.binary(4 * (rows + 1))),  # uint32 band number, then the band's values
-            ("source_file", pa.string()),
+            ("source_file", pa.string()),  # with source_line and id: the row's source order
             ("source_line", pa.int64()),
             ("id", pa.int64()),
-            ("signature", pa.binary(4 * config.num_perm)),  # num_perm uint32 values
         ]
     )
+
+
+def _signed_candidates_schema(config: NearDedupConfig) -> pa.Schema:
+    return CANDIDATES.append(pa.field("signature", pa.binary(4 * config.num_perm)))
+
+
+# Band keys and signatures are random bytes: fixed-size binary columns, uncompressed and
+# without dictionaries, cost no list levels to write or read and no futile encoding.
+_RANDOM_BYTES = ("key", "signature")
+
+
+def _coding(schema: pa.Schema) -> dict:
+    """ParquetWriter options for a shuffle file: random-byte columns stored plain, the
+    rest zstd; only source_file (a few texts) is worth a dictionary."""
+    return {
+        "compression": {n: "none" if n in _RANDOM_BYTES else "zstd" for n in schema.names},
+        "use_dictionary": [n for n in schema.names if n == "source_file"],
+    }
+
+
+def _part_names(pool: Path) -> list[str]:
+    """Input part names by part number (a row id's high bits)."""
+    return [p.stem for p in part_files(pool)]
+
+
+def _candidates(pairs: np.ndarray) -> pa.Table:
+    return pa.table([pa.array(pairs[:, 0]), pa.array(pairs[:, 1])], schema=CANDIDATES)
+
+
+def _write_by_part(table: pa.Table, ids: np.ndarray, names: list[str], out: Path, stem: str):
+    """The rows of `table` to `out/<part of ids[i]>/<stem>.parquet`, one file per part
+    holding any, keeping their order."""
+    parts = ids >> _ROW_BITS
+    order = np.argsort(parts, kind="stable")
+    bounds = np.searchsorted(parts[order], np.arange(len(names) + 1))
+    for number in np.unique(parts):
+        rows = pa.array(order[bounds[number] : bounds[number + 1]])
+        with atomic_path(out / names[number] / f"{stem}.parquet") as path:
+            pq.write_table(table.take(rows), path, **_coding(table.schema))
+
+
+def _read_folder(folder: Path, schema: pa.Schema) -> pa.Table:
+    """All rows of a shuffle folder's files, in file-name order (none: no rows)."""
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        return schema.empty_table()
+    return pa.concat_tables(pq.read_table(f, schema=schema) for f in files)
+
+
+def _part_signatures(path: Path, ids: np.ndarray) -> np.ndarray:
+    """The signatures of rows `ids` of one part, from its signature file: (len(ids),
+    num_perm) uint32. The part's signature column is read whole: one part's, bounded."""
+    sigs = _matrix(pq.read_table(path, columns=["signature"]), "signature")
+    return sigs[ids & ((1 << _ROW_BITS) - 1)]
 
 
 def _binary(values: np.ndarray) -> pa.FixedSizeBinaryArray:
@@ -517,19 +627,3 @@ def _source_rank(table: pa.Table, ids: np.ndarray) -> np.ndarray:
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
     return rank
-
-
-def _signatures_of(files: list[Path], needed: np.ndarray) -> np.ndarray:
-    """Signatures of the band rows at `needed` (sorted positions in the files'
-    concatenation), read one row group at a time and only from groups holding one."""
-    out, start = [], 0
-    for path in files:
-        parquet = pq.ParquetFile(path)
-        for group in range(parquet.num_row_groups):
-            end = start + parquet.metadata.row_group(group).num_rows
-            local = needed[(needed >= start) & (needed < end)] - start
-            if len(local):
-                column = parquet.read_row_group(group, columns=["signature"]).column(0)
-                out.append(_words(column.take(pa.array(local))))
-            start = end
-    return np.concatenate(out)

@@ -1,7 +1,8 @@
 """Near dedup's stages against the one-process banding they replaced
 (`minhash.duplicate_clusters`, which kept the first row seen per band key and verified
 each later row against it), on a pool with planted near-duplicate families: the same
-clusters, kept rows, similarities and dropped rows; and resume after the work stages."""
+clusters, kept rows, similarities and dropped rows; band files without signatures, and the
+verified pairs those of banding every row at once; and resume after the work stages."""
 
 import random
 import re
@@ -16,7 +17,14 @@ from distributed import get_task_stream
 from core.parquet_io import write_parquet_atomic
 from core.runner import run_stage
 from core.schemas import prompt_text
-from pipeline.dedup.minhash import duplicate_clusters, lsh_bands, signatures
+from pipeline.dedup.minhash import (
+    band_keys,
+    duplicate_clusters,
+    estimated_jaccard,
+    lsh_bands,
+    pairs_with_first,
+    signatures,
+)
 from pipeline.dedup.near import NearDedup, NearDedupConfig
 
 WORDS = [f"w{i}" for i in range(3000)]
@@ -61,18 +69,25 @@ def planted(tmp_path_factory):
     return pool
 
 
+def _source_ordered(pool, config: NearDedupConfig) -> tuple[pd.DataFrame, np.ndarray]:
+    """The pool's rows in source order, with part, row and row id (part number in the
+    high 32 bits), and their signatures."""
+    frames = []
+    for number, path in enumerate(sorted(pool.glob("part-*.parquet"))):
+        frame = pd.read_parquet(path)
+        frame["part"], frame["row"] = path.stem, range(len(frame))
+        frame["id"] = (number << 32) + np.arange(len(frame))
+        frames.append(frame)
+    rows = pd.concat(frames).sort_values(["source_file", "source_line", "part", "row"])
+    texts = [prompt_text(m) for m in rows.messages]
+    return rows, signatures(texts, config.num_perm, config.seed, config.ngram).astype(np.uint32)
+
+
 def _before(pool, config: NearDedupConfig, every_pair: bool = False) -> pd.DataFrame:
     """The clusters the driver-side version wrote: rows in source order, banded and
     joined by `duplicate_clusters`. `every_pair`: verify every pair sharing a band key
     instead (what a plain union-find over all candidate pairs would do)."""
-    frames = []
-    for path in sorted(pool.glob("part-*.parquet")):
-        frame = pd.read_parquet(path)
-        frame["part"], frame["row"] = path.stem, range(len(frame))
-        frames.append(frame)
-    rows = pd.concat(frames).sort_values(["source_file", "source_line", "part", "row"])
-    texts = [prompt_text(m) for m in rows.messages]
-    sigs = signatures(texts, config.num_perm, config.seed, config.ngram).astype(np.uint32)
+    rows, sigs = _source_ordered(pool, config)
     args = (list(rows.prompt_id), sigs, config.threshold, config.num_perm)
     clusters = _every_pair_clusters(*args) if every_pair else duplicate_clusters(*args)
     clusters.sort(key=lambda members: members[0])
@@ -147,6 +162,41 @@ def test_same_clusters_and_dropped_rows_as_the_driver_version(
         # Verifying every pair sharing a band key would drop a row the old version kept
         # (one here): the pool exercises the difference the stages must reproduce.
         assert _dropped(_before(planted, config, every_pair=True)) != _dropped(before)
+
+
+def _banded_pairs(pool, config: NearDedupConfig) -> set:
+    """(first id, other id, similarity) of the verified pairs the stages wrote before band
+    files lost their signatures (one pair task a bucket verifying on them): every band key
+    of every row in one go (a key's bucket depends on the key alone), each row paired with
+    its key group's first row in source order, kept from the threshold on."""
+    rows, sigs = _source_ordered(pool, config)
+    bands, per_band = config.bands()
+    keys = np.concatenate([band_keys(sigs, b, per_band) for b in range(bands)])
+    first, other = pairs_with_first(keys, np.tile(np.arange(len(rows)), bands))
+    first, other = first % len(rows), other % len(rows)
+    similarity = estimated_jaccard(sigs[first], sigs[other]).astype(np.float32)
+    ids = rows.id.to_numpy()
+    ok = similarity >= config.threshold
+    return set(zip(ids[first[ok]], ids[other[ok]], similarity[ok], strict=True))
+
+
+def test_band_files_hold_no_signature_and_the_verified_pairs_are_unchanged(
+    client, planted, tmp_path
+):
+    config = NearDedupConfig(rows_per_bucket=400)
+    stage = NearDedup(planted, tmp_path / "near", config)
+    stage.out.mkdir()
+    for work in stage.work_stages():
+        run_stage(work, client, progress=False)
+    band_files = sorted((stage.signed / "_bands").glob("b-*/*.parquet"))
+    assert len(band_files) > 9
+    for path in band_files:
+        assert pq.read_schema(path).names == ["key", "source_file", "source_line", "id"]
+    pairs = pd.read_parquet(stage.pairs)
+    found = set(zip(pairs["first"], pairs["other"], pairs["similarity"], strict=True))
+    assert len(found) == len(pairs)  # each pair once
+    expected = _banded_pairs(planted, config)
+    assert found == expected and len(expected) > 50
 
 
 def _ran(stream) -> set[str]:
