@@ -151,6 +151,7 @@ def run_dedup(pool: Path, out: Path, cluster: Loopback, extra: list[str]) -> dic
         "worker": worker,
         "dropped": set(pd.read_parquet(out / "_dropped", columns=["prompt_id"]).prompt_id),
         "a_row": summary.get("clusters_a_row", 1.0),
+        "margin": summary.get("assign_margin"),
     }
 
 
@@ -166,9 +167,9 @@ PASSES = (
     ("assign 1", ["--search", "clusters", "--assign", "1"]),
 )
 HEADER = (
-    "| rows | pass | s | s/100k | s/100k vs first size | clusters a row | driver GiB "
-    "| largest worker GiB | dropped | recall / precision vs planted | vs exact pass |\n"
-    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    "| rows | pass | s | s/100k | s/100k vs first size | clusters a row | assign margin "
+    "| driver GiB | largest worker GiB | dropped | recall / precision vs planted "
+    "| vs exact pass |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
 )
 
 
@@ -209,9 +210,10 @@ def main() -> None:
                 per_100k = run["seconds"] / size * 100_000
                 first.setdefault(name, per_100k)
                 versus = _agreement(run["dropped"], exact["dropped"]) if exact else "not run"
+                margin = "" if run["margin"] is None else f"{run['margin']:.4f}"
                 line = (
                     f"| {size:,} | {name} | {run['seconds']:.0f} | {per_100k:.1f} | "
-                    f"{per_100k / first[name]:.2f} | {run['a_row']:.2f} | {run['driver']:.2f} | "
+                    f"{per_100k / first[name]:.2f} | {run['a_row']:.2f} | {margin} | {run['driver']:.2f} | "
                     f"{run['worker']:.2f} | {len(run['dropped']):,} of {len(truth):,} planted | "
                     f"{_agreement(run['dropped'], truth)} | {versus} |"
                 )
@@ -220,7 +222,7 @@ def main() -> None:
             if exact:
                 line = (
                     f"| {size:,} | exact | {exact['seconds']:.0f} | "
-                    f"{exact['seconds'] / size * 100_000:.1f} | | | {exact['driver']:.2f} | "
+                    f"{exact['seconds'] / size * 100_000:.1f} | | | | {exact['driver']:.2f} | "
                     f"{exact['worker']:.2f} | {len(exact['dropped']):,} | "
                     f"{_agreement(exact['dropped'], truth)} | |"
                 )

@@ -242,11 +242,11 @@ class SemanticDedupConfig:
             "as SemDeDup; more catch near duplicates across a cluster boundary)"
         },
     )
-    assign_margin: float = field(
-        default=0.03,
+    boundary_share: float = field(
+        default=0.15,
         metadata={
-            "help": "clusters pass: a row also joins a further cluster whose centroid's cosine "
-            "is within this of its nearest's (1: always --assign clusters)"
+            "help": "clusters pass: share of rows, those nearest a cluster boundary, also "
+            "compared in their next clusters (0: none; 1: every row in --assign clusters)"
         },
     )
     block_rows: int = field(
@@ -267,9 +267,9 @@ class SemanticDedupConfig:
             raise UserError(f"semantic search {self.search!r}: expected one of {SEARCHES}")
         if not 1 <= self.assign <= MOST_ASSIGNED:
             raise UserError(f"--assign {self.assign}: expected 1 to {MOST_ASSIGNED} clusters")
-        if not 0 <= self.assign_margin <= 2:
+        if not 0 <= self.boundary_share <= 1:
             raise UserError(
-                f"--assign-margin {self.assign_margin}: expected a cosine gap in [0, 2]"
+                f"--boundary-share {self.boundary_share}: expected a share of rows in [0, 1]"
             )
         for name in ("nprobe", "rows_per_cluster", "block_rows", "rows_per_bucket"):
             if getattr(self, name) < 1:
@@ -371,14 +371,13 @@ class SemanticDedup(FolderStage):
         centroids, shuffled = self.out / "_centroids", self.out / "_shuffle"
         return [
             *stages,
-            TrainCentroids(vectors, centroids, clusters, config.seed),
+            TrainCentroids(vectors, centroids, clusters, config.seed, config.boundary_share),
             ShuffleByCentroid(
                 self.vector_parts,
                 shuffled,
                 centroids / CENTROIDS_FILE,
                 buckets,
                 config.assign,
-                config.assign_margin,
                 config.recheck,
             ),
             ClusterPairs(
@@ -427,8 +426,13 @@ class SemanticDedup(FolderStage):
         write_parquet_atomic(dropped, self.out / "_dropped" / f"{task.name}.parquet")
         kept = table.filter(pc.invert(pa.array(drop)))
         result = write_filtered_part(self.out, task.name, table.num_rows, kept)
-        # What the pass found, for the manifest: its own folder goes once the stage ends.
-        result.stats["pass"] = json.loads((self.pairs / "_manifest.json").read_text())["summary"]
+        # What the pass found, for the manifest: its own folders go once the stage ends.
+        found = [self.pairs, *([self.out / "_shuffle"] if self.search == "clusters" else [])]
+        result.stats["pass"] = {
+            k: v
+            for f in found
+            for k, v in json.loads((f / "_manifest.json").read_text())["summary"].items()
+        }
         return result
 
     def summary(self, results: list[PartResult]) -> dict:
@@ -443,8 +447,9 @@ class SemanticDedup(FolderStage):
                 {
                     "clusters": found["clusters"],
                     "assign": self.config.assign,
-                    "assign_margin": self.config.assign_margin,
-                    "clusters_a_row": round(found["compared_rows"] / max(self.rows, 1), 3),
+                    "boundary_share": self.config.boundary_share,
+                    "assign_margin": found["assign_margin"],
+                    "clusters_a_row": found["clusters_a_row"],
                 }
                 if self.search == "clusters"
                 else {}

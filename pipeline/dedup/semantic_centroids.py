@@ -10,6 +10,13 @@ share of the sample, trained on the sample rows of that cell. A FAISS inverted-f
 index (the coarse centroids as quantizer, the fine ones as its entries) then finds a
 row's nearest fine centroids among those of its `probe` nearest cells.
 
+A row near a boundary between clusters also joins its next ones, so a near duplicate on
+the far side still meets it. Which rows are near is a budget, not a fixed cosine gap: the
+more centroids, the closer they sit, so a fixed gap would send a growing share of rows
+to several clusters (2.7 clusters a row at 10M rows with a gap of 0.03, 1.1 at 1M). The
+margin is the gap (nearest cosine minus second nearest) below which `boundary_share` of
+held-out sample rows fall, stored with the centroids.
+
 TrainCentroids is a one-task Stage, so the training runs on a worker, resumes and is
 checked like any other step; the driver never holds a vector.
 """
@@ -30,6 +37,9 @@ from pipeline.dedup.kept_index import SAMPLE_PER_LIST, training_sample
 from pipeline.evalset.embed import vectors_of
 
 CENTROIDS_FILE = "centroids.parquet"
+MARGIN_KEY = b"assign_margin"  # in the centroids file's schema metadata
+HELD_OUT = 9  # every 9th sample row calibrates the margin; rows a centroid was trained on
+# sit nearer to it than a pool row does, so their gaps would overstate the margin
 PROBE = 16  # coarse cells searched for a row's nearest fine centroids (all, up to 256 clusters)
 
 
@@ -102,6 +112,21 @@ class CentroidIndex:
         return cosines, found
 
 
+def boundary_margin(index: CentroidIndex, held_out: np.ndarray, share: float) -> float:
+    """The cosine gap to a row's second nearest centroid below which `share` of rows fall:
+    0 joins no row to a second cluster, 1 every row."""
+    if share <= 0 or len(index.fine) < 2 or not len(held_out):
+        return -1.0  # below any gap
+    if share >= 1:
+        return 2.0  # above any gap between cosines
+    cosines, _ = index.nearest(held_out, 2)
+    return float(np.quantile(cosines[:, 0] - cosines[:, 1], share))
+
+
+def assign_margin(path: Path) -> float:
+    return float(pq.read_schema(path).metadata[MARGIN_KEY])
+
+
 def read_centroids(path: Path) -> tuple[np.ndarray, np.ndarray]:
     table = pq.read_table(path)
     level = table.column("level").to_numpy(zero_copy_only=False)
@@ -126,11 +151,13 @@ class TrainCentroids(FolderStage):
     name = "semantic-centroids"
     needs = ("embedding",)
 
-    def __init__(self, vectors: Path, out: Path, clusters: int, seed: int):
-        super().__init__(vectors, out, {"clusters": clusters, "seed": seed})
+    def __init__(self, vectors: Path, out: Path, clusters: int, seed: int, boundary_share: float):
+        config = {"clusters": clusters, "seed": seed, "boundary_share": boundary_share}
+        super().__init__(vectors, out, config)
         self.vectors = self.pool
         self.clusters = clusters
         self.seed = seed
+        self.boundary_share = boundary_share
 
     def plan(self) -> list[Task]:
         return [Task("centroids", {})]
@@ -138,8 +165,11 @@ class TrainCentroids(FolderStage):
     def process(self, task: Task) -> PartResult:
         parts = part_files(self.vectors)
         rows = folder_rows(self.vectors)
-        sample = training_sample(parts, rows, SAMPLE_PER_LIST * self.clusters)
-        coarse, fine = train_centroids(sample, self.clusters, self.seed)
+        wanted = SAMPLE_PER_LIST * self.clusters * HELD_OUT // (HELD_OUT - 1)
+        sample = training_sample(parts, rows, wanted)
+        held_out = np.arange(len(sample)) % HELD_OUT == HELD_OUT - 1
+        coarse, fine = train_centroids(sample[~held_out], self.clusters, self.seed)
+        margin = boundary_margin(CentroidIndex(coarse, fine), sample[held_out], self.boundary_share)
         table = pa.table(
             {
                 "level": pa.array(["coarse"] * len(coarse) + ["fine"] * len(fine)),
@@ -148,14 +178,10 @@ class TrainCentroids(FolderStage):
                     coarse.shape[1],
                 ),
             }
-        )
+        ).replace_schema_metadata({MARGIN_KEY: repr(margin).encode()})
         write_parquet_atomic(table, self.out / CENTROIDS_FILE)
-        return PartResult(
-            task.name,
-            len(sample),
-            len(fine),
-            stats={"coarse": len(coarse), "fine": len(fine), "sample": len(sample)},
-        )
+        stats = {"coarse": len(coarse), "fine": len(fine), "sample": len(sample)}
+        return PartResult(task.name, len(sample), len(fine), stats={**stats, "margin": margin})
 
     def summary(self, results: list[PartResult]) -> dict:
         return results[0].stats

@@ -3525,10 +3525,10 @@ CASES += [
         match="--near",
     ),
     C(
-        "dedup-semantic-assign-margin-neg",
-        "dedup --semantic {pool} --out {tmp}/out --assign-margin -0.1",
+        "dedup-semantic-boundary-share-above-1",
+        "dedup --semantic {pool} --out {tmp}/out --boundary-share 1.5",
         "error",
-        match="--assign-margin",
+        match="--boundary-share",
     ),
     C(
         "dedup-exact-with-assign",

@@ -68,6 +68,11 @@ def test_clusters_pass_agrees_with_the_exact_pass(client, embedded, exact):
         same = found.merge(exact, on="prompt_id", suffixes=("", "_exact"))
         # the first occurrence wins in both: the kept row a drop points at is an earlier one
         assert (same.duplicate_of == same.duplicate_of_exact).mean() > 0.95
+        # The extra assignment is a budget: about boundary_share of rows join a second
+        # cluster (calibrated on held-out sample rows, so loosely on 480 rows).
+        summary = json.loads((embedded / f"clusters{assign}" / "_manifest.json").read_text())
+        a_row, share = summary["summary"]["clusters_a_row"], SemanticDedupConfig.boundary_share
+        assert a_row == 1.0 if assign == 1 else 1 + share / 2 <= a_row <= 1 + 2 * share, a_row
 
 
 def test_clusters_pass_resumes_from_its_work_stages(client, embedded):
@@ -86,7 +91,8 @@ def test_more_clusters_than_rows_is_one_line():
         dict(threshold=0),
         dict(threshold=1.5),
         dict(assign=9),
-        dict(assign_margin=-1),
+        dict(boundary_share=-0.1),
+        dict(boundary_share=1.5),
         dict(block_rows=0),
     ):
         with pytest.raises(UserError):
