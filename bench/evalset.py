@@ -100,7 +100,7 @@ def stage_vectors(texts: list[str], config, workers: int) -> tuple[np.ndarray, f
     parser = argparse.ArgumentParser()
     add_cluster_arguments(parser)
     args = parser.parse_args(["--workers", str(workers)])
-    with connect(args, quiet=True) as client:
+    with connect(args) as client:
         warm = pool("warm", texts[: 64 * workers])
         run_stage(EmbedConversations(warm, root / "warm-out", config), client, progress=False)
         source = pool("pool", texts)

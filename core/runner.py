@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,8 @@ from core.output_folder import clear_own, recorded_names, refuse_foreign
 from core.parquet_io import remove_temporaries, write_json_atomic
 from core.stage import DONE_DIR, PartResult, Stage
 from core.submit import run_tasks
+
+log = logging.getLogger(__name__)
 
 STAGE_FILE = "_stage.json"
 MANIFEST_FILE = "_manifest.json"
@@ -116,7 +118,7 @@ def _finished(stage: Stage, names: set[str]) -> dict[str, PartResult]:
         if problem is None:
             done[path.stem] = result
             continue
-        print(f"{stage.name}: redoing {path.stem}: {problem}", file=sys.stderr)
+        log.warning("%s: redoing %s: %s", stage.name, path.stem, problem)
         for f in (result.files if result else None) or []:
             (stage.out / f["path"]).unlink(missing_ok=True)
         path.unlink()

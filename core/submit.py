@@ -24,6 +24,9 @@ PLACEMENT_CHECK_S = 10.0
 # A bar with no finished task for this long is redrawn: its clock shows the job waiting
 # on its named step (a slow endpoint, a long judge chunk), not hung.
 IDLE_REDRAW_S = 60.0
+# Work that ends sooner draws no bar: a finished bar stays a line of the job's output, and
+# a short step's says nothing that the step's own line does not.
+BAR_DELAY_S = 2.0
 
 
 def holds(worker: dict, resources: dict) -> bool:
@@ -102,6 +105,7 @@ def run_tasks(
         file=sys.stderr,
         disable=not progress,
         mininterval=1.0,
+        delay=BAR_DELAY_S,
     )
     with bar:
         return _drain(client, submit, len(args), bar, desc)

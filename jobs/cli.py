@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import re
 import sys
 
 from core.errors import UserError
+from core.logs import configure
+
+log = logging.getLogger(__name__)
 
 # (subcommand module, in the order shown by --help)
 JOBS = (
@@ -37,9 +41,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         module = importlib.import_module(name)
         if command in (module.COMMAND, "*"):
             module.register(sub)
+            add_logging_arguments(sub.choices[module.COMMAND])
         else:
             sub.add_parser(module.COMMAND, help=module.HELP)
     return parser
+
+
+def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every command's -v / -q / --log-file (core/logs.py says what each shows)."""
+    group = parser.add_argument_group("output")
+    chosen = group.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "-v", "--verbose", dest="log_level", action="store_const", const="verbose",
+        default="default", help="debug detail, and other libraries' INFO lines",
+    )  # fmt: skip
+    chosen.add_argument(
+        "-q", "--quiet", dest="log_level", action="store_const", const="quiet",
+        help="warnings and errors only",
+    )  # fmt: skip
+    group.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="append every log record at DEBUG, other libraries' and the workers' too",
+    )
 
 
 def environment_error(exc: OSError) -> str:
@@ -69,11 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command).parse_args(argv)
 
     try:
+        configure(args.log_level, args.log_file)
         return args.run(args) or 0
     except UserError as exc:
+        log.debug("traceback of the error below", exc_info=True)  # -v, --log-file
         print(f"arena {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the environment: a path unwritable, a disk full, a cluster lost
+        log.debug("traceback of the error below", exc_info=True)
         print(f"arena {args.command}: error: {environment_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

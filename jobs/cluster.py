@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +27,8 @@ from core.submit import holds, task_kind
 # A worker process with pyarrow and pandas loaded holds ~250 MiB; below this its
 # nanny would restart it forever.
 MIN_WORKER_MEMORY = 512 * 2**20
+
+log = logging.getLogger(__name__)
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,19 +153,19 @@ def cluster_named(args: argparse.Namespace) -> bool:
 
 
 @contextlib.contextmanager
-def connect_unless_small(args: argparse.Namespace, small: bool, *, quiet: bool = False):
+def connect_unless_small(args: argparse.Namespace, small: bool):
     """None (work in this process: no cluster to start or import) for a job small enough for
     one process when no cluster was named; else a client as `connect` gives."""
     check_cluster_arguments(args)
     if small and not cluster_named(args):
         yield None
         return
-    with connect(args, quiet=quiet) as client:
+    with connect(args) as client:
         yield client
 
 
 @contextlib.contextmanager
-def connect(args: argparse.Namespace, needs: dict[str, float] | None = None, *, quiet=False):
+def connect(args: argparse.Namespace, needs: dict[str, float] | None = None):
     """Yield a dask.distributed Client for the cluster the arguments describe. `needs` are
     the resources the job's tasks hold (GPU=1 for vLLM): an attached job waits for a worker
     holding them; the embedded cluster gives them to its workers unless
@@ -176,19 +177,16 @@ def connect(args: argparse.Namespace, needs: dict[str, float] | None = None, *, 
         client, where = _attach(args.scheduler_file, address, args.wait_workers)
         with client:
             _wait_for_workers(client, needs, args.wait_workers, where)
-            if quiet:
+            if not log.isEnabledFor(logging.INFO):
                 yield client
                 return
             workers = len(client.scheduler_info(n_workers=-1)["workers"])
-            print(f"connected to {where} ({workers} workers)", file=sys.stderr)
+            log.info("connected to %s (%d workers)", where, workers)
             from distributed import get_task_stream
 
             with get_task_stream(client=client) as stream:
                 yield client
-            print(
-                placement(stream.data, client.scheduler_info(n_workers=-1)["workers"]),
-                file=sys.stderr,
-            )
+            log.info(placement(stream.data, client.scheduler_info(n_workers=-1)["workers"]))
         return
 
     from dask.distributed import Client, LocalCluster
@@ -205,12 +203,12 @@ def connect(args: argparse.Namespace, needs: dict[str, float] | None = None, *, 
         preload=["jobs.embedded_worker"],  # Ctrl-C is the job's to handle
     )
     with cluster, Client(cluster) as client:
-        if not quiet:
-            print(
-                f"embedded LocalCluster: {workers} workers x {args.threads_per_worker} threads, "
-                f"dashboard {client.dashboard_link}",
-                file=sys.stderr,
-            )
+        log.info(
+            "embedded LocalCluster: %d workers x %d threads, dashboard %s",
+            workers,
+            args.threads_per_worker,
+            client.dashboard_link,
+        )
         _wait_for_workers(client, needs, 0, "the embedded cluster")
         try:
             yield client
@@ -252,7 +250,7 @@ def _attach(scheduler_file: str | None, address: str | None, wait: float):
         where = f"scheduler file {scheduler_file}"
         # A batch system may start the scheduler after this job: wait for its file.
         if not Path(scheduler_file).is_file():
-            print(f"waiting up to {wait:g} s for {where} (--wait-workers)", file=sys.stderr)
+            log.info("waiting up to %g s for %s (--wait-workers)", wait, where)
         while not Path(scheduler_file).is_file():
             if time.monotonic() >= deadline:
                 raise UserError(
@@ -291,7 +289,7 @@ def _wait_for_workers(client, needs: dict[str, float], wait: float, where: str) 
             break
         if not shown:
             waited = f"a worker holding {wanted}" if needs else "a worker"
-            print(f"waiting up to {wait:g} s for {waited} (--wait-workers)", file=sys.stderr)
+            log.info("waiting up to %g s for %s (--wait-workers)", wait, waited)
             shown = True
         time.sleep(0.5)
     if not workers:

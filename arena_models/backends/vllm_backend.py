@@ -16,6 +16,7 @@ which suits a Dask worker beside others.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
@@ -33,6 +34,27 @@ from core.errors import UserError
 from core.worker_cache import load_on_worker, offload
 
 KIND = "vllm"  # worker-cache kind of the engines
+# vLLM warns once per tensor when a checkpoint's dtype differs from the engine's (SmolLM2's
+# float32 weights in a bfloat16 engine). The cast is the dtype we asked for, so these
+# records are demoted to DEBUG: a --log-file keeps them, a terminal does not.
+WEIGHT_DTYPE_LOGGER = "vllm.model_executor.models.utils"
+WEIGHT_DTYPE_WARNING = "Attempted to load weight %s with dtype %s"  # how its text starts
+
+
+class DemoteWeightDtypeWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and str(record.msg).startswith(WEIGHT_DTYPE_WARNING):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_DEMOTE_WEIGHT_DTYPE = DemoteWeightDtypeWarnings()
+
+
+def demote_weight_dtype_warnings() -> None:
+    """Where the engine loads, on a worker of any cluster, whoever configured its logging
+    (a filter on the logger itself: vLLM's own handler, or ours, then drops them)."""
+    logging.getLogger(WEIGHT_DTYPE_LOGGER).addFilter(_DEMOTE_WEIGHT_DTYPE)
 
 
 def engines_per_worker() -> int:
@@ -96,6 +118,7 @@ def engine_kwargs(key: tuple) -> dict:
         enforce_eager=eager,
         seed=0,
         trust_remote_code=bool(trust_remote_code),
+        use_tqdm_on_load=False,  # the job's bar counts tasks; a worker's own bar garbles it
     )
     if max_model_len:
         kwargs["max_model_len"] = max_model_len
@@ -109,6 +132,7 @@ def engine_kwargs(key: tuple) -> dict:
 
 def _build_engine(key: tuple):
     _cpu_defaults()
+    demote_weight_dtype_warnings()
     from vllm import LLM
 
     return LLM(**engine_kwargs(key))

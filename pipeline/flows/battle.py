@@ -95,6 +95,20 @@ def require_verdicts(summary: dict, out) -> None:
         raise UserError(f"{summary['no_verdict']}; see {Path(out) / 'summary.md'}")
 
 
+def battle_line(summary: dict, out) -> str:
+    """The run in one line, for a job that logs a line per step (the report: summary.md)."""
+    s, left_out = summary, summary["prompts_left_out"]
+    skipped = f", {left_out['prompts']} of {left_out['of']} prompts left out" * bool(
+        left_out["prompts"]
+    )
+    return (
+        f"battles: {s['battles']} records ({s['pairs']} pairs x 2 games) on {s['prompts']}"
+        f" prompts among {len(s['models'])} models{skipped}, {s['judge_errors']} judge errors,"
+        f" {s['inconsistent_pairs']} pairs whose games disagree -> {Path(out) / 'summary.md'};"
+        f" to read them: {Path(out) / BROWSER}"
+    )
+
+
 def battle_report(summary: dict, out) -> str:
     out = Path(out)
     return (

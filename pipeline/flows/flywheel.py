@@ -14,6 +14,7 @@ and the steps themselves resume (battle caches, stage markers, training records)
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ from pipeline.flywheel.slices import SliceConfig, TakeSlice
 from pipeline.flywheel.state import FlywheelState
 from pipeline.flywheel.trainers import require_model_folder
 from pipeline.flywheel.training import TrainConfig, TrainJob, train_task
+
+log = logging.getLogger(__name__)
 
 TRAINABLE = ("vllm", "transformers")  # backends whose `path` is a model folder to train
 # What a flywheel writes in its folder (jobs/outputs.py: nothing else may be there).
@@ -148,7 +151,6 @@ def run_flywheel(
     out,
     *,
     overwrite: bool = False,
-    say: Callable[[str], None] = print,
 ) -> dict:
     """One iteration; returns its state entry (also in OUT/flywheel.json)."""
     cfg, i = setup.config, setup.iteration
@@ -164,11 +166,11 @@ def run_flywheel(
         opponents=[o.name for o in setup.opponents],
         judge=setup.judge.name,
     )
-    pool = _step(state, i, "pool", lambda: training_pool(client, cfg, out), say)
+    pool = _step(state, i, "pool", lambda: training_pool(client, cfg, out))
     model = setup.start
     for kind in cfg.stages:
         if kind == "rl":
-            model = _rl(client, setup, state, here, model, say)
+            model = _rl(client, setup, state, here, model)
             continue
         k = cfg.slice_of(kind, i)
         _step(
@@ -176,7 +178,6 @@ def run_flywheel(
             i,
             f"slice D{k}",
             lambda k=k: take_slice(client, cfg, pool["folder"], k, out),
-            say,
         )
         run_dir = here / kind / "battles"
         _step(
@@ -184,7 +185,6 @@ def run_flywheel(
             lambda kind=kind, k=k, model=model, run_dir=run_dir: battle_on_slice(
                 client, setup, model, out / "slices" / f"D{k}", run_dir, cache
             ),
-            say,
         )  # fmt: skip
         runs, slices, target = [run_dir], [k], model.name
         if kind == "reward":  # reward data accumulates: D3, D3+D6, D3+D6+D9
@@ -197,38 +197,34 @@ def run_flywheel(
             lambda kind=kind, runs=runs, target=target, slices=slices: select_step(
                 cfg, kind, runs, target, here / kind / "data", i, slices
             ),
-            say,
         )  # fmt: skip
         trained = _step(
             state, i, f"{kind}.train",
             lambda kind=kind, model=model, selected=selected: train_step(
                 client, setup, kind, model, selected, here / kind, None
             ),
-            say,
         )  # fmt: skip
         if kind in ("sft", "dpo") and trained.get("checkpoint"):
             model = checkpoint_spec(
                 setup.start, f"{cfg.target}-it{i}-{kind}", trained["checkpoint"]
             )
-    rated = _step(
-        state, i, "rate", lambda: rate_step(client, setup, model, here / "rate", cache), say
-    )
+    rated = _step(state, i, "rate", lambda: rate_step(client, setup, model, here / "rate", cache))
     state.update(i, final_model={"name": model.name, "path": str(model.options["path"])})
     write_iteration_report(here, state.iteration(i), i)
     state.update(i, status="done", report=str(here / "report.md"))
-    say(f"iteration {i}: {setup.start.name} -> {model.name}; {rated['line']}")
-    say(f"report: {here / 'report.md'}")
+    log.info("iteration %d: %s -> %s; %s", i, setup.start.name, model.name, rated["line"])
+    log.info("report: %s", here / "report.md")
     return state.iteration(i)
 
 
-def _step(state: FlywheelState, i: int, name: str, work: Callable[[], dict], say) -> dict:
-    """Run a step unless the state records it as done; record and print its result."""
+def _step(state: FlywheelState, i: int, name: str, work: Callable[[], dict]) -> dict:
+    """Run a step unless the state records it as done; record and log its result."""
     found = state.done(i, name)
     if found:
-        say(f"{name}: done before ({found.get('line', '')})")
+        log.info("%s: done before (%s)", name, found.get("line", ""))
         return found
     result = state.record(i, name, work())
-    say(f"{name}: {result.get('line', '')}")
+    log.info("%s: %s", name, result.get("line", ""))
     return result
 
 
@@ -384,22 +380,19 @@ def _loss(result: dict) -> str:
 
 
 def _rl(
-    client, setup: FlywheelSetup, state: FlywheelState, here: Path, model: ModelSpec, say
+    client, setup: FlywheelSetup, state: FlywheelState, here: Path, model: ModelSpec
 ) -> ModelSpec:
     """RL on the prompts of every reward slice so far, scored by this iteration's reward model."""
     i = setup.iteration
     reward = state.done(i, "reward.train") or {}
     if not reward.get("checkpoint"):
-        say("rl: skipped, no reward model was trained")
+        log.info("rl: skipped, no reward model was trained")
         return model
     runs = [here.parent / f"iteration-{n}" / "reward" / "battles" for n in range(1, i + 1)]
-    prompts = _step(
-        state, i, "rl.prompts", lambda: write_rl_prompts(runs, here / "rl" / "data"), say
-    )
+    prompts = _step(state, i, "rl.prompts", lambda: write_rl_prompts(runs, here / "rl" / "data"))
     trained = _step(
         state, i, "rl.train",
         lambda: train_step(client, setup, "rl", model, prompts, here / "rl", reward["checkpoint"]),
-        say,
     )  # fmt: skip
     if not trained.get("checkpoint"):
         return model

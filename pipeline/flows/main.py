@@ -14,7 +14,7 @@ verdicts come from the battle caches, judge-eval games from its own).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from pipeline.battle.browser import BROWSER, write_browser
 from pipeline.battle.config import BattleConfig
 from pipeline.flows.battle import (
     BattleSetup,
+    battle_line,
     battle_report,
     prepare_battle,
     require_verdicts,
@@ -48,6 +49,8 @@ from pipeline.flywheel.config import FlywheelConfig
 from pipeline.ingest.stage import IngestConfig
 from pipeline.ratings.groups import WHOLE, side_by_side_markdown
 from pipeline.ratings.leaderboard import markdown_table
+
+log = logging.getLogger(__name__)
 
 # What the main job writes in its folder (jobs/outputs.py: nothing else may be there).
 OUTPUTS = (
@@ -179,39 +182,38 @@ def main_flywheel(setup: FlywheelSetup, out: Path) -> FlywheelSetup:
     return dataclasses.replace(setup, config=config)
 
 
-def run_main(
-    client, job: MainJob, out, *, overwrite: bool = False, say: Callable[[str], None] = print
-) -> dict:
-    """Every step in turn, each step's report passed to `say`; returns the leaderboard summary."""
+def run_main(client, job: MainJob, out, *, overwrite: bool = False) -> dict:
+    """Every step in turn, each step's report logged; returns the leaderboard summary."""
     out = Path(out)
     pooled = ingest(client, job.files, out / "pool", job.ingest, overwrite=overwrite)
-    say(ingest_report(pooled, out / "pool"))
+    log.info(ingest_report(pooled, out / "pool"))
     deduped = run_exact_dedup(client, out / "pool", out / "dedup", overwrite=overwrite)
-    say(dedup_report(deduped, out / "dedup"))
+    log.info(dedup_report(deduped, out / "dedup"))
     counts = build_from_deduped(
         client, out / "dedup", out / "evalset", job.recipe, overwrite=overwrite
     )
-    say(evalset_report(counts, out / "evalset"))
+    log.info(evalset_report(counts, out / "evalset"))
     summary = run_battles(client, job.battle, out / "evalset" / "mix", out / "battles")
-    say(battle_report(summary, out / "battles"))
+    log.info(battle_line(summary, out / "battles"))
+    log.debug(battle_report(summary, out / "battles"))
     require_verdicts(summary, out / "battles")
     trust = None
     if job.judge_eval:
         measured = run_judge_eval(client, job.judge_eval, out / "judge_eval")
         trust = agreement_line(measured, job.battle.scoring)
-        say(f"{trust}\nreport: {out / 'judge_eval' / 'report.md'}")
+        log.info("%s\nreport: %s", trust, out / "judge_eval" / "report.md")
     board = rate_battles(client, [out / "battles" / "battles"], out / "leaderboard", job.ratings)
-    say(ratings_report(board, out / "leaderboard"))
+    log.info(ratings_report(board, out / "leaderboard"))
     # The battle browser's leaderboard, fitted as this one is, so the two agree.
     write_browser(out / "battles", job.ratings.rating_options())
     iteration = None
     if job.flywheel:
         flywheel = main_flywheel(job.flywheel, out)
-        iteration = run_flywheel(client, flywheel, out / "flywheel", overwrite=overwrite, say=say)
+        iteration = run_flywheel(client, flywheel, out / "flywheel", overwrite=overwrite)
     write_main_report(out, board, summary, trust, iteration)
     if trust:
-        say(trust)
-    say(f"report: {out / 'report.md'}")
+        log.info(trust)
+    log.info("report: %s", out / "report.md")
     return board
 
 

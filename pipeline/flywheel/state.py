@@ -8,7 +8,7 @@ and its own resume redoes only what is missing. `arena flywheel status` prints i
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -17,6 +17,8 @@ from core.hashing import config_hash
 from core.parquet_io import write_json_atomic
 from core.runner import folder_problem
 from core.stage import DONE_DIR
+
+log = logging.getLogger(__name__)
 
 FILE = "flywheel.json"
 # The keys under which a step's result names what it wrote (folders, runs, checkpoints).
@@ -64,7 +66,7 @@ class FlywheelState:
             return None
         problem = _outputs_problem(found)
         if problem:
-            print(f"flywheel iteration {number}: redoing {step}: {problem}", file=sys.stderr)
+            log.warning("flywheel iteration %d: redoing %s: %s", number, step, problem)
             return None
         return found
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from core.errors import UserError
+from core.logs import configure_from_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +66,7 @@ def main() -> None:
     # Ctrl-C reaches this process with the job's whole process group; the job handles it,
     # and this process ends with its worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure_from_environment()  # the job's terminal rules and log file, if it set them
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
     # lazy: import cycle with pipeline.flywheel.training (its train_task starts this process)
     from pipeline.flywheel.training import TrainConfig, TrainJob, train

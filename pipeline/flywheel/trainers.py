@@ -16,9 +16,12 @@ collator truncates the rest, SFTTrainer truncates (and drops fully masked rows).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # Columns trl reads per kind; everything else in a shard is provenance and is dropped.
 COLUMNS = {
@@ -109,7 +112,7 @@ def trl_arguments(config, out_dir: Path, device: str, bf16: bool):
         logging_steps=1,
         save_strategy="no",  # the job saves the final model itself: no optimizer state
         report_to="none",
-        disable_tqdm=True,  # the Dask progress bar counts jobs; logs hold the steps
+        disable_tqdm=True,  # the Dask progress bar counts jobs; the log holds the steps
         dataloader_num_workers=0,
         use_cpu=not on_gpu,
         bf16=bf16,
@@ -172,6 +175,20 @@ def build_trainer(config, args, dataset, base: str, tokenizer, reward_model: str
         processing_class=tokenizer,
         reward_processing_classes=scorer_tokenizer,
     )
+
+
+def log_steps(trainer, kind: str) -> None:
+    """trl's per-step dicts (loss, learning rate, ...) go to the log at DEBUG, not to the
+    worker's stdout, where transformers' PrinterCallback (with disable_tqdm) prints them:
+    the record keeps the losses, -v and --log-file show each step."""
+    import transformers
+
+    class LogSteps(transformers.TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            log.debug("%s step %d: %s", kind, state.global_step, logs)
+
+    trainer.remove_callback(transformers.PrinterCallback)
+    trainer.add_callback(LogSteps())
 
 
 def rl_prompt_budget(config) -> int:

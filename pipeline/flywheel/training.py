@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,8 @@ from core.parquet_io import atomic_folder, part_files, require_columns, write_js
 from core.worker_cache import free_memory, offload
 from pipeline.flywheel import trainers
 from pipeline.flywheel.train_process import train_in_process
+
+log = logging.getLogger(__name__)
 
 KINDS = ("sft", "dpo", "reward", "rl")
 DEVICES = ("auto", "cpu", "cuda")
@@ -331,6 +333,7 @@ def _run(config: TrainConfig, plan: _Plan, tmp: Path) -> dict:
             )
     args = trainers.trl_arguments(config, tmp / "_trainer", device, bf16)
     trainer = trainers.build_trainer(config, args, dataset, plan.base, tokenizer, plan.scorer)
+    trainers.log_steps(trainer, config.kind)
     counts = trainers.row_counts(config.kind, trainer, config.max_length)
     if counts["rows_trained"] == 0:
         raise UserError(
@@ -434,7 +437,7 @@ def _finished(out: Path, digest: str, overwrite: bool) -> dict | None:
         problem = files_problem(out, record.get("files"))
         if problem is None:
             return record
-        print(f"{out}: training again: {problem}", file=sys.stderr)
+        log.warning("%s: training again: %s", out, problem)
         return None
     if overwrite:  # the folder is replaced whole: it may hold only what training wrote
         refuse_foreign(out, recorded_names([out / RECORD]) if record is not None else ())

@@ -5,18 +5,20 @@ by many workers at once and a record's line number is known without parsing.
 Compressed JSONL (`.jsonl.gz`, `.jsonl.zst`) cannot be split: one task streams it.
 JSON arrays are read whole (one task per file); Parquet one task per row group.
 A file that cannot be read at all raises UserError with a one-line reason; a folder's
-files that are no pool files are named on stderr, never dropped without a word.
+files that are no pool files are named in a warning, never dropped without a word.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 POOL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}  # of JSON text (Arrow's codecs)
@@ -53,7 +55,7 @@ def expand_inputs(paths: list[str]) -> list[Path]:
                 shown = ", ".join(others[:5]) + (
                     f" and {len(others) - 5} more" if len(others) > 5 else ""
                 )
-                print(f"{path}: not pool files, not read: {shown}", file=sys.stderr)
+                log.warning("%s: not pool files, not read: %s", path, shown)
             files.extend(found)
         elif not path.exists():
             raise UserError(f"{path}: no such file")

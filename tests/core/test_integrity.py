@@ -92,7 +92,9 @@ AFFECTED = {
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_damaged_ingest_redoes_exactly_that_part(client, files, reference, tmp_path, damage, capfd):
+def test_damaged_ingest_redoes_exactly_that_part(
+    client, files, reference, tmp_path, damage, caplog
+):
     out = tmp_path / "ingest"
     ingest(client, files, out)
     before = marker_times(out)
@@ -105,7 +107,7 @@ def test_damaged_ingest_redoes_exactly_that_part(client, files, reference, tmp_p
     assert redone(before, out) == {AFFECTED[damage]}
     assert again["resumed_parts"] == len(PARTS) - 1
     if damage != "delete marker":
-        assert f"ingest: redoing {AFFECTED[damage]}" in capfd.readouterr().err
+        assert f"ingest: redoing {AFFECTED[damage]}" in caplog.text
     same_as(again, reference)
     assert is_complete(stage)
 
@@ -161,7 +163,7 @@ def test_marker_records_every_file_the_task_wrote(client, files, tmp_path):
         assert file_digest(out / f["path"]) == f["blake2b"]
 
 
-def test_flywheel_step_with_a_damaged_folder_is_not_done(client, files, tmp_path, capfd):
+def test_flywheel_step_with_a_damaged_folder_is_not_done(client, files, tmp_path, caplog):
     """The flywheel state trusts a recorded step only while its stage folder verifies."""
     from pipeline.flywheel.state import FlywheelState
 
@@ -172,7 +174,7 @@ def test_flywheel_step_with_a_damaged_folder_is_not_done(client, files, tmp_path
     assert state.done(1, "pool")
     truncate(out / "part-0000-00000.parquet")
     assert state.done(1, "pool") is None
-    assert "redoing pool" in capfd.readouterr().err
+    assert "redoing pool" in caplog.text
 
 
 def test_a_damaged_input_is_refused_before_any_task(client, files, tmp_path):

@@ -133,6 +133,7 @@ def test_a_bar_waiting_on_a_long_task_is_redrawn(client, monkeypatch, capsys):
     shows the job waiting on its named step rather than hung."""
     monkeypatch.setattr(core.submit, "PLACEMENT_CHECK_S", 0.3)
     monkeypatch.setattr(core.submit, "IDLE_REDRAW_S", 0.5)
+    monkeypatch.setattr(core.submit, "BAR_DELAY_S", 0.0)
     assert run_tasks(client, _slow, [(2.5,)], desc="slow step") == [2.5]
     draws = [d for d in capsys.readouterr().err.split("\r") if d.startswith("slow step")]
     assert len(draws) >= 4, draws  # the start, at least two redraws, the end

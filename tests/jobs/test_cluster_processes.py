@@ -3,6 +3,7 @@ address: they wait for the workers they need (a bounded, stated wait, then one l
 the scheduler's own task stream shows where each task ran."""
 
 import json
+import logging
 import os
 import re
 import time
@@ -165,7 +166,7 @@ def test_a_scheduler_without_workers_is_a_stated_wait_then_one_line(tmp_path, ca
     assert len(err) == 2 and "no worker joined" in err[1] and "--wait-workers" in err[1]
 
 
-def test_a_missing_resource_or_scheduler_file_is_one_line(scheduler_file, tmp_path, capsys):
+def test_a_missing_resource_or_scheduler_file_is_one_line(scheduler_file, tmp_path, capsys, caplog):
     """GPU=2 is held by no worker of the loopback cluster: the wait names it and the flag
     that provides it. A scheduler file that never appears is waited for, then named."""
     from core.errors import UserError
@@ -178,16 +179,17 @@ def test_a_missing_resource_or_scheduler_file_is_one_line(scheduler_file, tmp_pa
         ["ingest", str(pool), "--out", str(tmp_path / "o")]
         + ["--scheduler-file", str(scheduler_file), "--wait-workers", "1"]
     )
+    caplog.set_level(logging.INFO, logger="jobs.cluster")
     with pytest.raises(UserError, match=r"holds GPU=2 after 1 s .*--resources GPU=2"):
-        with connect(args, {"GPU": 2.0}, quiet=True):
+        with connect(args, {"GPU": 2.0}):
             pass
-    assert "waiting up to 1 s for a worker holding GPU=2" in capsys.readouterr().err
+    assert "waiting up to 1 s for a worker holding GPU=2" in caplog.text
     # GPU=1 and SSD=1 are each held, but by two workers: no task needing both could run,
     # so the job does not pass its wait only to fail at its first submit.
     with pytest.raises(UserError, match=r"holds GPU=1,SSD=1 after 1 s"):
-        with connect(args, {"GPU": 1.0, "SSD": 1.0}, quiet=True):
+        with connect(args, {"GPU": 1.0, "SSD": 1.0}):
             pass
-    assert "waiting up to 1 s for a worker holding GPU=1,SSD=1" in capsys.readouterr().err
+    assert "waiting up to 1 s for a worker holding GPU=1,SSD=1" in caplog.text
     missing = tmp_path / "nowhere.json"
     code = main(
         ["ingest", str(pool), "--out", str(tmp_path / "o")]

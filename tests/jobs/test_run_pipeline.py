@@ -17,7 +17,7 @@ import pytest
 @pytest.mark.slow
 def test_main_job_runs_every_step_and_writes_a_leaderboard(main_run):
     out, done = main_run
-    assert "ingest: 132 rows read, 132 kept" in done.stdout
+    assert "ingest: 132 rows read, 132 kept" in done.stderr
     assert len(pd.read_parquet(out / "evalset" / "mix")) >= 4
     records = pd.read_parquet(out / "battles" / "battles")
     assert len(records) == 4 * 3 * 2  # 4 prompts x 3 pairs x 2 games
@@ -37,12 +37,24 @@ def test_main_job_runs_every_step_and_writes_a_leaderboard(main_run):
     assert board.battles.sum() == 2 * len(judged)  # every counted game, seen from both sides
     for name in ("leaderboard.md", "ratings.png", "win_rates.png"):
         assert (out / "leaderboard" / name).stat().st_size > 0
-    assert "# Battles judged by judge" in done.stdout
+    assert "battles: 24 records (12 pairs x 2 games) on 4 prompts among 3 models" in done.stderr
     measured = json.loads((out / "judge_eval" / "judge_eval.json").read_text())
     assert measured["pairs"] == 3 and measured["run"]["games"] == 6
     report = (out / "report.md").read_text()
     assert "How far to trust this leaderboard:** judge judge agrees with people on" in report
     assert "| gpt-4-0314 |" in report
+
+
+@pytest.mark.slow
+def test_main_job_prints_what_a_person_needs(main_run):
+    """Its terminal: a line per step, its reports, progress bars; no library noise (vLLM's
+    weight dtype warnings were 260 of 270 lines)."""
+    _, done = main_run
+    printed = done.stdout + done.stderr
+    assert printed.count("\n") < 60, printed
+    for noise in ("Attempted to load weight", "Warning: NUMA", "{'loss'"):
+        assert noise not in printed, noise
+    assert done.stderr.rstrip().endswith("report.md")
 
 
 @pytest.mark.slow
@@ -150,8 +162,8 @@ def test_main_job_runs_a_first_flywheel_iteration(main_run):
     report = (flywheel / "iteration-1" / "report.md").read_text()
     assert "## Ratings before and after" in report and "(gaps.png)" in report
     assert "## Flywheel, iteration 1" in (out / "report.md").read_text()
-    assert "rating smollm2-greedy" in done.stdout
+    assert "rating smollm2-greedy" in done.stderr
     # The rerun took up the killed run where it stopped: nothing before the kill again.
     for step in ("pool", "sft.battle", "sft.select"):
-        assert f"{step}: done before" in done.stdout, step
-    assert "sft.train: done before" not in done.stdout
+        assert f"{step}: done before" in done.stderr, step
+    assert "sft.train: done before" not in done.stderr

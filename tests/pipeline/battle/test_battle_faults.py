@@ -93,7 +93,7 @@ def test_a_flywheel_battle_without_a_verdict_is_not_done(client, arena, endpoint
         work = lambda: battle_on_slice(  # noqa: E731
             client, setup, alpha, arena / "evalset", tmp_path / "run", tmp_path / "cache"
         )
-        return _step(flywheel, 1, "sft.battle", work, say=lambda line: None)
+        return _step(flywheel, 1, "sft.battle", work)
 
     state.mode = "judge-down"
     try:

@@ -222,7 +222,7 @@ def test_a_finished_job_resumes_and_another_config_is_refused(trained, shards, t
     assert again["resumed"] and again["config_hash"] == rl_record["config_hash"]
 
 
-def test_a_damaged_checkpoint_is_trained_again(trained, shards, tmp_path, capfd, tiny_llama):
+def test_a_damaged_checkpoint_is_trained_again(trained, shards, tmp_path, caplog, tiny_llama):
     """Its record lists every file with size and hash: a checkpoint whose weights changed is
     never resumed as finished."""
     import shutil
@@ -237,7 +237,7 @@ def test_a_damaged_checkpoint_is_trained_again(trained, shards, tmp_path, capfd,
     weights.write_bytes(bytes(data))
     again = train(TrainConfig(kind="sft", **TINY), shards["sft"], tiny_llama, copy)
     assert not again.get("resumed")
-    assert "training again: model.safetensors does not match its hash" in capfd.readouterr().err
+    assert "training again: model.safetensors does not match its hash" in caplog.text
     assert train(TrainConfig(kind="sft", **TINY), shards["sft"], tiny_llama, copy)["resumed"]
 
 
