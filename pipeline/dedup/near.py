@@ -72,6 +72,7 @@ BANDS_DIR = "_bands"  # inside the signatures folder: b-NNNNN/<part>.parquet
 # A row's id in the band and pair files: its input part's number (in part-name order) in
 # the high 32 bits, its row in the low ones, so id order is (part, row) order.
 _ROW_BITS = 32
+_ROW_MASK = (1 << _ROW_BITS) - 1
 
 CLUSTERS = pa.schema(
     [
@@ -182,11 +183,13 @@ class MinHashSignatures(_NearWork):
                         "part": pa.array([task.name] * table.num_rows, pa.string()),
                         "row": pa.array(np.arange(rows, rows + table.num_rows, dtype=np.int64)),
                         "preview": pa.array([t[:PREVIEW_CHARS] for t in texts], pa.string()),
-                        "signature": _fixed_list(sigs),
+                        "signature": _binary(sigs),
                     }
                 )
                 if signed_writer is None:
-                    signed_writer = files.enter_context(pq.ParquetWriter(signed, out.schema))
+                    signed_writer = files.enter_context(
+                        pq.ParquetWriter(signed, out.schema, **_coding(out.schema))
+                    )
                 signed_writer.write_table(out)
                 hashes.append(table_hash(out))
                 self._write_bands(task, files, band_writers, out, sigs, first_id + rows)
@@ -419,14 +422,14 @@ class DuplicateClusters(_NearWork):
     def _members(self, ids: np.ndarray) -> tuple[pa.Table, np.ndarray]:
         """The signature rows (without the signature) and signatures of `ids` (sorted row
         ids), read one input part at a time."""
-        names = [p.stem for p in part_files(self.pool)]
+        names = _part_names(self.pool)
         parts = ids >> _ROW_BITS
         tables, sigs = [], []
         for number in np.unique(parts):
-            rows = pa.array(ids[parts == number] & ((1 << _ROW_BITS) - 1))
-            signed = pq.read_table(self.signed / f"{names[number]}.parquet").take(rows)
+            path = self.signed / f"{names[number]}.parquet"
+            signed = _rows_of(path, ids[parts == number] & _ROW_MASK, [*_SIGNED, "signature"])
             tables.append(signed.select(list(_SIGNED)))
-            sigs.append(_matrix(signed, "signature"))
+            sigs.append(_words(signed.column("signature")))
         return pa.concat_tables(tables), np.concatenate(sigs)
 
 
@@ -513,7 +516,7 @@ def _signed_schema(config: NearDedupConfig) -> pa.Schema:
             ("part", pa.string()),
             ("row", pa.int64()),
             ("preview", pa.string()),
-            ("signature", pa.list_(pa.uint32(), config.num_perm)),
+            ("signature", pa.binary(4 * config.num_perm)),  # num_perm uint32 values
         ]
     )
 
@@ -540,11 +543,11 @@ _RANDOM_BYTES = ("key", "signature")
 
 
 def _coding(schema: pa.Schema) -> dict:
-    """ParquetWriter options for a shuffle file: random-byte columns stored plain, the
-    rest zstd; only source_file (a few texts) is worth a dictionary."""
+    """ParquetWriter options for a work file: random-byte columns stored plain, the rest
+    zstd; only source_file and part (a few texts) are worth a dictionary."""
     return {
         "compression": {n: "none" if n in _RANDOM_BYTES else "zstd" for n in schema.names},
-        "use_dictionary": [n for n in schema.names if n == "source_file"],
+        "use_dictionary": [n for n in schema.names if n in ("source_file", "part")],
     }
 
 
@@ -577,11 +580,29 @@ def _read_folder(folder: Path, schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(pq.read_table(f, schema=schema) for f in files)
 
 
+def _rows_of(path: Path, rows: np.ndarray, columns: list[str]) -> pa.Table:
+    """Rows `rows` (sorted row numbers) of a signature file, read a row group (a slice of
+    `TEXT_SLICE_ROWS`) at a time and only from groups holding one: a task holds what it
+    takes, not the part's signatures."""
+    file = pq.ParquetFile(path)
+    sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
+    starts = np.cumsum([0, *sizes])
+    bounds = np.searchsorted(rows, starts)  # group g holds rows[bounds[g] : bounds[g + 1]]
+    pieces = [
+        file.read_row_group(g, columns=columns).take(
+            pa.array(rows[bounds[g] : bounds[g + 1]] - starts[g])
+        )
+        for g in range(file.num_row_groups)
+        if bounds[g + 1] > bounds[g]
+    ]
+    return pa.concat_tables(pieces) if pieces else file.schema_arrow.empty_table().select(columns)
+
+
 def _part_signatures(path: Path, ids: np.ndarray) -> np.ndarray:
-    """The signatures of rows `ids` of one part, from its signature file: (len(ids),
-    num_perm) uint32. The part's signature column is read whole: one part's, bounded."""
-    sigs = _matrix(pq.read_table(path, columns=["signature"]), "signature")
-    return sigs[ids & ((1 << _ROW_BITS) - 1)]
+    """The signatures of row ids `ids` (any order, repeats allowed) of one part, from its
+    signature file: (len(ids), num_perm) uint32."""
+    rows, inverse = np.unique(ids & _ROW_MASK, return_inverse=True)
+    return _words(_rows_of(path, rows, ["signature"]).column("signature"))[inverse]
 
 
 def _binary(values: np.ndarray) -> pa.FixedSizeBinaryArray:
@@ -595,21 +616,10 @@ def _words(column) -> np.ndarray:
     """A fixed-size binary column of uint32 values back as an (n, k) matrix."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     k = array.type.byte_width // 4
+    if not len(array):  # no data buffer to view
+        return np.zeros((0, k), np.uint32)
     data = np.frombuffer(array.buffers()[1], np.uint32, len(array) * k, array.offset * k * 4)
     return data.reshape(len(array), k)
-
-
-def _fixed_list(values: np.ndarray) -> pa.FixedSizeListArray:
-    """An (n, k) uint32 matrix as a fixed-size-list column."""
-    return pa.FixedSizeListArray.from_arrays(
-        pa.array(np.ascontiguousarray(values, np.uint32).ravel(), pa.uint32()), values.shape[1]
-    )
-
-
-def _matrix(table: pa.Table, column: str) -> np.ndarray:
-    col = table.column(column).combine_chunks()
-    width = col.type.list_size
-    return col.values.to_numpy(zero_copy_only=False).reshape(len(col), width)
 
 
 def _source_rank(table: pa.Table, ids: np.ndarray) -> np.ndarray:
