@@ -491,8 +491,9 @@ class NearDedup(FolderStage):
         )
         mask = np.ones(table.num_rows, dtype=bool)
         mask[drop.column("row").to_numpy()] = False
-        kept = table.filter(pa.array(mask))
-        return write_filtered_part(self.out, task.name, table.num_rows, kept)
+        kept, rows_in = table.filter(pa.array(mask)), table.num_rows
+        del table  # the kept rows are a copy: the part need not stay while they are hashed
+        return write_filtered_part(self.out, task.name, rows_in, kept)
 
     def summary(self, results: list[PartResult]) -> dict:
         clusters = pq.read_table(self.clusters_file, columns=["cluster"])
