@@ -10,7 +10,6 @@ import pandas as pd
 
 from core.parquet_io import atomic_path, write_text_atomic
 from core.schemas import prompt_text
-from pipeline.evalset.kmeans import sample_vectors
 
 
 def _pyplot():
@@ -39,12 +38,10 @@ def plot_cluster_sizes(sizes: pd.Series, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_embedding_map(
-    clustered: Path, chosen: pd.DataFrame, path: Path, sample: int = 20_000, seed: int = 0
-) -> None:
-    """PCA of a sample of the pool (grey) with the chosen rows marked by subset."""
+def plot_embedding_map(pool: np.ndarray, chosen: pd.DataFrame, path: Path) -> None:
+    """PCA of a sample of the pool's vectors (grey, map_sample.py) with the chosen rows
+    marked by subset."""
     plt = _pyplot()
-    pool = sample_vectors(clustered, sample, seed)  # one part at a time, never the whole pool
     mean = pool.mean(axis=0)
     _, _, axes = np.linalg.svd(pool - mean, full_matrices=False)
     project = lambda v: (v - mean) @ axes[:2].T  # noqa: E731
@@ -79,21 +76,22 @@ def embedder_line(embedder: dict) -> str:
 
 def write_report(
     out: Path,
-    index: pd.DataFrame,
+    sizes: pd.Series,
     diverse: pd.DataFrame,
     hard: pd.DataFrame,
     mixed: pd.DataFrame,
     scored: pd.DataFrame,
-    clustered: Path,
+    pool_sample: np.ndarray,
     embedder: dict | None = None,
 ) -> Path:
-    sizes = index.groupby("cluster").size()
+    """`sizes`: rows per cluster of the clustered pool (draws.cluster_sizes); `pool_sample`:
+    vectors of a sample of it (map_sample.map_vectors). Nothing here reads the pool."""
     plot_cluster_sizes(sizes, out / "cluster_sizes.png")
-    plot_embedding_map(clustered, mixed, out / "embedding_map.png")
+    plot_embedding_map(pool_sample, mixed, out / "embedding_map.png")
     lines = [
         "# Eval set report",
         "",
-        f"- pool rows clustered: {len(index)} in {len(sizes)} clusters "
+        f"- pool rows clustered: {int(sizes.sum())} in {len(sizes)} clusters "
         f"(sizes min {sizes.min()}, median {int(sizes.median())}, max {sizes.max()})",
         f"- diverse: {len(diverse)} rows from {diverse.cluster.nunique()} clusters",
         f"- hard candidates: {len(scored)} scored, {int(scored.difficulty.isna().sum())} judge errors; "

@@ -4,6 +4,7 @@ Every row gets a seeded pseudo-random key from its prompt_id, so a draw depends
 only on the seed and the rows, never on partitioning or worker count.
 - Diverse: the first `per_cluster` rows of each cluster by key (paper: 2 of 500).
 - Hard candidates: the first `candidates_per_cluster` by another key (paper: 20).
+  Both are drawn on the workers (pipeline/evalset/draws.py) with `first_per_cluster`.
 - Hard: the `top` candidates by judged difficulty (paper: 1,000); unscored
   candidates (judge errors) are never chosen.
 - Mix: Diverse + Hard, each row once, `subset` says where it came from.
@@ -11,27 +12,33 @@ only on the seed and the rows, never on partitioning or worker count.
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 
 from core.schemas import short_hash
 
-INDEX_COLUMNS = ["prompt_id", "cluster"]
+DIVERSE, HARD = "diverse", "hard"  # the draws' key salts
 
 
 def _key(prompt_ids: pd.Series, seed: int, salt: str) -> pd.Series:
     return prompt_ids.map(lambda p: int(short_hash(f"{seed}:{salt}:{p}", 8), 16))
 
 
-def cluster_index(clustered: Path) -> pd.DataFrame:
-    """prompt_id and cluster of every row: small, whatever the pool size."""
-    frame = ds.dataset(str(clustered), format="parquet").to_table(columns=INDEX_COLUMNS).to_pandas()
-    return frame.drop_duplicates("prompt_id")
+def draw_keys(prompt_ids: pd.Series, seed: int, salt: str) -> np.ndarray:
+    """`_key` as unsigned 64-bit integers (the keys are 8-byte hashes), for Arrow files."""
+    return np.asarray(_key(prompt_ids, seed, salt), dtype=np.uint64)
+
+
+def first_per_cluster(rows: pd.DataFrame, per_cluster: int, key: str) -> pd.DataFrame:
+    """The first `per_cluster` rows of each cluster by `key`, equal keys in pool order
+    (`part`, `row`): what `draw_per_cluster` picks from the whole pool in its order."""
+    ordered = rows.sort_values(["cluster", key, "part", "row"])
+    return ordered.groupby("cluster", sort=True).head(per_cluster)
 
 
 def draw_per_cluster(index: pd.DataFrame, per_cluster: int, seed: int, salt: str) -> pd.DataFrame:
+    """A draw from an index (prompt_id, cluster) held in memory, in pool order: small pools
+    and benchmarks; a build draws on the workers (draws.py), with the same result."""
     keyed = index.assign(_key=_key(index.prompt_id, seed, salt))
     drawn = keyed.sort_values(["cluster", "_key"]).groupby("cluster", sort=True).head(per_cluster)
     return drawn.drop(columns="_key").reset_index(drop=True)
@@ -47,13 +54,6 @@ def top_by_difficulty(scored: pd.DataFrame, top: int, seed: int) -> pd.DataFrame
         .head(top)
         .drop(columns="_key")
     )
-
-
-def fetch_rows(clustered: Path, prompt_ids) -> pd.DataFrame:
-    """Full rows (with embeddings) of the chosen prompt_ids."""
-    dataset = ds.dataset(str(clustered), format="parquet")
-    table = dataset.to_table(filter=ds.field("prompt_id").isin(list(prompt_ids)))
-    return table.to_pandas().drop_duplicates("prompt_id")
 
 
 def mix(diverse: pd.DataFrame, hard: pd.DataFrame) -> pd.DataFrame:

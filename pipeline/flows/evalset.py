@@ -1,7 +1,8 @@
 """Flow: WizardArena Diverse / Hard / Mix eval sets, each step a resumable folder of OUT.
 
 pool -> ingest -> exact dedup -> embed -> [semantic dedup] -> K-means -> Diverse + Hard
-candidates -> difficulty by a judge LLM (a roster entry) -> Hard -> Mix. With
+candidates (drawn per cluster on the workers: OUT/draws, their rows OUT/drawn) ->
+difficulty by a judge LLM (a roster entry) -> Hard -> Mix. With
 `semantic_threshold` set, rows whose embedding has cosine >= it to an earlier kept row
 are dropped before K-means (OUT/semantic_dedup/, what went and why in its _dropped/).
 """
@@ -35,7 +36,8 @@ DIFFICULTY_MODES = ("expected", "generate")
 SEMANTIC_SEARCHES = ("auto", "clusters", "exact", "ivf")  # pipeline/dedup/semantic.py SEARCHES
 # What a build writes in its folder (jobs/outputs.py: nothing else may be there).
 OUTPUTS = (
-    *("pool", "dedup", "embedded", "semantic_dedup", "clustered", "candidates", "scored"),
+    *("pool", "dedup", "embedded", "semantic_dedup", "clustered", "draws", "drawn"),
+    *("candidates", "scored", "map_sample"),
     *("diverse", "hard", "mix", "report.md", "cluster_sizes.png", "embedding_map.png"),
 )
 
@@ -157,6 +159,15 @@ class Recipe:
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls(**values)
 
+    def draw_config(self):
+        from pipeline.evalset.draws import DrawConfig  # lazy: pandas (see build_from_deduped)
+
+        return DrawConfig(
+            seed=self.seed,
+            diverse_per_cluster=self.diverse_per_cluster,
+            candidates_per_cluster=self.hard_candidates_per_cluster,
+        )
+
     def embed_config(self):
         return EmbedConfig(model=self.embed_model, dtype=self.embed_dtype)
 
@@ -190,15 +201,12 @@ def build_from_deduped(
     """From a deduplicated conversation folder to OUT/{diverse,hard,mix}; returns counts."""
     import pandas as pd
 
-    # lazy: report and select import pandas, kept off `arena build-evalset --help`
+    # lazy: report, select and the draws import pandas, kept off `arena build-evalset --help`
+    from pipeline.evalset.drawn_rows import DrawnRows, drawn_sets
+    from pipeline.evalset.draws import DrawPerCluster, cluster_sizes
+    from pipeline.evalset.map_sample import MapSample, map_vectors
     from pipeline.evalset.report import write_report
-    from pipeline.evalset.select import (
-        cluster_index,
-        draw_per_cluster,
-        fetch_rows,
-        mix,
-        top_by_difficulty,
-    )
+    from pipeline.evalset.select import mix, top_by_difficulty
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -217,12 +225,16 @@ def build_from_deduped(
     kmeans = KMeansConfig(clusters=recipe.clusters, seed=recipe.seed)
     run_stage(AssignClusters(embedded, out / "clustered", kmeans), client, overwrite=overwrite)
 
-    index = cluster_index(out / "clustered")
-    diverse_ids = draw_per_cluster(index, recipe.diverse_per_cluster, recipe.seed, "diverse")
-    candidate_ids = draw_per_cluster(index, recipe.hard_candidates_per_cluster, recipe.seed, "hard")
-    diverse = fetch_rows(out / "clustered", diverse_ids.prompt_id)
-    candidates = fetch_rows(out / "clustered", candidate_ids.prompt_id).sort_values("prompt_id")
-    write_frame_parts(candidates, out / "candidates", rows_per_part=16)
+    # Draws, their rows and the map's sample are read on the workers; the driver holds what
+    # is bounded by clusters x draws a cluster (the drawn rows, each cluster's size) and
+    # the map's sample.
+    clustered = out / "clustered"
+    run_stage(
+        DrawPerCluster(clustered, out / "draws", recipe.draw_config()), client, overwrite=overwrite
+    )
+    run_stage(DrawnRows(clustered, out / "draws", out / "drawn"), client, overwrite=overwrite)
+    diverse, candidates = drawn_sets(out / "drawn")
+    write_frame_parts(candidates.sort_values("prompt_id"), out / "candidates", rows_per_part=16)
     run_stage(
         ScoreDifficulty(out / "candidates", out / "scored", difficulty),
         client,
@@ -238,9 +250,9 @@ def build_from_deduped(
     mixed = mix(diverse, hard)
     for name, frame in (("diverse", diverse), ("hard", hard), ("mix", mixed)):
         write_frame_parts(frame.sort_values("prompt_id"), out / name, rows_per_part=100_000)
-    report = write_report(
-        out, index, diverse, hard, mixed, scored, out / "clustered", embedder=embedder
-    )
+    run_stage(MapSample(clustered, out / "map_sample"), client, overwrite=overwrite)
+    sizes, pool_sample = cluster_sizes(out / "draws"), map_vectors(out / "map_sample")
+    report = write_report(out, sizes, diverse, hard, mixed, scored, pool_sample, embedder=embedder)
     if semantic is not None:
         add_semantic_line(report, semantic)
     return {

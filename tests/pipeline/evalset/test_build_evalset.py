@@ -12,7 +12,7 @@ import pytest
 
 from core.runner import run_stage
 from pipeline.evalset.embed import EmbedConfig, embed_texts
-from pipeline.evalset.select import cluster_index, draw_per_cluster
+from pipeline.evalset.select import draw_per_cluster
 from pipeline.flows.dedup import run_exact_dedup
 from pipeline.flows.evalset import Recipe, build_from_deduped
 from pipeline.ingest.readers import expand_inputs
@@ -71,9 +71,10 @@ def test_same_seed_same_set_and_resume(client, deduped, built):
         again["diverse"] == 2 * CLUSTERS
         and set(pd.read_parquet(out / "diverse").prompt_id) == first
     )
-    manifest = json.loads((out / "scored" / "_manifest.json").read_text())
-    assert manifest["resumed_parts"] == manifest["parts"]  # no candidate was judged twice
-    index = cluster_index(out / "clustered")
+    for stage in ("draws", "drawn", "scored"):  # no draw redone, no candidate judged twice
+        manifest = json.loads((out / stage / "_manifest.json").read_text())
+        assert manifest["resumed_parts"] == manifest["parts"]
+    index = pd.read_parquet(out / "clustered", columns=["prompt_id", "cluster"])  # in pool order
     same = draw_per_cluster(index, 2, RECIPE.seed, "diverse")
     other = draw_per_cluster(index, 2, RECIPE.seed + 1, "diverse")
     assert set(same.prompt_id) == first
