@@ -30,9 +30,16 @@ LEVEL_ENV = "ARENA_LOG_LEVEL"
 FILE_ENV = "ARENA_LOG_FILE"
 FILE_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 # Set (unless already set) in the environment of a job not run with -v, for the processes it
-# starts: Hugging Face libraries draw no bars of their own in workers (loading weights),
-# and torch's C++ core prints no warnings of its own (vLLM's NUMA binding on CPU).
-QUIET_ENVIRONMENT = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TORCH_CPP_LOG_LEVEL": "ERROR"}
+# starts: libraries draw no bars of their own in workers (Hugging Face's loading weights
+# and preparing datasets, trl's reference log-probabilities; the project's bars pass
+# `disable` themselves, so TQDM_DISABLE leaves them be), and torch's C++ core prints no
+# warnings of its own (vLLM's NUMA binding on CPU).
+QUIET_ENVIRONMENT = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TQDM_DISABLE": "1",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",
+}
 
 
 def _top(name: str) -> str:

@@ -25,7 +25,10 @@ class LazyBar:
         if self.enabled and self.done < self.total and projected > self.after_s:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, initial=self.done, desc=self.desc, file=sys.stderr)
+            # disable given, so a TQDM_DISABLE meant for libraries' bars (core/logs.py) does not apply
+            self.bar = tqdm(
+                total=self.total, initial=self.done, desc=self.desc, file=sys.stderr, disable=False
+            )
 
     def __enter__(self) -> LazyBar:
         return self

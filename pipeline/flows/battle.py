@@ -98,8 +98,10 @@ def require_verdicts(summary: dict, out) -> None:
 def battle_line(summary: dict, out) -> str:
     """The run in one line, for a job that logs a line per step (the report: summary.md)."""
     s, left_out = summary, summary["prompts_left_out"]
-    skipped = f", {left_out['prompts']} of {left_out['of']} prompts left out" * bool(
-        left_out["prompts"]
+    skipped = (
+        f", {left_out['prompts']} of {left_out['of']} prompts left out"
+        if left_out["prompts"]
+        else ""
     )
     return (
         f"battles: {s['battles']} records ({s['pairs']} pairs x 2 games) on {s['prompts']}"

@@ -260,7 +260,7 @@ def take_slice(client, cfg: FlywheelConfig, pool: str, k: int, out: Path) -> dic
     return {
         "folder": str(folder),
         "rows": manifest["rows_out"],
-        "line": f"D{k}: {manifest['rows_out']} of {manifest['rows_in']} pool rows -> {folder}",
+        "line": f"{manifest['rows_out']} of {manifest['rows_in']} pool rows -> {folder}",
     }
 
 

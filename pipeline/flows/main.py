@@ -203,7 +203,7 @@ def run_main(client, job: MainJob, out, *, overwrite: bool = False) -> dict:
         trust = agreement_line(measured, job.battle.scoring)
         log.info("%s\nreport: %s", trust, out / "judge_eval" / "report.md")
     board = rate_battles(client, [out / "battles" / "battles"], out / "leaderboard", job.ratings)
-    log.info(ratings_report(board, out / "leaderboard"))
+    log.info(ratings_report(board, out / "leaderboard", whole_table=False))
     # The battle browser's leaderboard, fitted as this one is, so the two agree.
     write_browser(out / "battles", job.ratings.rating_options())
     iteration = None

@@ -214,10 +214,14 @@ class RatingsSummary(dict):
         return self["table"]
 
 
-def ratings_report(summary: RatingsSummary, out) -> str:
+def ratings_report(summary: RatingsSummary, out, *, whole_table: bool = True) -> str:
+    """The leaderboard, its counts and warnings, and the side-by-side table of its groups;
+    `whole_table=False` leaves the leaderboard's own table out where the side-by-side
+    table shows its ratings (its `all` column)."""
     from pipeline.ratings.leaderboard import markdown_table  # lazy: pyarrow (see the top)
 
-    lines = [markdown_table(summary.board.columns).rstrip()]
+    whole_table = whole_table or summary.groups is None
+    lines = [markdown_table(summary.board.columns).rstrip()] if whole_table else []
     dropped = sum(summary["dropped"].values())
     lines.append(
         f"{summary['battles']} battles counted, {dropped} dropped, {summary['filtered']} filtered out; "
