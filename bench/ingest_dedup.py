@@ -11,7 +11,9 @@ pandas.read_json(lines=True) + drop_duplicates on the same file.
 
 --near: `arena dedup --near` on ingested pools of each size (real prompt fragments, with
 exact copies and light edits), printing seconds per 100k rows and the peak RSS of the
-driver and of the workers (bench.process_memory). --before-code DIR runs the same
+driver and of the workers (bench.process_memory), then each size's seconds per 100k rows
+over the first size's, taken from the stage's own seconds in its manifest (no cluster
+start; 1.0 for a linear cost). --before-code DIR runs the same
 command from another checkout of the project too (`git archive REV | tar -x -C DIR`; an
 earlier near dedup, such as the one that banded in the driver) on the same pool, and
 says whether both kept the same rows.
@@ -178,6 +180,7 @@ def near_main(opts) -> None:
         f"{'rows':>9} {'code':>7} {'s':>7} {'s/100k':>7} {'driver GiB':>11} "
         f"{'worker GiB':>11} {'workers GiB':>12} {'dropped':>8}  same rows  worker peak in"
     )
+    per_100k: dict[str, list[tuple[int, float]]] = {}  # code -> (rows, s/100k) a size
     for rows in opts.sizes:
         with tempfile.TemporaryDirectory(prefix="bench-near-") as tmp:
             tmp = Path(tmp)
@@ -202,6 +205,15 @@ def near_main(opts) -> None:
                     f"{m['summary']['dropped']:>8,}  {same!s:>9}  {r['worker_step']}",
                     flush=True,
                 )
+                stage_s = m["seconds"] / m["rows_in"] * 1e5
+                per_100k.setdefault(name, []).append((m["rows_in"], stage_s))
+    for name, sizes in per_100k.items():
+        (rows0, base), *rest = sizes
+        for rows, cost in rest:
+            print(
+                f"{name}: the near-dedup stage's s/100k (its manifest's seconds: no cluster start) "
+                f"at {rows:,} rows {cost:.1f}, at {rows0:,} rows {base:.1f}: {cost / base:.2f}x"
+            )
 
 
 def main() -> None:

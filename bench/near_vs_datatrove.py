@@ -20,6 +20,10 @@ for RSS (bench.process_memory):
   (bands, rows); our pairs must then also reach an estimated Jaccard of T, where
   datatrove takes every bucket collision as a duplicate.
 
+Before them, our signature stage alone, in this process, on the same pool and config:
+the bytes its band-key files (`_signatures/_bands/`, the shuffle that grows with rows x
+bands) and its signature files take, a pool row.
+
 Printed: a Markdown table (wall seconds, peak RSS summed over the tree, the largest single
 process, rows dropped, how many of them the other tool dropped too, recall and precision
 against the planted twins) and the ratios ours/datatrove. Planted twins are the rows the
@@ -173,6 +177,23 @@ def write_datatrove_input(pool: Path, folder: Path, files: int) -> int:
     return len(lines)
 
 
+def work_bytes(pool: Path, work: Path, threshold: float, num_perm: int, ngram: int) -> dict:
+    """Bytes a pool row of our near dedup's band files and signature files: its signature
+    stage run alone here, its folder removed after."""
+    import shutil
+
+    from pipeline.dedup.near import BANDS_DIR, MinHashSignatures, NearDedup, NearDedupConfig
+
+    config = NearDedupConfig(threshold=threshold, num_perm=num_perm, ngram=ngram)
+    near = NearDedup(pool, work, config)
+    stage = MinHashSignatures(pool, near.signed, config, near.buckets)
+    rows = sum(stage.execute(task).rows_in for task in stage.plan())
+    bands = sum(f.stat().st_size for f in (near.signed / BANDS_DIR).rglob("*.parquet"))
+    signed = sum(f.stat().st_size for f in near.signed.glob("*.parquet"))
+    shutil.rmtree(work)
+    return {"buckets": near.buckets, "bands": bands / rows, "signatures": signed / rows}
+
+
 def watched(
     command: list[str], out: Path, log: Path, interval: float, steps_in_log: bool = True
 ) -> dict:
@@ -253,6 +274,13 @@ def main() -> None:
         print(
             f"pool: {n:,} rows ({opts.rows:,} generated), {int((sizes[sizes > 1] - 1).sum()):,} "
             f"planted twins to drop; prepared in {time.monotonic() - began:.0f}s",
+            flush=True,
+        )
+
+        disk = work_bytes(pool, tmp / "work-bytes", threshold, num_perm, ngram)
+        print(
+            f"ours on disk: band files {disk['bands']:.0f} bytes a pool row ({disk['buckets']} "
+            f"buckets), signature files {disk['signatures']:.0f}",
             flush=True,
         )
 
