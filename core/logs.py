@@ -5,7 +5,7 @@ called once by the CLI, sends records to two places:
 - the terminal (stderr): the project's records from the chosen level (INFO: one line
   per step; DEBUG with -v; WARNING with -q), other libraries' from WARNING (INFO with
   -v; never their WARNINGs from the chatty ones in QUIET_LIBRARIES, nor Python's
-  FutureWarnings and DeprecationWarnings of their code);
+  FutureWarnings and DeprecationWarnings of their code, nor the UNIMPORTANT ones);
 - the --log-file, if given: every record at DEBUG, every library's, appended.
 It writes its choice into the environment, so the job's embedded Dask workers (their
 preload, jobs/embedded_worker.py) and the trainer processes they start
@@ -25,6 +25,12 @@ LEVELS = {"quiet": logging.WARNING, "default": logging.INFO, "verbose": logging.
 # kernels, LD_PRELOAD advice) or internals (Python warnings of their code): a record from
 # them reaches the terminal from ERROR at the default level; all of it goes to the file.
 QUIET_LIBRARIES = ("vllm", "py.warnings")
+# Other libraries' warnings that say nothing a user acts on: (logger, how the text starts).
+# Shown with -v; always in the file.
+UNIMPORTANT = (
+    # closing the embedded cluster: a worker holding a vLLM engine takes longer to stop
+    ("distributed.nanny", "Worker process still alive after"),
+)
 # The environment that carries the choice to the processes a job starts.
 LEVEL_ENV = "ARENA_LOG_LEVEL"
 FILE_ENV = "ARENA_LOG_FILE"
@@ -48,7 +54,8 @@ def _top(name: str) -> str:
 
 class TerminalFilter(logging.Filter):
     """What the terminal shows: the project's records from `level`, other libraries'
-    from WARNING (INFO at DEBUG), the quiet libraries' from ERROR (all at DEBUG)."""
+    from WARNING (INFO at DEBUG), the quiet libraries' from ERROR (all at DEBUG), never
+    the UNIMPORTANT ones but at DEBUG."""
 
     def __init__(self, level: int):
         super().__init__()
@@ -64,6 +71,10 @@ class TerminalFilter(logging.Filter):
         return max(self.level, logging.WARNING)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.level > logging.DEBUG and any(
+            record.name == name and str(record.msg).startswith(text) for name, text in UNIMPORTANT
+        ):
+            return False
         return record.levelno >= self.threshold(record.name)
 
 

@@ -68,7 +68,8 @@ def write_browser(run: Path, rating_options=None) -> Path:
     page = render_page(index, chunks).encode("utf-8")
     with atomic_path(path) as tmp:
         tmp.write_bytes(page)
-    log.info(
+    # DEBUG: the step that wrote it names the page in its own line
+    log.debug(
         "%s: %d battles, %.1f MB, %.1f s",
         path,
         len(index["battles"]["p"]),

@@ -30,6 +30,7 @@ def emit_one_of_each() -> None:
     logging.getLogger("core.runner").warning("ingest: redoing part-0001")
     logging.getLogger("distributed.worker").info("Start worker")
     logging.getLogger("distributed.worker").warning("Worker is at 85% memory")
+    logging.getLogger("distributed.nanny").warning("Worker process still alive after 4.0 s")
     logging.getLogger("vllm.platforms.cpu").warning("libtcmalloc is not found in LD_PRELOAD")
     logging.getLogger("vllm.engine").info("engine chatter")
     warnings.warn("a library's deprecation", FutureWarning, stacklevel=1)
