@@ -16,7 +16,7 @@ COMMAND = "dedup"
 HELP = "deduplicate a conversation folder"
 # --threshold is near's flag too: one flag, read by the chosen mode's config.
 SEMANTIC_FLAGS = (
-    *("margin", "search", "nprobe", "clusters", "rows_per_cluster", "assign", "boundary_share"),
+    *("margin", "search", "nprobe", "clusters", "rows_per_cluster", "assign", "boundary_reach"),
     *("block_rows", "rows_per_bucket"),
 )
 

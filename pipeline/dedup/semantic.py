@@ -242,11 +242,13 @@ class SemanticDedupConfig:
             "as SemDeDup; more catch near duplicates across a cluster boundary)"
         },
     )
-    boundary_share: float = field(
-        default=0.15,
+    boundary_reach: float = field(
+        default=0.05,
         metadata={
-            "help": "clusters pass: share of rows, those nearest a cluster boundary, also "
-            "compared in their next clusters (0: none; 1: every row in --assign clusters)"
+            "help": "clusters pass: a row also joins a further cluster when its distance to "
+            "their boundary is under this share of the distance a duplicate may lie from it, "
+            "sqrt(2 (1 - threshold)) (0: its nearest only; 1: every cluster a duplicate may "
+            "fall in, up to --assign)"
         },
     )
     block_rows: int = field(
@@ -267,9 +269,10 @@ class SemanticDedupConfig:
             raise UserError(f"semantic search {self.search!r}: expected one of {SEARCHES}")
         if not 1 <= self.assign <= MOST_ASSIGNED:
             raise UserError(f"--assign {self.assign}: expected 1 to {MOST_ASSIGNED} clusters")
-        if not 0 <= self.boundary_share <= 1:
+        if not 0 <= self.boundary_reach <= 1:
             raise UserError(
-                f"--boundary-share {self.boundary_share}: expected a share of rows in [0, 1]"
+                f"--boundary-reach {self.boundary_reach}: expected a share in [0, 1] of the "
+                "distance a duplicate may lie"
             )
         for name in ("nprobe", "rows_per_cluster", "block_rows", "rows_per_bucket"):
             if getattr(self, name) < 1:
@@ -281,6 +284,12 @@ class SemanticDedupConfig:
     def recheck(self) -> EmbedConfig | None:
         reduced = self.embed is not None and self.embed.dtype != "float32"
         return self.embed if reduced and self.margin > 0 else None
+
+    @property
+    def boundary_distance(self) -> float:
+        """How near a boundary a row joins the cluster beyond it: a share of how far a
+        duplicate may lie (unit vectors at cosine t are sqrt(2 (1 - t)) apart)."""
+        return self.boundary_reach * math.sqrt(2 * (1 - self.threshold))
 
     def resolved_search(self, rows: int) -> str:
         if self.search == "auto":
@@ -371,13 +380,14 @@ class SemanticDedup(FolderStage):
         centroids, shuffled = self.out / "_centroids", self.out / "_shuffle"
         return [
             *stages,
-            TrainCentroids(vectors, centroids, clusters, config.seed, config.boundary_share),
+            TrainCentroids(vectors, centroids, clusters, config.seed),
             ShuffleByCentroid(
                 self.vector_parts,
                 shuffled,
                 centroids / CENTROIDS_FILE,
                 buckets,
                 config.assign,
+                config.boundary_distance,
                 config.recheck,
             ),
             ClusterPairs(
@@ -447,8 +457,7 @@ class SemanticDedup(FolderStage):
                 {
                     "clusters": found["clusters"],
                     "assign": self.config.assign,
-                    "boundary_share": self.config.boundary_share,
-                    "assign_margin": found["assign_margin"],
+                    "boundary_reach": self.config.boundary_reach,
                     "clusters_a_row": found["clusters_a_row"],
                 }
                 if self.search == "clusters"

@@ -10,12 +10,13 @@ share of the sample, trained on the sample rows of that cell. A FAISS inverted-f
 index (the coarse centroids as quantizer, the fine ones as its entries) then finds a
 row's nearest fine centroids among those of its `probe` nearest cells.
 
-A row near a boundary between clusters also joins its next ones, so a near duplicate on
-the far side still meets it. Which rows are near is a budget, not a fixed cosine gap: the
-more centroids, the closer they sit, so a fixed gap would send a growing share of rows
-to several clusters (2.7 clusters a row at 10M rows with a gap of 0.03, 1.1 at 1M). The
-margin is the gap (nearest cosine minus second nearest) below which `boundary_share` of
-held-out sample rows fall, stored with the centroids.
+A near duplicate across the boundary of a row's cluster is SemDeDup's known miss, so a row
+close to a boundary also joins the cluster beyond it. Close is measured as the distance
+from the row to the boundary (the hyperplane halfway between the two centroids), not as
+a gap between cosines: a near duplicate lies within a fixed distance of its row, so only
+rows that near a boundary can lose it, however many centroids there are. A cosine gap
+shrinks as centroids crowd together, so a fixed gap sent 1.1 rows a row to compare at 1M
+and 2.7 at 10M.
 
 TrainCentroids is a one-task Stage, so the training runs on a worker, resumes and is
 checked like any other step; the driver never holds a vector.
@@ -37,9 +38,6 @@ from pipeline.dedup.kept_index import SAMPLE_PER_LIST, training_sample
 from pipeline.evalset.embed import vectors_of
 
 CENTROIDS_FILE = "centroids.parquet"
-MARGIN_KEY = b"assign_margin"  # in the centroids file's schema metadata
-HELD_OUT = 9  # every 9th sample row calibrates the margin; rows a centroid was trained on
-# sit nearer to it than a pool row does, so their gaps would overstate the margin
 PROBE = 16  # coarse cells searched for a row's nearest fine centroids (all, up to 256 clusters)
 
 
@@ -112,19 +110,16 @@ class CentroidIndex:
         return cosines, found
 
 
-def boundary_margin(index: CentroidIndex, held_out: np.ndarray, share: float) -> float:
-    """The cosine gap to a row's second nearest centroid below which `share` of rows fall:
-    0 joins no row to a second cluster, 1 every row."""
-    if share <= 0 or len(index.fine) < 2 or not len(held_out):
-        return -1.0  # below any gap
-    if share >= 1:
-        return 2.0  # above any gap between cosines
-    cosines, _ = index.nearest(held_out, 2)
-    return float(np.quantile(cosines[:, 0] - cosines[:, 1], share))
-
-
-def assign_margin(path: Path) -> float:
-    return float(pq.read_schema(path).metadata[MARGIN_KEY])
+def boundary_distances(cosines: np.ndarray, nearest: np.ndarray, fine: np.ndarray) -> np.ndarray:
+    """(rows, k) from `CentroidIndex.nearest`: each row's distance to the boundary between its
+    nearest centroid's cell and the k-th's (0 for the nearest). For unit centroids a and b
+    and a unit row x, that is (x.a - x.b) / |a - b|."""
+    distances = np.zeros_like(cosines)
+    for k in range(1, cosines.shape[1]):
+        between = np.einsum("ij,ij->i", fine[nearest[:, 0]], fine[nearest[:, k]])
+        apart = np.sqrt(np.maximum(2 - 2 * between, 1e-12))
+        distances[:, k] = (cosines[:, 0] - cosines[:, k]) / apart
+    return distances
 
 
 def read_centroids(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -151,13 +146,11 @@ class TrainCentroids(FolderStage):
     name = "semantic-centroids"
     needs = ("embedding",)
 
-    def __init__(self, vectors: Path, out: Path, clusters: int, seed: int, boundary_share: float):
-        config = {"clusters": clusters, "seed": seed, "boundary_share": boundary_share}
-        super().__init__(vectors, out, config)
+    def __init__(self, vectors: Path, out: Path, clusters: int, seed: int):
+        super().__init__(vectors, out, {"clusters": clusters, "seed": seed})
         self.vectors = self.pool
         self.clusters = clusters
         self.seed = seed
-        self.boundary_share = boundary_share
 
     def plan(self) -> list[Task]:
         return [Task("centroids", {})]
@@ -165,11 +158,8 @@ class TrainCentroids(FolderStage):
     def process(self, task: Task) -> PartResult:
         parts = part_files(self.vectors)
         rows = folder_rows(self.vectors)
-        wanted = SAMPLE_PER_LIST * self.clusters * HELD_OUT // (HELD_OUT - 1)
-        sample = training_sample(parts, rows, wanted)
-        held_out = np.arange(len(sample)) % HELD_OUT == HELD_OUT - 1
-        coarse, fine = train_centroids(sample[~held_out], self.clusters, self.seed)
-        margin = boundary_margin(CentroidIndex(coarse, fine), sample[held_out], self.boundary_share)
+        sample = training_sample(parts, rows, SAMPLE_PER_LIST * self.clusters)
+        coarse, fine = train_centroids(sample, self.clusters, self.seed)
         table = pa.table(
             {
                 "level": pa.array(["coarse"] * len(coarse) + ["fine"] * len(fine)),
@@ -178,10 +168,14 @@ class TrainCentroids(FolderStage):
                     coarse.shape[1],
                 ),
             }
-        ).replace_schema_metadata({MARGIN_KEY: repr(margin).encode()})
+        )
         write_parquet_atomic(table, self.out / CENTROIDS_FILE)
-        stats = {"coarse": len(coarse), "fine": len(fine), "sample": len(sample)}
-        return PartResult(task.name, len(sample), len(fine), stats={**stats, "margin": margin})
+        return PartResult(
+            task.name,
+            len(sample),
+            len(fine),
+            stats={"coarse": len(coarse), "fine": len(fine), "sample": len(sample)},
+        )
 
     def summary(self, results: list[PartResult]) -> dict:
         return results[0].stats

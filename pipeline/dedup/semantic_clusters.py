@@ -13,9 +13,9 @@ bucket of centroids compares each centroid's rows (SemDeDup, Abbas et al. 2023).
 
 A task holds one part or one bucket, never the pool: buckets are sized by rows and the
 cosine matrices by the block. A near duplicate whose pair lands in two clusters is
-SemDeDup's known miss: so a row near a boundary (a further centroid within the margin
-TrainCentroids calibrated, which puts `boundary_share` of rows there) joins up to
-`assign` clusters, is compared in each, and goes when any finds an earlier kept match.
+SemDeDup's known miss: so a row near a boundary (within `boundary_reach` of the distance
+a duplicate may lie from it, sqrt(2 (1 - threshold))) joins up to `assign` clusters, is
+compared in each, and goes when any finds an earlier kept match.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pipeline.dedup.float32_recheck import (
     needs_float32_look,
     read_back,
 )
-from pipeline.dedup.semantic_centroids import assign_margin, load_centroid_index
+from pipeline.dedup.semantic_centroids import boundary_distances, load_centroid_index
 from pipeline.dedup.semantic_rule import PAIRS, best_match, kept_in_block
 from pipeline.evalset.embed import EmbedConfig, vectors_of
 
@@ -68,9 +68,11 @@ class ShuffleByCentroid(Stage):
         centroids_file: Path,
         buckets: int,
         assign: int,
+        boundary: float,
         recheck: EmbedConfig | None,
     ):
-        super().__init__(out, {"buckets": buckets, "assign": assign, "text": recheck is not None})
+        config = {"buckets": buckets, "assign": assign, "boundary": boundary}
+        super().__init__(out, {**config, "text": recheck is not None})
         self.parts = parts
         self.centroids_file = centroids_file
         self.recheck = recheck
@@ -109,22 +111,18 @@ class ShuffleByCentroid(Stage):
 
     def summary(self, results: list[PartResult]) -> dict:
         rows = sum(r.rows_in for r in results)
-        return {
-            "assign_margin": round(assign_margin(self.centroids_file), 5),
-            "clusters_a_row": round(sum(r.rows_out for r in results) / max(rows, 1), 3),
-        }
+        return {"clusters_a_row": round(sum(r.rows_out for r in results) / max(rows, 1), 3)}
 
     def _assigned(self, path: Path, number: int) -> pa.Table:
         """The rows of part `number`, each once per cluster it joins."""
         assign = self.config["assign"]
         with_text = self.recheck is not None and needs_float32_look(path, self.recheck)
         table = pq.read_table(path, columns=["prompt_id", "embedding", *(["messages"] * with_text)])
-        cosines, nearest = load_centroid_index(self.centroids_file).nearest(
-            vectors_of(table), assign
-        )
-        # A row joins its nearest cluster, and the next ones whose centroid is about as near
-        # (a boundary row), so a near duplicate across the boundary meets it in one of them.
-        joins = cosines >= cosines[:, :1] - assign_margin(self.centroids_file)
+        index = load_centroid_index(self.centroids_file)
+        cosines, nearest = index.nearest(vectors_of(table), assign)
+        # A row joins its nearest cluster, and the next ones whose boundary it is close to,
+        # so a near duplicate across the boundary meets it in one of them.
+        joins = boundary_distances(cosines, nearest, index.fine) <= self.config["boundary"]
         joins[:, 0] = True
         at, choice = (x.astype(np.int32) for x in np.nonzero(joins.T)[::-1])
         clusters = nearest[at, choice]

@@ -3525,10 +3525,10 @@ CASES += [
         match="--near",
     ),
     C(
-        "dedup-semantic-boundary-share-above-1",
-        "dedup --semantic {pool} --out {tmp}/out --boundary-share 1.5",
+        "dedup-semantic-boundary-reach-above-1",
+        "dedup --semantic {pool} --out {tmp}/out --boundary-reach 1.5",
         "error",
-        match="--boundary-share",
+        match="--boundary-reach",
     ),
     C(
         "dedup-exact-with-assign",

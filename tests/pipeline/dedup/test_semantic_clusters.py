@@ -68,11 +68,31 @@ def test_clusters_pass_agrees_with_the_exact_pass(client, embedded, exact):
         same = found.merge(exact, on="prompt_id", suffixes=("", "_exact"))
         # the first occurrence wins in both: the kept row a drop points at is an earlier one
         assert (same.duplicate_of == same.duplicate_of_exact).mean() > 0.95
-        # The extra assignment is a budget: about boundary_share of rows join a second
-        # cluster (calibrated on held-out sample rows, so loosely on 480 rows).
         summary = json.loads((embedded / f"clusters{assign}" / "_manifest.json").read_text())
-        a_row, share = summary["summary"]["clusters_a_row"], SemanticDedupConfig.boundary_share
-        assert a_row == 1.0 if assign == 1 else 1 + share / 2 <= a_row <= 1 + 2 * share, a_row
+        a_row = summary["summary"]["clusters_a_row"]
+        assert a_row == 1.0 if assign == 1 else 1 < a_row < 2, a_row
+
+
+def test_a_row_farther_from_every_boundary_than_its_duplicate_shares_its_cluster():
+    """What the boundary distance promises: a vector within d of a row falls in the row's
+    own cluster whenever the row is farther than d from each boundary of it."""
+    import numpy as np
+
+    from pipeline.dedup.semantic_centroids import boundary_distances
+
+    rng = np.random.default_rng(3)
+    unit = lambda m: m / np.linalg.norm(m, axis=-1, keepdims=True)  # noqa: E731
+    centroids = unit(rng.standard_normal((12, 16))).astype(np.float32)
+    rows = unit(centroids[rng.integers(0, 12, 4000)] + 0.4 * rng.standard_normal((4000, 16)))
+    cosines = rows @ centroids.T
+    nearest = np.argsort(-cosines, axis=1)
+    cosines = np.take_along_axis(cosines, nearest, axis=1)
+    margin = boundary_distances(cosines, nearest, centroids)[:, 1:].min(axis=1)
+    moved = rows + unit(rng.standard_normal(rows.shape)) * rng.uniform(0, 0.3, (4000, 1))
+    apart = np.linalg.norm(moved - rows, axis=1)
+    stays = (moved @ centroids.T).argmax(axis=1) == nearest[:, 0]
+    assert stays[margin > apart].all()
+    assert not stays[margin <= apart].all()  # and nearer the boundary a duplicate may cross
 
 
 def test_clusters_pass_resumes_from_its_work_stages(client, embedded):
@@ -91,8 +111,8 @@ def test_more_clusters_than_rows_is_one_line():
         dict(threshold=0),
         dict(threshold=1.5),
         dict(assign=9),
-        dict(boundary_share=-0.1),
-        dict(boundary_share=1.5),
+        dict(boundary_reach=-0.1),
+        dict(boundary_reach=1.5),
         dict(block_rows=0),
     ):
         with pytest.raises(UserError):
