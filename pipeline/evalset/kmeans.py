@@ -64,6 +64,9 @@ def train_kmeans(embedded: Path, config: KMeansConfig) -> np.ndarray:
         seed=config.seed,
         spherical=True,
         max_points_per_centroid=config.points_per_centroid,
+        # FAISS prints (from C, past logging) a warning under 39 points a centroid; a small
+        # pool with the paper's cluster count is a choice, not a fault
+        min_points_per_centroid=1,
         verbose=False,
     )
     kmeans.train(sample)
