@@ -17,6 +17,7 @@ when they end.
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
 from collections import OrderedDict
@@ -87,17 +88,27 @@ def return_freed_heap() -> None:
     """Hand memory already freed back to the OS: Arrow's pool (mimalloc) and glibc both keep
     it for reuse, so a worker's RSS stays at its largest task's for the rest of the run.
     Cheap (a heap walk, milliseconds), so every task's end can afford it."""
-    import ctypes
-    import ctypes.util
     import sys
 
     pyarrow = sys.modules.get("pyarrow")
     if pyarrow is not None:
         pyarrow.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, looked up once: find_library runs ldconfig in a child process,
+    which at every task's end showed in the worker's memory. None where libc is not glibc."""
+    import ctypes
+    import ctypes.util
+
     try:
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc: nothing to do
-        pass
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
 
 
 def loaded(kind: Hashable | None = None) -> list[tuple]:
