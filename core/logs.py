@@ -136,12 +136,15 @@ def configure(level: str = "default", log_file: str | None = None) -> None:
     root.setLevel(logging.DEBUG if log_file else min(LEVELS[level], logging.INFO))
     logging.captureWarnings(True)
     # Dask's distributed installs its own stderr handler when it is imported before this
-    # (a worker process): its records then come here too. Imported later, it sees the
-    # root's handlers and installs none.
-    distributed = logging.getLogger("distributed")
-    for handler in list(distributed.handlers):
-        distributed.removeHandler(handler)
-    distributed.propagate = True
+    # (a worker process), and vLLM its own handler, level and no propagation when it was
+    # configured before (an engine built in this process): their records come here too.
+    # Imported later, distributed sees the root's handlers and vLLM the environment above.
+    for name in ("distributed", "vllm"):
+        library = logging.getLogger(name)
+        for handler in list(library.handlers):
+            library.removeHandler(handler)
+        library.propagate = True
+    logging.getLogger("vllm").setLevel(logging.NOTSET)  # the filters above decide
 
 
 def configure_from_environment() -> None:

@@ -18,7 +18,11 @@ def chats(*questions):
 
 @pytest.fixture(scope="module")
 def greedy_backend():
-    backend = VLLMBackend(MODEL, name="smollm2", enforce_eager=True, max_model_len=512)
+    # float32 whatever the CPU: greedy answers are checked, and SmolLM2's differ between
+    # bfloat16 kernels (AMX: "L'Etoile, la Marseillaise..." for the capital of France)
+    backend = VLLMBackend(
+        MODEL, name="smollm2", enforce_eager=True, max_model_len=512, dtype="float32"
+    )
     yield backend
     backend.close()
 
@@ -37,7 +41,11 @@ def test_batch_answers_tokens_and_long_prompt_error(greedy_backend):
 
 def test_entries_share_one_engine_and_sampling_is_seeded(greedy_backend):
     concise = VLLMBackend(
-        MODEL, enforce_eager=True, max_model_len=512, system_prompt="Answer with one word."
+        MODEL,
+        enforce_eager=True,
+        max_model_len=512,
+        dtype="float32",
+        system_prompt="Answer with one word.",
     )
     assert concise.engine() is greedy_backend.engine()  # only sampling/system prompt differ
     question = chats("What is the capital of France?")

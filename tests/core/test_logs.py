@@ -10,13 +10,19 @@ from core.logs import FILE_ENV, LEVEL_ENV, QUIET_ENVIRONMENT, configure
 
 @pytest.fixture
 def fresh_logging(monkeypatch):
-    """configure() changes the root logger, distributed's and the environment: put them back."""
+    """configure() changes the root logger, distributed's, vLLM's and the environment: put
+    them back. vLLM's starts as vLLM leaves it when an engine was built in this process
+    earlier (its own handler and level, no propagation), as happens in a test session."""
     for key in (LEVEL_ENV, FILE_ENV, "VLLM_CONFIGURE_LOGGING", *QUIET_ENVIRONMENT):
         monkeypatch.setenv(key, "placeholder")  # remembered, restored after the test
         monkeypatch.delenv(key)
     root, distributed = logging.getLogger(), logging.getLogger("distributed")
     saved = (root.handlers[:], root.level, distributed.handlers[:], distributed.propagate)
+    vllm = logging.getLogger("vllm")
+    vllm_saved = (vllm.handlers[:], vllm.level, vllm.propagate)
+    vllm.handlers[:], vllm.level, vllm.propagate = [logging.NullHandler()], logging.WARNING, False
     yield
+    vllm.handlers[:], vllm.level, vllm.propagate = vllm_saved
     for handler in root.handlers:
         if getattr(handler, "arena", False):
             handler.close()
