@@ -191,6 +191,7 @@ def test_a_missing_resource_or_scheduler_file_is_one_line(scheduler_file, tmp_pa
             pass
     assert "waiting up to 1 s for a worker holding GPU=1,SSD=1" in caplog.text
     missing = tmp_path / "nowhere.json"
+    capsys.readouterr()  # the waits above, on a terminal an earlier job configured
     code = main(
         ["ingest", str(pool), "--out", str(tmp_path / "o")]
         + ["--scheduler-file", str(missing), "--wait-workers", "1"]

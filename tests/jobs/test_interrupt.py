@@ -35,6 +35,10 @@ def _as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _text(path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def test_ctrl_c_ends_a_training_job_in_one_line(tmp_path, tiny_llama):
     with open(SAMPLES) as f:
         prompts = [json.loads(next(f))["prompt"][:200] for _ in range(4)]
@@ -51,13 +55,15 @@ def test_ctrl_c_ends_a_training_job_in_one_line(tmp_path, tiny_llama):
     command = [sys.executable, "-m", "jobs.cli", "train", "sft", "--workers", "1"]
     command += ["--data", str(tmp_path / "shard"), "--base", tiny_llama]
     command += ["--out", str(tmp_path / "model"), "--max-steps", "100000"]  # still training
+    steps = tmp_path / "debug.log"  # trl's per-step dicts are DEBUG records: not on the terminal
+    command += ["--log-file", str(steps)]
     process = subprocess.Popen(
         command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
         stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=_as_from_a_terminal,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 180
-        while not (_trainer_running(process.pid) and "'loss'" in log.read_text()):
+        while not (_trainer_running(process.pid) and "'loss'" in _text(steps)):
             assert process.poll() is None, f"the job ended first: {log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"no training step in 180 s: {log.read_text()}"
             time.sleep(0.5)
