@@ -30,19 +30,25 @@ class KMeansConfig:
     seed: int = 0
 
 
+def sampled_rows(part_rows: list[int], size: int, seed: int) -> list[np.ndarray]:
+    """A seeded uniform sample of `size` of the pool's rows, as each part's row numbers."""
+    total = sum(part_rows)
+    chosen = np.sort(
+        np.random.default_rng(seed).choice(total, size=min(size, total), replace=False)
+    )
+    starts = np.cumsum([0, *part_rows])
+    return [chosen[(chosen >= s) & (chosen < s + n)] - s for s, n in zip(starts, part_rows)]
+
+
 def sample_vectors(embedded: Path, size: int, seed: int) -> np.ndarray:
-    """A seeded uniform sample of `size` rows' vectors, reading one part at a time."""
+    """The vectors of `sampled_rows`, reading one part at a time."""
     parts = part_files(embedded)
     rows = [pq.ParquetFile(p).metadata.num_rows for p in parts]
-    total = sum(rows)
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(total, size=min(size, total), replace=False))
-    sample, start = [], 0
-    for path, n in zip(parts, rows):
-        local = chosen[(chosen >= start) & (chosen < start + n)] - start
-        if len(local):
-            sample.append(vectors_of(pq.read_table(path, columns=["embedding"]))[local])
-        start += n
+    sample = [
+        vectors_of(pq.read_table(path, columns=["embedding"]))[local]
+        for path, local in zip(parts, sampled_rows(rows, size, seed))
+        if len(local)
+    ]
     # already float32: no second copy of the sample (clusters x 256 x dim x 4 bytes)
     return np.asarray(np.concatenate(sample), dtype=np.float32)
 

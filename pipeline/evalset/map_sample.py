@@ -1,8 +1,8 @@
 """The embedding map's sample of the pool (report.plot_embedding_map), read on the workers.
 
-The sample is seeded and uniform over the pool's rows: the rows `kmeans.sample_vectors`
-chooses. Read in the driver, 20k rows of 10M spread over ~10k parts of 1,024 rows would
-mean reading about every part's vectors; here the driver chooses the rows from the
+The sample is seeded and uniform over the pool's rows (`kmeans.sampled_rows`, the rows
+`kmeans.sample_vectors` reads). Read in the driver, 20k rows of 10M spread over ~10k
+parts of 1,024 rows would mean reading about every part's vectors; here the driver chooses the rows from the
 parts' row counts (Parquet footers) and a task per part holding a sampled row writes
 their vectors (OUT/map_sample), which the driver reads: MAP_ROWS vectors.
 """
@@ -19,18 +19,9 @@ from core.hashing import table_hash
 from core.parquet_io import part_files, read_folder, write_parquet_atomic
 from core.stage import FolderStage, PartResult, Task
 from pipeline.evalset.embed import vectors_of
+from pipeline.evalset.kmeans import sampled_rows
 
 MAP_ROWS, MAP_SEED = 20_000, 0  # pool rows on the map
-
-
-def sampled_rows(part_rows: list[int], size: int, seed: int) -> list[np.ndarray]:
-    """Each part's sampled row numbers: `kmeans.sample_vectors`' choice, part by part."""
-    total = sum(part_rows)
-    chosen = np.sort(
-        np.random.default_rng(seed).choice(total, size=min(size, total), replace=False)
-    )
-    starts = np.cumsum([0, *part_rows])
-    return [chosen[(chosen >= s) & (chosen < s + n)] - s for s, n in zip(starts, part_rows)]
 
 
 class MapSample(FolderStage):
