@@ -23,7 +23,7 @@ stage's span). The
 difficulty stage also says its judge, backend and seconds per 100 judgements.
 
 The judge is `smollm2-difficulty-vllm` (vLLM; its tasks need GPU=1, which the
-embedded cluster's workers get) unless `--difficulty-judge` names another entry of
+embedded cluster's first worker gets: one engine) unless `--difficulty-judge` names another entry of
 the packaged judges roster (`recipe`: the recipe's own); `python -m bench.difficulty
 --candidates OUT/candidates` rescores the same candidates with both judges in one run.
 `--embed-model` overrides the recipe's embedder (e.g. static:builtin:all-minilm-l6-v2);

@@ -27,6 +27,10 @@ IDLE_REDRAW_S = 60.0
 # Work that ends sooner draws no bar: a finished bar stays a line of the job's output, and
 # a short step's says nothing that the step's own line does not.
 BAR_DELAY_S = 2.0
+# Dask config a job sets on a cluster it started itself (jobs.cluster): there the model
+# slot (GPU=1) sits on cores the CPU tasks share and the job runs one stage at a time, so
+# no GPU task waits behind CPU work and CPU tasks run on every worker.
+CPU_TASKS_ANYWHERE = "arena.cpu-tasks-anywhere"
 
 
 def holds(worker: dict, resources: dict) -> bool:
@@ -50,7 +54,12 @@ def require_resources(client, resources: dict | None, what: str) -> None:
 
 def cpu_workers(client) -> list[str] | None:
     """Workers declaring no resource, when the cluster also has workers that do (GPU
-    workers); None when every worker is alike, so tasks may run anywhere."""
+    workers); None when every worker is alike or CPU_TASKS_ANYWHERE is set, so tasks may
+    run anywhere."""
+    import dask
+
+    if dask.config.get(CPU_TASKS_ANYWHERE, False):
+        return None
     workers = client.scheduler_info(n_workers=-1)["workers"]
     plain = [address for address, w in workers.items() if not any(w.get("resources", {}).values())]
     return plain if plain and len(plain) < len(workers) else None

@@ -59,18 +59,48 @@ def test_bad_resource_is_a_one_line_error(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("arena ingest: error:")
 
 
-def test_embedded_cluster_gets_the_resources_the_roster_needs():
+def test_embedded_cluster_gives_the_roster_s_resources_to_one_worker():
     import argparse
 
     from jobs.cluster import embedded_resources
     from pipeline.flows.battle import prepare_battle
 
     setup = prepare_battle("demo", judge="smollm2-judge", judge_roster="judges")
-    assert embedded_resources(argparse.Namespace(worker_resources=""), setup.resources) == {
-        "GPU": 1.0
-    }
+    default = argparse.Namespace(worker_resources="")
+    # One engine a machine: the first worker holds the GPU slot, the others none.
+    assert embedded_resources(default, setup.resources, 2) == [{"GPU": 1.0}, {}]
     chosen = argparse.Namespace(worker_resources="GPU=2")
-    assert embedded_resources(chosen, {"GPU": 1.0}) == {"GPU": 2.0}
+    assert embedded_resources(chosen, {"GPU": 1.0}, 2) == [{"GPU": 2.0}, {"GPU": 2.0}]
+
+
+def _worker_name() -> str:
+    from distributed import get_worker
+
+    return get_worker().name
+
+
+def test_the_embedded_cluster_holds_one_model_slot_and_cpu_tasks_use_every_worker():
+    from core.submit import run_tasks
+    from jobs.cluster import connect
+
+    args = build_parser("ingest").parse_args(["ingest", "x", "--out", "o", "--workers", "2"])
+    with connect(args, {"GPU": 1.0}) as client:
+        held = [w["resources"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+        assert sorted(held, key=len) == [{}, {"GPU": 1.0}]
+        model = run_tasks(
+            client, _worker_name, [()] * 4, desc="m", resources={"GPU": 1}, progress=False
+        )
+        assert len(set(model)) == 1  # one engine: every model task on the slot's worker
+        # CPU tasks long enough that both workers take some: none is pinned off the slot.
+        spread = run_tasks(client, _sleep_then_name, [(0.3,)] * 8, desc="c", progress=False)
+        assert set(spread) == {0, 1}
+
+
+def _sleep_then_name(seconds: float):
+    import time
+
+    time.sleep(seconds)
+    return _worker_name()
 
 
 def test_a_true_default_bool_can_be_turned_off():
