@@ -14,7 +14,8 @@ for RSS. Where it fits (`--exact-up-to`), the exact global pass runs on the same
 wall seconds, seconds per 100k rows (and their ratio to the smallest size: linear cost is
 a flat ratio), the workers' CPU seconds per 100k rows (the same ratio, which other work on
 the machine barely moves), peak RSS of the driver and of the largest worker, rows dropped, recall and
-precision against the planted rows, and agreement with the exact pass.
+precision against the planted rows, agreement with the exact pass, and each step's worker
+seconds per 100k rows (from the stage manifests), which say where any growth comes from.
 """
 
 from __future__ import annotations
@@ -176,7 +177,14 @@ def run_dedup(pool: Path, out: Path, cluster: Loopback, extra: list[str]) -> dic
         "worker": worker,
         "dropped": set(pd.read_parquet(out / "_dropped", columns=["prompt_id"]).prompt_id),
         "a_row": summary.get("clusters_a_row", 1.0),
+        "steps": summary.get("worker_seconds", {}),
     }
+
+
+def _steps(steps: dict, rows: int) -> str:
+    """Worker seconds per 100k rows of each step, e.g. `semantic-shuffle 4.1`: the one whose
+    figure grows with the pool is where linearity is lost."""
+    return ", ".join(f"{name} {s / rows * 100_000:.1f}" for name, s in steps.items())
 
 
 def _agreement(found: set, truth: set) -> str:
@@ -193,8 +201,8 @@ PASSES = (
 HEADER = (
     "| rows | pass | s | s/100k | s/100k vs first size | worker CPU s/100k | vs first size "
     "| clusters a row | driver GiB | largest worker GiB | dropped "
-    "| recall / precision vs planted | vs exact pass |\n"
-    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    "| recall / precision vs planted | vs exact pass | worker s/100k by step |\n"
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
 )
 
 
@@ -243,7 +251,8 @@ def main() -> None:
                     f"{cpu_100k / first[f'{name} cpu']:.2f} | {run['a_row']:.2f} | "
                     f"{run['driver']:.2f} | "
                     f"{run['worker']:.2f} | {len(run['dropped']):,} of {len(truth):,} planted | "
-                    f"{_agreement(run['dropped'], truth)} | {versus} |"
+                    f"{_agreement(run['dropped'], truth)} | {versus} | "
+                    f"{_steps(run['steps'], size)} |"
                 )
                 lines.append(line)
                 print(line, flush=True)
@@ -253,7 +262,7 @@ def main() -> None:
                     f"{exact['seconds'] / size * 100_000:.1f} | | "
                     f"{exact['worker_cpu'] / size * 100_000:.1f} | | | {exact['driver']:.2f} | "
                     f"{exact['worker']:.2f} | {len(exact['dropped']):,} | "
-                    f"{_agreement(exact['dropped'], truth)} | |"
+                    f"{_agreement(exact['dropped'], truth)} | | {_steps(exact['steps'], size)} |"
                 )
                 lines.append(line)
                 print(line, flush=True)

@@ -171,6 +171,7 @@ def run_stage(stage: Stage, client, *, overwrite: bool = False, progress: bool =
         "rows_out": sum(r.rows_out for r in ordered),
         "rows_rejected": sum(r.rows_rejected for r in ordered),
         "content_hash": combine_hashes({r.name: r.content_hash for r in ordered}),
+        "worker_seconds": round(sum(r.seconds for r in ordered), 3),
         "summary": stage.summary(ordered),
         "part_results": [dataclasses.asdict(r) for r in ordered],
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

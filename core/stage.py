@@ -11,6 +11,7 @@ whose files are intact and never duplicates, loses or trusts damaged rows.
 from __future__ import annotations
 
 import dataclasses
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ class PartResult:
     # Every file the task wrote under the stage folder: {"path" (relative), "bytes",
     # "blake2b"}. None in markers written before files were recorded: not verifiable.
     files: list[dict] | None = None
+    # Wall seconds the task ran on its worker: a stage's worker-seconds are their sum.
+    seconds: float = 0.0
 
 
 def write_filtered_part(out: Path, name: str, rows_in: int, kept) -> PartResult:
@@ -124,9 +127,11 @@ class Stage(ABC):
     def execute(self, task: Task) -> PartResult:
         """What the runner ships to a worker: process, then mark the task done, recording
         every file it wrote so a rerun can tell an intact task from a damaged one."""
+        began = time.perf_counter()
         with recording_writes() as written:
             result = self.process(task)
         result.files = file_records(self.out, written)
+        result.seconds = round(time.perf_counter() - began, 3)
         write_json_atomic(dataclasses.asdict(result), self.done_dir / f"{task.name}.json")
         return_freed_heap()  # else a worker's RSS stays at its largest task's
         return result

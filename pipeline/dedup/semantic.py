@@ -42,6 +42,7 @@ from core.parquet_io import (
     write_json_atomic,
     write_parquet_atomic,
 )
+from core.runner import MANIFEST_FILE
 from core.stage import FolderStage, PartResult, Stage, Task, write_filtered_part
 from pipeline.dedup.float32_recheck import (
     DEFAULT_MARGIN,
@@ -435,18 +436,21 @@ class SemanticDedup(FolderStage):
         )
         write_parquet_atomic(dropped, self.out / "_dropped" / f"{task.name}.parquet")
         kept = table.filter(pc.invert(pa.array(drop)))
-        result = write_filtered_part(self.out, task.name, table.num_rows, kept)
-        # What the pass found, for the manifest: its own folders go once the stage ends.
-        found = [self.pairs, *([self.out / "_shuffle"] if self.search == "clusters" else [])]
-        result.stats["pass"] = {
-            k: v
-            for f in found
-            for k, v in json.loads((f / "_manifest.json").read_text())["summary"].items()
-        }
-        return result
+        return write_filtered_part(self.out, task.name, table.num_rows, kept)
 
     def summary(self, results: list[PartResult]) -> dict:
-        found = results[0].stats["pass"] if results else {}
+        # What the pass found and what each step cost, read once: the work folders go
+        # when the stage ends.
+        work, found = {}, {}
+        for stage in self.work_stages():
+            manifest = stage.out / MANIFEST_FILE
+            if manifest.exists():
+                work[stage.name] = json.loads(manifest.read_text())
+                if stage.out in (self.pairs, self.out / "_shuffle"):
+                    found.update(work[stage.name]["summary"])
+        finished = self.out / MANIFEST_FILE
+        if not work and finished.exists():  # a finished run: its work folders are gone
+            return json.loads(finished.read_text())["summary"]
         return {
             "threshold": self.config.threshold,
             "search": self.search,
@@ -463,4 +467,8 @@ class SemanticDedup(FolderStage):
                 if self.search == "clusters"
                 else {}
             ),
+            "worker_seconds": {
+                **{name: m.get("worker_seconds", 0.0) for name, m in work.items()},
+                self.name: round(sum(r.seconds for r in results), 3),
+            },
         }
