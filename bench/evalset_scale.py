@@ -118,9 +118,12 @@ STAGES = (
     ("embedded", "embed", "driver: recipe, judge roster"),
     ("semantic_dedup", "semantic-dedup", "semantic work stages (centroids, shuffle, pairs)"),
     ("clustered", "assign-clusters", "row count; K-means trains in its work stage"),
-    ("scored", "score-difficulty", "cluster index, draws, fetch candidates (driver)"),
+    ("draws", "draw-per-cluster", "driver: between stages"),
+    ("drawn", "drawn-rows", "driver: between stages"),
+    ("scored", "score-difficulty", "diverse set and candidates written (driver)"),
+    ("map_sample", "map-sample", "models offloaded; hard and mix written (driver)"),
 )
-AFTER = "hard, mix, report (driver); cluster shutdown"
+AFTER = "report (driver); cluster shutdown"
 
 
 def peaks(samples, start: float, end: float) -> tuple[int, int, int]:

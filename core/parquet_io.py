@@ -122,6 +122,19 @@ def part_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(folder.glob("part-*.parquet"))
 
 
+def consecutive_parts(parts: list[Path], rows: int) -> list[list[tuple[str, int]]]:
+    """`parts` cut into runs of consecutive parts of about `rows` rows (from their footers),
+    each part as (path, its number in `parts`): one task a run, where a task a part would
+    cost too much per task (a file opened per bucket of a shuffle that grows with the pool)."""
+    runs, held = [[]], 0
+    for number, path in enumerate(parts):
+        if held >= rows:
+            runs, held = [*runs, []], 0
+        runs[-1].append((str(path), number))
+        held += pq.ParquetFile(path).metadata.num_rows
+    return [run for run in runs if run]
+
+
 def read_folder(folder: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """All rows of a stage folder (small folders: tests, reports, eval sets)."""
     parts = part_files(folder)

@@ -34,8 +34,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import UserError
+from core.hashing import combine_hashes
 from core.parquet_io import (
     check_parts,
+    consecutive_parts,
     part_files,
     require_columns,
     require_rows,
@@ -205,6 +207,7 @@ def check_semantic_input(folder: Path, config: SemanticDedupConfig) -> None:
 SEARCHES = ("auto", "clusters", *GLOBAL_SEARCHES[1:])  # auto, clusters, exact, ivf
 CLUSTERS_FROM_ROWS = 100_000  # "auto" takes the clusters pass from here: it wins above
 MOST_ASSIGNED = 8
+FILTER_TASK_ROWS = 250_000  # rows of the consecutive parts one filter task reads
 
 
 @dataclass(frozen=True)
@@ -404,20 +407,43 @@ class SemanticDedup(FolderStage):
         ]
 
     def plan(self) -> list[Task]:
-        return [Task(p.stem, {"path": str(p), "part": i}) for i, p in enumerate(self.vector_parts)]
+        # A task filters a run of consecutive parts: each task reads the footer of every
+        # pairs file, and those grow in number with the pool, so a task a part would cost
+        # parts x pairs files.
+        runs = consecutive_parts(self.vector_parts, FILTER_TASK_ROWS)
+        return [Task(Path(run[0][0]).stem, {"parts": run}) for run in runs]
 
     def process(self, task: Task) -> PartResult:
+        run = task.params["parts"]
+        files = [str(f) for f in sorted(self.pairs.glob("*.parquet"))]
+        between = [("part", ">=", run[0][1]), ("part", "<=", run[-1][1])]
+        pairs = pq.read_table(files, schema=PAIRS, filters=between)
+        # A row two clusters dropped (assign 2) is reported once, by its closest match.
+        pairs = pairs.sort_by(
+            [("part", "ascending"), ("row", "ascending"), ("similarity", "descending")]
+        )
+        places = np.column_stack([pairs.column(c).to_numpy() for c in ("part", "row")])
+        first = np.r_[True, (places[1:] != places[:-1]).any(axis=1)] if len(places) else []
+        pairs = pairs.filter(pa.array(first, pa.bool_()))
+        numbers = pairs.column("part").to_numpy()
+        results = [
+            self._filter_part(Path(path), pairs.filter(pa.array(numbers == number)))
+            for path, number in run
+        ]
+        return PartResult(
+            task.name,
+            sum(r.rows_in for r in results),
+            sum(r.rows_out for r in results),
+            content_hash=combine_hashes({r.name: r.content_hash for r in results}),
+            stats={"dropped": sum(r.stats["dropped"] for r in results)},
+        )
+
+    def _filter_part(self, path: Path, pairs: pa.Table) -> PartResult:
+        """Part `path` without the rows `pairs` drop; those rows, with why, in `_dropped/`."""
         import pyarrow.compute as pc
 
-        table = pq.read_table(task.params["path"])
-        require_columns(table.schema, self.needs, task.params["path"])
-        files = [str(f) for f in sorted(self.pairs.glob("*.parquet"))]
-        pairs = pq.read_table(files, schema=PAIRS, filters=[("part", "=", task.params["part"])])
-        # A row two clusters dropped (assign 2) is reported once, by its closest match.
-        pairs = pairs.sort_by([("row", "ascending"), ("similarity", "descending")])
-        rows = pairs.column("row").to_numpy()
-        first = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, bool)
-        pairs = pairs.filter(pa.array(first))
+        table = pq.read_table(path)
+        require_columns(table.schema, self.needs, str(path))
         drop = np.zeros(table.num_rows, dtype=bool)
         drop[pairs.column("row").to_numpy()] = True
         gone = table.filter(pa.array(drop))
@@ -434,9 +460,9 @@ class SemanticDedup(FolderStage):
                 },
             }
         )
-        write_parquet_atomic(dropped, self.out / "_dropped" / f"{task.name}.parquet")
+        write_parquet_atomic(dropped, self.out / "_dropped" / f"{path.stem}.parquet")
         kept = table.filter(pc.invert(pa.array(drop)))
-        return write_filtered_part(self.out, task.name, table.num_rows, kept)
+        return write_filtered_part(self.out, path.stem, table.num_rows, kept)
 
     def summary(self, results: list[PartResult]) -> dict:
         # What the pass found and what each step cost, read once: the work folders go

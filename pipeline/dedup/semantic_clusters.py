@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.hashing import folder_fingerprint
-from core.parquet_io import write_parquet_atomic
+from core.parquet_io import consecutive_parts, write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import FolderStage, PartResult, Stage, Task
 from pipeline.dedup.float32_recheck import (
@@ -89,13 +89,9 @@ class ShuffleByCentroid(Stage):
 
     def plan(self) -> list[Task]:
         target = min(SHUFFLE_TASK_ROWS, SHUFFLE_FILE_ROWS * self.config["buckets"])
-        groups, rows = [[]], 0
-        for number, path in enumerate(self.parts):
-            if rows >= target:
-                groups, rows = [*groups, []], 0
-            groups[-1].append((str(path), number))
-            rows += pq.ParquetFile(path).metadata.num_rows
-        return [Task(Path(g[0][0]).stem, {"parts": g}) for g in groups if g]
+        return [
+            Task(Path(r[0][0]).stem, {"parts": r}) for r in consecutive_parts(self.parts, target)
+        ]
 
     def process(self, task: Task) -> PartResult:
         shuffled = pa.concat_tables(self._assigned(Path(p), n) for p, n in task.params["parts"])
