@@ -7,6 +7,7 @@ judging.py   the judge task: a chunk of games, verdicts into the cache
 combine.py   game winners, the two-game rule, inconsistency
 records.py   battle records and the combined per-pair table, from the caches
 summary.py   counts, win matrix, errors, tokens, speed
+cost.py      what a run cost per stage and model: tokens, seconds, cache hits
 browser.py   browser.html: every battle to read, with the leaderboard (page: browser_page.py)
 run.py       the order of it all on a client
 """

@@ -23,7 +23,7 @@ from pipeline.battle.prompts import read_prompts
 def answer_chunk(spec, prompt_ids: list[str], prompts_path: str, cache_root: str) -> dict:
     """`spec`: a roster ModelSpec. Returns counts, tokens, seconds and failures
     [(prompt_id, error)] of this chunk."""
-    started = time.time()
+    started = time.perf_counter()
     prompts = read_prompts(prompts_path, prompt_ids)
     conversations = [prompts[p] for p in prompt_ids]
     backend = make_backend(spec)
@@ -53,5 +53,5 @@ def answer_chunk(spec, prompt_ids: list[str], prompts_path: str, cache_root: str
         "failures": failures,
         "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
         "completion_tokens": sum(r["completion_tokens"] for r in rows),
-        "seconds": time.time() - started,
+        "seconds": time.perf_counter() - started,
     }

@@ -75,7 +75,7 @@ def judge_chunk(
 ) -> dict:
     """`games`: dicts with prompt_id, model_a, model_b, game, key_a, key_b (answer keys).
     Returns counts, tokens and seconds of this chunk."""
-    started = time.time()
+    started = time.perf_counter()
     ids = sorted({g["prompt_id"] for g in games})
     prompts = read_prompts(prompts_path, ids)
     cache = AnswerCache(Path(cache_root))
@@ -140,5 +140,5 @@ def judge_chunk(
         "retried": sum(v.attempts > 1 for v in verdicts),
         "prompt_tokens": sum(v.prompt_tokens for v in verdicts),
         "completion_tokens": sum(v.completion_tokens for v in verdicts),
-        "seconds": time.time() - started,
+        "seconds": time.perf_counter() - started,
     }

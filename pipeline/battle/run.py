@@ -27,6 +27,7 @@ from core.submit import fixed_chunks, run_tasks
 from pipeline.battle.answers import answer_chunk
 from pipeline.battle.browser import BROWSER, write_browser
 from pipeline.battle.config import BattleConfig
+from pipeline.battle.cost import battle_cost, stage_row
 from pipeline.battle.judging import JudgeOptions, answers_key, judge_chunk, judge_key
 from pipeline.battle.prompts import load_prompts, write_prompts
 from pipeline.battle.records import battle_records, combined_pairs, write_table
@@ -38,11 +39,12 @@ OUTPUTS = ("battles", "combined", "summary.json", "summary.md", BROWSER)
 
 
 def generate_answers(client, specs, prompt_ids, work, cache_root, config, progress) -> dict:
-    """Answers each model still lacks, model by model. Returns per-model counts and the
-    failures {(model, prompt_id): error}."""
+    """Answers each model still lacks, model by model. Returns per-model counts, the
+    failures {(model, prompt_id): error} and each model's cost row (pipeline.battle.cost)."""
     cache = AnswerCache(cache_root)
-    stats, failures = {}, {}
+    stats, failures, cost = {}, {}, []
     for spec in specs:
+        started = time.perf_counter()
         cached = cache.keys(spec.name, spec.fingerprint())
         missing = [p for p in prompt_ids if p not in cached]
         # Fixed slices of the whole eval set, less what is cached (see fixed_chunks).
@@ -69,7 +71,20 @@ def generate_answers(client, specs, prompt_ids, work, cache_root, config, progre
             "completion_tokens": sum(r["completion_tokens"] for r in results),
             "seconds": round(sum(r["seconds"] for r in results), 2),
         }
-    return {"stats": stats, "failures": failures}
+        made = stats[spec.name]
+        cost.append(
+            stage_row(
+                "answers",
+                spec.name,
+                spec.resources,
+                results,
+                time.perf_counter() - started,
+                from_cache=made["cached"],
+                computed=made["generated"],
+                failed=made["failed"],
+            )
+        )
+    return {"stats": stats, "failures": failures, "cost": cost}
 
 
 def _game_key(g: dict) -> tuple:
@@ -124,7 +139,7 @@ def run_battle(
 ) -> dict:
     """Battle the roster `specs` (ModelSpecs) on the eval set, judged by `judge` (a ModelSpec).
     Writes records, combined pairs and the summary under `out`; returns the summary."""
-    started = time.time()
+    started, clock = time.time(), time.perf_counter()
     out = Path(out)
     cache_root = Path(cache) if cache else out / "_cache"
     work = out / "_work"
@@ -138,7 +153,7 @@ def run_battle(
     players = [s for s in specs if s.name in playing]
 
     answered = generate_answers(client, players, prompt_ids, work, cache_root, config, progress)
-    answers_done = time.time()
+    answers_done, judge_started = time.time(), time.perf_counter()
 
     options = JudgeOptions(
         config.judge_template,
@@ -176,6 +191,18 @@ def run_battle(
         progress=progress,
     )
     judge_done = time.time()
+    verdicts_now = sum(r["judged"] for r in judged)
+    judge_row = stage_row(
+        "judge",
+        judge.name,
+        judge.resources,
+        judged,
+        time.perf_counter() - judge_started,
+        from_cache=len(judgeable) - len(pending),
+        computed=verdicts_now,
+        failed=sum(r["errors"] for r in judged),
+        games=verdicts_now,
+    )
 
     records = battle_records(games, verdicts.read(judge.name, key, prompt_ids), judge.name, prompts)
     combined = combined_pairs(records, config.combine)
@@ -195,9 +222,9 @@ def run_battle(
         "prompts_left_out": left_out,
         "answers": answered["stats"],
         "judge": {
-            "judged": sum(r["judged"] for r in judged),
-            "reused": len(judgeable) - len(pending),
-            "errors": sum(r["errors"] for r in judged),
+            "judged": verdicts_now,
+            "reused": judge_row["from_cache"],
+            "errors": judge_row["failed"],
             "retried": sum(r["retried"] for r in judged),
             "prompt_tokens": sum(r["prompt_tokens"] for r in judged),
             "completion_tokens": sum(r["completion_tokens"] for r in judged),
@@ -207,6 +234,8 @@ def run_battle(
             "judge": judge_done - answers_done,
             "total": time.time() - started,
         },
+        # Up to the records and the combined pairs; the summary and the page come after.
+        "cost": battle_cost([*answered["cost"], judge_row], time.perf_counter() - clock),
     }
     summary = summarize(
         records, combined, [s.name for s in players], judge.name, config.combine, run

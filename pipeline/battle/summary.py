@@ -1,4 +1,5 @@
-"""What a battle run reports: counts, the win matrix, errors, inconsistency, tokens, speed.
+"""What a battle run reports: counts, the win matrix, errors, inconsistency, tokens, speed,
+and its cost per stage and model (pipeline.battle.cost).
 
 `summarize` returns a JSON-able dict; `render` turns it into the Markdown that
 `arena battle` prints and writes beside the records.
@@ -11,6 +12,7 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.battle.cost import cost_markdown
 from pipeline.battle.prompts import lacks
 
 
@@ -41,7 +43,7 @@ def summarize(
 ) -> dict:
     """`run`: prompts_left_out (pipeline.battle.prompts.answerable), answers (per model:
     needed, cached, generated, failed, tokens), judge (judged, reused, errors, tokens,
-    seconds) and seconds of this run."""
+    seconds), seconds of this run and its cost block."""
     errors = records.filter(pc.is_valid(records.column("error")))
     judge_failures = errors.filter(
         pc.invert(pc.starts_with(errors.column("error"), "no answer from"))
@@ -85,11 +87,12 @@ def summarize(
         "battles_per_hour": round(judged / run["seconds"]["judge"] * 3600, 1)
         if judged and run["seconds"]["judge"] > 0
         else None,
+        "cost": run["cost"],
     }
 
 
 def render(s: dict) -> str:
-    """The summary as Markdown: headline, answers, win matrix, errors."""
+    """The summary as Markdown: headline, answers, win matrix, cost."""
     left_out = s["prompts_left_out"]
     lines = [
         f"# Battles judged by {s['judge']}",
@@ -147,4 +150,7 @@ def render(s: dict) -> str:
     for x in models:
         cells = ["-" if x == y else str(s["win_matrix"].get(x, {}).get(y, 0)) for y in models]
         lines.append(f"| {x} | " + " | ".join(cells) + " |")
+    if s.get("cost"):
+        lines += ["", "Cost of this run (what the caches held cost nothing now):", ""]
+        lines.append(cost_markdown(s["cost"]).rstrip())
     return "\n".join(lines) + "\n"

@@ -6,9 +6,10 @@ pairwise in two games -> the battle judge measured against people on labelled
 answer pairs -> Bradley-Terry leaderboard -> a first flywheel iteration (the pool
 decontaminated against the eval sets, sliced; the target trained on the battles it
 loses and re-rated beside itself) -> OUT/report.md, which puts the leaderboard
-beside how far its judge agrees with people, and what the flywheel made. Each step writes its
-own subfolder of OUT, so a rerun resumes where the last run stopped (answers and
-verdicts come from the battle caches, judge-eval games from its own).
+beside how far its judge agrees with people, what the flywheel made and what the battles
+and the flywheel cost. Each step writes its own subfolder of OUT, so a rerun resumes
+where the last run stopped (answers and verdicts come from the battle caches,
+judge-eval games from its own).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from core.parquet_io import write_text_atomic
 from eval_sets import LABELLED_PAIRS, sample_pool_files
 from pipeline.battle.browser import BROWSER, write_browser
 from pipeline.battle.config import BattleConfig
+from pipeline.battle.cost import add_costs, cost_markdown, relabel
 from pipeline.flows.battle import (
     BattleSetup,
     battle_line,
@@ -46,6 +48,7 @@ from pipeline.flows.judge_eval import (
 )
 from pipeline.flows.ratings import RatingsConfig, rate_battles, ratings_report
 from pipeline.flywheel.config import FlywheelConfig
+from pipeline.flywheel.cost import iteration_cost
 from pipeline.ingest.stage import IngestConfig
 from pipeline.ratings.groups import WHOLE, side_by_side_markdown
 from pipeline.ratings.leaderboard import markdown_table
@@ -206,23 +209,36 @@ def run_main(client, job: MainJob, out, *, overwrite: bool = False) -> dict:
     log.info(ratings_report(board, out / "leaderboard", whole_table=False))
     # The battle browser's leaderboard, fitted as this one is, so the two agree.
     write_browser(out / "battles", job.ratings.rating_options())
-    iteration = None
+    iteration, here = None, None
     if job.flywheel:
         flywheel = main_flywheel(job.flywheel, out)
         iteration = run_flywheel(client, flywheel, out / "flywheel", overwrite=overwrite)
-    write_main_report(out, board, summary, trust, iteration)
+        here = out / "flywheel" / f"iteration-{flywheel.iteration}"
+    write_main_report(out, board, summary, trust, iteration, main_cost(summary, here))
     if trust:
         log.info(trust)
     log.info("report: %s", out / "report.md")
     return board
 
 
+def main_cost(battles: dict, iteration: Path | None) -> dict | None:
+    """The job's cost block: its battles' (summary.json `cost`) and its flywheel
+    iteration's (that folder's battle runs and trainings), each stage named by its step."""
+    flywheel = relabel(iteration_cost(iteration), "flywheel") if iteration else None
+    return add_costs([relabel(battles.get("cost"), "battles"), flywheel])
+
+
 def write_main_report(
-    out: Path, board: dict, battles: dict, trust: str | None, iteration: dict | None = None
+    out: Path,
+    board: dict,
+    battles: dict,
+    trust: str | None,
+    iteration: dict | None = None,
+    cost: dict | None = None,
 ) -> None:
     """OUT/report.md, the page to open first: the leaderboard, how far to trust its judge,
-    the ratings per eval-set subset, what battled, where to read every battle, and where
-    each step's own report is."""
+    the ratings per eval-set subset, what battled, where to read every battle, what the
+    battles and the flywheel cost, and where each step's own report is."""
     left = battles.get("prompts_left_out") or {}
     lines = [
         "# Arena run",
@@ -255,6 +271,7 @@ def write_main_report(
         "",
         *subset_lines(board),
         *(flywheel_lines(iteration) if iteration else []),
+        *cost_lines(cost),
         "Each step's report: [eval set](evalset/report.md), [battles](battles/summary.md),"
         " [judge evaluation](judge_eval/report.md), [leaderboard](leaderboard/leaderboard.md)"
         + (", [flywheel iteration 1](flywheel/iteration-1/report.md)" if iteration else "")
@@ -280,6 +297,25 @@ def subset_lines(board) -> list[str]:
         "",
         *(f"- {w}" for w in groups.warnings),
         *([""] if groups.warnings else []),
+    ]
+
+
+def cost_lines(cost: dict | None) -> list[str]:
+    """The cost paragraph of OUT/report.md: a row per step, stage and model."""
+    if not cost:
+        return []
+    return [
+        "## Cost",
+        "",
+        "What this run computed, by step, stage and model (what the caches served cost"
+        " nothing now). Worker seconds are the tasks' own measured durations: GPU-seconds"
+        " for tasks holding a GPU slot, CPU-seconds otherwise; wall seconds are the driver's"
+        " clock around each stage, and the total's around each run and training."
+        " Each battle run's summary.json holds its `cost`; the eval-set build and the judge"
+        " evaluation are not counted here.",
+        "",
+        cost_markdown(cost).rstrip(),
+        "",
     ]
 
 

@@ -167,3 +167,34 @@ def test_main_job_runs_a_first_flywheel_iteration(main_run):
     for step in ("pool", "sft.battle", "sft.select"):
         assert f"{step}: done before" in done.stderr, step
     assert "sft.train: done before" not in done.stderr
+
+
+@pytest.mark.slow
+def test_main_job_reports_its_cost(main_run):
+    """Each battle run's summary.json holds its cost, and report.md the job's: the rerun's
+    battles came from the caches the killed run filled (nothing computed, no tokens);
+    the flywheel's SFT battles, run once before the kill, computed what their records
+    hold; every training counts its trainer's seconds in the GPU slot its task held."""
+    out, _ = main_run
+    battles = json.loads((out / "battles" / "summary.json").read_text())["cost"]
+    assert battles["total"]["verdicts"] == {"from_cache": 24, "computed": 0, "failed": 0}
+    assert battles["total"]["answers"] == {"from_cache": 12, "computed": 0, "failed": 0}
+    assert battles["total"]["prompt_tokens"] == battles["total"]["completion_tokens"] == 0
+    resources = {r["model"]: r["resource"] for r in battles["stages"]}
+    assert resources == {
+        "smollm2-greedy": "GPU", "smollm2-t1": "GPU", "gpt-4-0314": "CPU", "judge": "GPU",
+    }  # fmt: skip
+    run = out / "flywheel" / "iteration-1" / "sft" / "battles"
+    sft = json.loads((run / "summary.json").read_text())["cost"]
+    [judge] = [r for r in sft["stages"] if r["stage"] == "judge"]
+    records = pd.read_parquet(run / "battles")
+    judged = ~records.error.fillna("").str.startswith("no answer from")
+    assert judge["computed"] == judged.sum() > 0 and judge["from_cache"] == 0
+    assert judge["prompt_tokens"] == records.prompt_tokens.sum()
+    assert judge["completion_tokens"] == records.completion_tokens.sum()
+    assert judge["worker_seconds"]["GPU"] > 0 and judge["games_per_hour"] > 0
+    report = (out / "report.md").read_text()
+    assert "## Cost" in report
+    assert "| battles judge | judge | GPU | 24 | 0 | 0 | 0 | 0 |" in report
+    for stage in ("flywheel sft judge", "flywheel sft train", "flywheel dpo train"):
+        assert f"| {stage} |" in report, stage
