@@ -3,9 +3,9 @@
 A task calls `load_on_worker(key, loader)`; the first call in a process builds
 the object, every later task on that worker gets the same one, and a Dask
 worker keeps it between tasks (the spirit of NeMo-Curator's
-`load_object_on_worker`). The first item of a key names its kind ("vllm",
-"transformers", "encoder"); `limit` bounds how many of a kind stay loaded, the
-oldest going before a new one is built, so a worker never holds limit + 1.
+`load_object_on_worker`). The first item of a key names its kind (the constants
+below); `limit` bounds how many of a kind stay loaded, the oldest going before a new
+one is built, so a worker never holds limit + 1.
 
 `offload` is the one way a worker's memory is freed: it drops objects (one key,
 a kind, or all; `client.run(offload)` does it on every worker), runs each one's
@@ -25,6 +25,13 @@ from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# The kinds of object a worker keeps (a key's first item), what `limit` counts and
+# `offload` drops by.
+VLLM_ENGINE = "vllm"
+TRANSFORMERS_MODEL = "transformers"
+GRAMMAR = "xgrammar"  # a transformers model's compiled reply grammar
+ENCODER = "encoder"  # a sentence-transformers or static embedding model
 
 # key -> (object, its release or None)
 _OBJECTS: OrderedDict[tuple, tuple[object, Callable[[object], None] | None]] = OrderedDict()

@@ -23,7 +23,7 @@ from arena_models.backends.base import (
 )
 from arena_models.hardware import native_bfloat16
 from arena_models.local_models import require_local, resolve_model_path
-from core.worker_cache import load_on_worker
+from core.worker_cache import GRAMMAR, TRANSFORMERS_MODEL, load_on_worker
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
@@ -117,7 +117,7 @@ class TransformersBackend(ChatBackend):
         # A worker keeps two models at most (a battle model and the judge).
         trust = self.trust_remote_code
         return load_on_worker(
-            ("transformers", path, dtype, device, trust),
+            (TRANSFORMERS_MODEL, path, dtype, device, trust),
             lambda: _load(path, dtype, device, trust),
             limit=2,
         )
@@ -128,7 +128,7 @@ class TransformersBackend(ChatBackend):
         tokenizer, model = self._model()
         path = resolve_model_path(self.path)
         return load_on_worker(
-            ("xgrammar", path, constraint.kind, constraint.pattern),
+            (GRAMMAR, path, constraint.kind, constraint.pattern),
             lambda: _compile(tokenizer, model.config.vocab_size, constraint),
             limit=4,
         )

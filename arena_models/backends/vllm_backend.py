@@ -31,9 +31,8 @@ from arena_models.backends.base import (
 from arena_models.hardware import native_bfloat16
 from arena_models.local_models import require_local, resolve_model_path
 from core.errors import UserError
-from core.worker_cache import load_on_worker, offload
+from core.worker_cache import VLLM_ENGINE, load_on_worker, offload
 
-KIND = "vllm"  # worker-cache kind of the engines
 # vLLM warns once per tensor when a checkpoint's dtype differs from the engine's (SmolLM2's
 # float32 weights in a bfloat16 engine). The cast is the dtype we asked for, so these
 # records are demoted to DEBUG: a --log-file keeps them, a terminal does not.
@@ -78,7 +77,7 @@ def free_host_engines() -> int:
     step that needs the memory; returns how many went."""
     import torch
 
-    return 0 if torch.cuda.is_available() else offload(KIND)
+    return 0 if torch.cuda.is_available() else offload(VLLM_ENGINE)
 
 
 def _cpu_defaults() -> None:
@@ -240,7 +239,7 @@ class VLLMBackend(ChatBackend):
         prefix cache."""
         key = self._key()
         llm = load_on_worker(
-            (KIND, *key),
+            (VLLM_ENGINE, *key),
             lambda: _build_engine(key),
             limit=engines_per_worker(),
             release=_shut_down,
@@ -390,7 +389,7 @@ class VLLMBackend(ChatBackend):
 
     def close(self) -> None:
         """Drop this process's engine for these settings (frees its KV cache)."""
-        offload(key=(KIND, *self._key()))
+        offload(key=(VLLM_ENGINE, *self._key()))
 
 
 def _extends(ids: list[int], context: tuple) -> bool:

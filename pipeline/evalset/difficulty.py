@@ -19,8 +19,7 @@ from core.hashing import table_hash
 from core.parquet_io import write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import FolderStage, PartResult, Task
-from core.worker_cache import offload
-from pipeline.evalset.embed import ENCODER_KIND
+from core.worker_cache import ENCODER, offload
 
 DEFAULT_JUDGE = "smollm2-difficulty"
 # The backends with continuation_probabilities (mode "expected"); checked by a test.
@@ -72,7 +71,7 @@ class ScoreDifficulty(FolderStage):
     def process(self, task: Task) -> PartResult:
         # The embed stage's encoders are done with by now: free them before the judge
         # loads, so a worker holds one model, not two (a later embed reloads its own).
-        offload(ENCODER_KIND)
+        offload(ENCODER)
         cfg = self.config
         scorer = DifficultyScorer(
             make_backend(cfg.judge),

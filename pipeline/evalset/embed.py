@@ -35,11 +35,10 @@ from core.hashing import table_hash
 from core.parquet_io import part_files, read_rows, require_columns, write_parquet_atomic
 from core.schemas import prompt_text
 from core.stage import FolderStage, PartResult, Task
-from core.worker_cache import load_on_worker
+from core.worker_cache import ENCODER, load_on_worker
 from pipeline.evalset import static_embedder
 
 DTYPES = ("auto", "float32", "bfloat16")
-ENCODER_KIND = "encoder"  # the worker-cache kind of every encoder, for offload(ENCODER_KIND)
 DTYPE_KEY = b"arena.embedding_dtype"  # Parquet schema metadata of every embedded part
 # Embedded parts are written in row groups of this many rows, so a reader wanting a few
 # rows' vectors back (semantic dedup's float32 look) decodes ~1.5 MB, not the part.
@@ -92,7 +91,7 @@ def resolved_dtype(dtype: str) -> str:
 def load_encoder(model: str, dtype: str, max_seq_length: int):
     """The sentence-transformers model (a StaticEncoder for `static:`), loaded once per
     worker process; a static model is distilled first if its folder is not cached yet."""
-    key = (ENCODER_KIND, model, dtype, max_seq_length)
+    key = (ENCODER, model, dtype, max_seq_length)
     if static_embedder.is_static(model):
         build = lambda: static_embedder.StaticEncoder(static_embedder.model_dir(model))  # noqa: E731
     else:

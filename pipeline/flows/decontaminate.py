@@ -11,14 +11,14 @@ from core.output_folder import clear_own, refuse_foreign
 from core.runner import STAGE_FILE, run_stage, stage_outputs
 from core.schemas import prompt_id, prompt_text
 from core.submit import run_tasks
-from core.worker_cache import offload
+from core.worker_cache import ENCODER, offload
 from pipeline.evalset.decontaminate import (
     DecontaminationConfig,
     DropContaminated,
     NearestTrainRows,
     choose_removals,
 )
-from pipeline.evalset.embed import ENCODER_KIND, EmbedConfig, EmbedConversations, embed_texts
+from pipeline.evalset.embed import EmbedConfig, EmbedConversations, embed_texts
 from pipeline.ingest.readers import expand_inputs, plan_file, read_records
 from pipeline.ingest.shapes import RowRejected, to_conversation
 
@@ -104,7 +104,7 @@ def decontaminate(
     stage = DropContaminated(embedded, out, removals, ids, texts, config)
     manifest = run_stage(stage, client)
     # The encoders are done with: the next step (a flywheel's battles) has the memory.
-    client.run(offload, ENCODER_KIND)
+    client.run(offload, ENCODER)
     return {**manifest, "benchmark_items": len(texts), "unreadable": unreadable}
 
 

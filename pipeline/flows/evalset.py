@@ -13,14 +13,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena_models.backends.vllm_backend import KIND as VLLM_KIND
 from arena_models.roster import pick_model
 from core.config_files import check_mapping, field_types, read_yaml_mapping
 from core.defaults import EMBED_MODEL, JUDGE_ROSTER
 from core.errors import UserError
 from core.parquet_io import write_frame_parts, write_text_atomic
 from core.runner import run_stage
-from core.worker_cache import offload
+from core.worker_cache import VLLM_ENGINE, offload
 from pipeline.dedup.float32_recheck import DEFAULT_MARGIN
 from pipeline.dedup.kept_index import DEFAULT_NPROBE
 from pipeline.dedup.semantic import SemanticDedup, SemanticDedupConfig
@@ -243,7 +242,7 @@ def build_from_deduped(
 
     # The build's models are done with: its encoders and a transformers difficulty judge
     # go. vLLM engines stay (a bounded number per worker): battles use the same settings.
-    client.run(offload, keep=(VLLM_KIND,))
+    client.run(offload, keep=(VLLM_ENGINE,))
 
     scored = pd.read_parquet(out / "scored")
     hard = top_by_difficulty(scored, recipe.hard_top, recipe.seed)

@@ -29,14 +29,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena_models.backends.vllm_backend import KIND as VLLM_KIND
 from arena_models.local_models import resolve_model_path
 from core.config_files import check_mapping, field_types, parse_resources
 from core.errors import UserError
 from core.hashing import config_hash, file_records, files_problem
 from core.output_folder import recorded_names, refuse_foreign
 from core.parquet_io import atomic_folder, part_files, require_columns, write_json_atomic
-from core.worker_cache import free_memory, offload
+from core.worker_cache import TRANSFORMERS_MODEL, VLLM_ENGINE, free_memory, offload
 from pipeline.flywheel import trainers
 from pipeline.flywheel.train_process import train_in_process
 
@@ -178,8 +177,8 @@ def train_task(job: TrainJob) -> dict:
     (train_process), so that the trainer's memory leaves with it."""
     # A worker that ran battles holds vLLM engines (and transformers models): their
     # memory goes to the trainer.
-    offload(VLLM_KIND)
-    offload("transformers")
+    offload(VLLM_ENGINE)
+    offload(TRANSFORMERS_MODEL)
     return train_in_process(job)
 
 

@@ -67,10 +67,9 @@ def _answer(spec, conversations):
 
 
 def _engine_count() -> int:
-    from arena_models.backends.vllm_backend import KIND
-    from core.worker_cache import loaded
+    from core.worker_cache import VLLM_ENGINE, loaded
 
-    return len(loaded(KIND))
+    return len(loaded(VLLM_ENGINE))
 
 
 def test_runs_in_a_dask_worker_holding_the_gpu_resource(gpu_worker, tmp_path):

@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from arena_models.backends.base import Sampling
-from arena_models.backends.vllm_backend import KIND, VLLMBackend, engines_per_worker
+from arena_models.backends.vllm_backend import VLLMBackend, engines_per_worker
 from core.errors import UserError
 from core.submit import run_tasks
-from core.worker_cache import loaded, offload
+from core.worker_cache import VLLM_ENGINE, loaded, offload
 from pipeline.flywheel.training import TrainConfig, TrainJob, train_task
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def _rss_gib() -> float:
 def _generate(path: str, length: int) -> dict:
     backend = VLLMBackend(path, enforce_eager=True, max_model_len=length, kv_cache_gib=1)
     [answer] = backend.generate(CHAT, GREEDY)
-    return {"text": answer.text, "error": answer.error, "engines": len(loaded(KIND))}
+    return {"text": answer.text, "error": answer.error, "engines": len(loaded(VLLM_ENGINE))}
 
 
 def _fail_once(path: str, length: int, marker: str) -> dict:
@@ -56,8 +56,8 @@ def _fail_once(path: str, length: int, marker: str) -> dict:
 
 def _free() -> dict:
     before = _rss_gib()
-    gone = offload(KIND)
-    return {"gone": gone, "freed_gib": before - _rss_gib(), "engines": len(loaded(KIND))}
+    gone = offload(VLLM_ENGINE)
+    return {"gone": gone, "freed_gib": before - _rss_gib(), "engines": len(loaded(VLLM_ENGINE))}
 
 
 @pytest.fixture

@@ -127,10 +127,9 @@ def _candidates(folder, texts, per_part=2):
 
 
 def _engines() -> int:
-    from arena_models.backends.vllm_backend import KIND
-    from core.worker_cache import loaded
+    from core.worker_cache import VLLM_ENGINE, loaded
 
-    return len(loaded(KIND))
+    return len(loaded(VLLM_ENGINE))
 
 
 @pytest.mark.slow
