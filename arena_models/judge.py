@@ -41,7 +41,6 @@ from arena_models.verdicts import (
     VERDICT_REGEX,
     VERDICT_SCHEMA,
     explanation_of,
-    find_pair_scores,
     label_pattern,
     parse_json_verdict,
     read_pair_scores,
@@ -154,10 +153,11 @@ class Verdict:
     finish_reason: str | None = None
 
 
-def parse_verdict(text: str) -> tuple[float, float] | None:
-    """(score of Answer A, score of Answer B), each 1-10, or None if either is unreadable
-    or ambiguous (see verdicts.read_pair_scores)."""
-    return find_pair_scores(text, SCORE_A, SCORE_B, 1, 10)
+def read_verdict(text: str) -> tuple[tuple[float, float] | None, str | None]:
+    """((score of Answer A, score of Answer B), None), each 1-10, from a free-text reply;
+    (None, None) when a score is missing, (None, why) when one is ambiguous
+    (verdicts.read_pair_scores)."""
+    return read_pair_scores(text, SCORE_A, SCORE_B, 1, 10)
 
 
 # Answer text that looks like the prompt's own structure: bracketed markers naming an
@@ -256,7 +256,7 @@ class PairwiseJudge:
                     "judge reply is not a JSON verdict with score_a, score_b 1-10",
                 )
             return parsed[:2], parsed[2], None
-        scores, error = read_pair_scores(out.text, SCORE_A, SCORE_B, 1, 10)
+        scores, error = read_verdict(out.text)
         if scores is None and error is None:
             error = "no 'Score A' and 'Score B' from 1 to 10 in the judge's reply"
         return scores, explanation_of(out.text), error

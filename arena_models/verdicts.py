@@ -50,30 +50,6 @@ def _value(match: re.Match) -> tuple[float, str | None]:
     return float(number), scale
 
 
-def find_score(text: str, pattern: re.Pattern, low: float, high: float) -> float | None:
-    """The first in-range score `pattern` finds in `text`, or None.
-
-    A match whose stated scale is not `high` ("7/5") or whose value is out of
-    [low, high] is skipped, not clamped: a judge that wrote something else did
-    not give a score on our scale.
-    """
-    for match in pattern.finditer(text):
-        value, scale = _value(match)
-        if scale is not None and float(scale) != high:
-            continue
-        if low <= value <= high:
-            return value
-    return None
-
-
-def find_pair_scores(
-    text: str, first: re.Pattern, second: re.Pattern, low: float = 1, high: float = 10
-) -> tuple[float, float] | None:
-    """Both scores of a pairwise verdict, or None when either is missing or ambiguous."""
-    scores, _ = read_pair_scores(text, first, second, low, high)
-    return scores
-
-
 # Before a score on its own line: markdown (bullets, bold, quotes) only.
 _LINE_START = re.compile(r"^[ \t*_`#>\-]*$")
 # After it: closing markdown or punctuation only.
@@ -81,7 +57,9 @@ _LINE_END = re.compile(r"^[ \t*_`\])}.,;!]*$")
 
 
 def _scores(text: str, pattern: re.Pattern, low: float, high: float) -> tuple[set, set]:
-    """(values on their own verdict line, values anywhere) of the in-range scores."""
+    """(values on their own verdict line, values anywhere) of the in-range scores. A score
+    on another scale ("7/5") or out of range is skipped, not clamped: a judge that wrote
+    it did not give a score on ours."""
     own, anywhere = set(), set()
     for match in pattern.finditer(text):
         value, scale = _value(match)

@@ -13,14 +13,14 @@ from arena_models.judge import (
     JudgeItem,
     PairwiseJudge,
     load_template,
-    parse_verdict,
+    read_verdict,
 )
 from arena_models.verdicts import (
     VERDICT_REGEX,
     explanation_of,
-    find_score,
     label_pattern,
     parse_json_verdict,
+    read_pair_scores,
 )
 from core.errors import UserError
 
@@ -39,8 +39,8 @@ from core.errors import UserError
         ("Score A: [10]\nScore B: [1]", (10, 1)),
     ],
 )
-def test_parse_verdict_reads_the_usual_variants(reply, scores):
-    assert parse_verdict(reply) == scores
+def test_read_verdict_reads_the_usual_variants(reply, scores):
+    assert read_verdict(reply) == (scores, None)
 
 
 @pytest.mark.parametrize(
@@ -56,14 +56,14 @@ def test_parse_verdict_reads_the_usual_variants(reply, scores):
         "[Excellent]",
     ],
 )
-def test_parse_verdict_refuses_what_is_not_two_scores(reply):
-    assert parse_verdict(reply) is None
+def test_read_verdict_refuses_what_is_not_two_scores(reply):
+    assert read_verdict(reply) == (None, None)
 
 
 def test_verdict_helpers_are_reusable_for_other_labels():
-    difficulty = label_pattern("difficulty")
-    assert find_score("Difficulty: 3/10", difficulty, 0, 10) == 3
-    assert find_score("difficulty is 12", difficulty, 0, 10) is None
+    clarity, depth = label_pattern("clarity"), label_pattern("depth")
+    assert read_pair_scores("Clarity: 3/10\nDepth = 0", clarity, depth, 0, 10) == ((3, 0), None)
+    assert read_pair_scores("Clarity: 12, depth: 2", clarity, depth, 0, 10) == (None, None)
     assert explanation_of("Score A: 1\nExplanation:  B is better.") == "B is better."
     assert explanation_of("x" * 50, limit=10) == "x" * 10 + " [...]"
 
@@ -146,7 +146,7 @@ def test_smollm2_verdicts_are_scores_or_errors_after_retries(smollm2, shared_dat
         assert v.prompt_tokens > 0 and 1 <= v.attempts <= 2 and len(v.raw) == v.attempts
         if v.error is None:
             assert 1 <= v.score_first <= 10 and 1 <= v.score_second <= 10
-            assert parse_verdict(v.raw[-1]) == (v.score_first, v.score_second)
+            assert read_verdict(v.raw[-1]) == ((v.score_first, v.score_second), None)
         else:
             assert v.score_first is None and v.score_second is None and v.attempts == 2
 
@@ -301,7 +301,7 @@ def test_two_different_verdicts_in_one_reply_are_an_error(tmp_path, reply):
     judge = PairwiseJudge(_recorded(tmp_path))
     scores, _, error = judge.read(Generation(reply, finish_reason="stop"))
     assert scores is None and error.startswith("ambiguous verdict: the reply gives A several")
-    assert parse_verdict(reply) is None
+    assert read_verdict(reply) == (None, error)
 
 
 def test_only_the_judges_reply_is_read_never_the_prompt(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from arena_models.backends.transformers_backend import TransformersBackend
 from arena_models.backends.vllm_backend import VLLMBackend
 from arena_models.difficulty import DifficultyScorer
-from arena_models.judge import JudgeItem, PairwiseJudge, parse_verdict
+from arena_models.judge import JudgeItem, PairwiseJudge, read_verdict
 from arena_models.verdicts import VERDICT_REGEX, parse_json_verdict
 from core.errors import UserError
 
@@ -56,7 +56,7 @@ def test_every_constrained_verdict_is_in_form(backend, shared_data):
         assert v.error is None, v.raw
         assert v.constraint == "regex" and v.finish_reason == "stop" and v.attempts == 1
         assert re.fullmatch(VERDICT_REGEX, v.raw[-1]), v.raw[-1]
-        assert parse_verdict(v.raw[-1]) == (v.score_first, v.score_second)
+        assert read_verdict(v.raw[-1]) == ((v.score_first, v.score_second), None)
         assert v.explanation and "\n" not in v.explanation
         assert 1 <= v.expected_first <= 10 and 1 <= v.expected_second <= 10
 
