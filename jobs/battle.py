@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from jobs.outputs import check_cache_folder, check_out, claim_out
     from pipeline.battle.config import BattleConfig
     from pipeline.battle.run import OUTPUTS
-    from pipeline.flows.battle import battle_report, prepare_battle, run_battles
+    from pipeline.flows.battle import battle_report, prepare_battle, run_battle
 
     setup = prepare_battle(  # mistakes surface before a cluster starts
         args.roster,
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     check_cache_folder(args.cache)
     claim_out(args.out, OUTPUTS)
     with connect(args, setup.resources) as client:
-        summary = run_battles(client, setup, args.evalset, args.out)
+        summary = run_battle(client, setup, args.evalset, args.out)
     print(battle_report(summary, args.out))
     if summary["no_verdict"]:  # records stay written for inspection; the run has failed
         print(f"arena battle: {summary['no_verdict']}", file=sys.stderr)

@@ -126,7 +126,7 @@ def scheduled_games(battles, specs, cache_root) -> list[dict]:
     return games
 
 
-def run_battle(
+def battle_models(
     client,
     specs: list,
     judge,

@@ -1,6 +1,6 @@
 """Flow: a battle run. `prepare_battle` loads and checks the roster, the judge, the
 config and the schedule (every mistake a UserError, before any cluster work);
-`run_battles` answers, judges and writes records, combined pairs and the summary."""
+`run_battle` answers, judges and writes records, combined pairs and the summary."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from arena_models.roster import ModelSpec, backend_class, load_roster, make_back
 from core.errors import UserError
 from pipeline.battle.browser import BROWSER
 from pipeline.battle.config import BattleConfig
-from pipeline.battle.run import run_battle
+from pipeline.battle.run import battle_models
 from pipeline.battle.schedule import check_schedule
 from pipeline.battle.summary import render
 
@@ -73,9 +73,9 @@ def check_scoring(judge: ModelSpec, scoring: str | None) -> None:
         )
 
 
-def run_battles(client, setup: BattleSetup, evalset, out, *, progress: bool = True) -> dict:
+def run_battle(client, setup: BattleSetup, evalset, out, *, progress: bool = True) -> dict:
     """Battle the roster on the eval set; returns the summary (also OUT/summary.json)."""
-    return run_battle(
+    return battle_models(
         client,
         setup.specs,
         setup.judge,

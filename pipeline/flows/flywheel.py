@@ -26,7 +26,7 @@ from core.errors import UserError
 from core.runner import run_stage
 from core.submit import run_tasks
 from pipeline.battle.config import BattleConfig
-from pipeline.battle.run import run_battle
+from pipeline.battle.run import battle_models
 from pipeline.flows.battle import check_scoring, require_verdicts
 from pipeline.flows.decontaminate import decontaminate
 from pipeline.flows.ratings import RatingsConfig, rate_battles
@@ -276,7 +276,7 @@ def battle_on_slice(
         combine=cfg.combine,
         judge_scoring=cfg.judge_scoring,
     )
-    summary = run_battle(
+    summary = battle_models(
         client, [model, *setup.opponents], setup.judge, evalset=slice_dir, out=run_dir,
         config=config, cache=cache,
     )  # fmt: skip
@@ -405,7 +405,7 @@ def rate_step(client, setup: FlywheelSetup, model: ModelSpec, folder: Path, cach
     if model.name == setup.start.name:
         return {"line": f"nothing trained: {model.name} is not re-rated"}
     players = [setup.start, model, *setup.opponents]
-    summary = run_battle(
+    summary = battle_models(
         client, players, setup.judge, evalset=cfg.evalset, out=folder / "battles",
         config=BattleConfig(limit=cfg.rate_prompts, combine=cfg.combine), cache=cache,
     )  # fmt: skip

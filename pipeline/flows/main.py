@@ -33,7 +33,7 @@ from pipeline.flows.battle import (
     battle_report,
     prepare_battle,
     require_verdicts,
-    run_battles,
+    run_battle,
 )
 from pipeline.flows.dedup import dedup_report, run_exact_dedup
 from pipeline.flows.evalset import Recipe, build_from_deduped, evalset_report
@@ -196,7 +196,7 @@ def run_main(client, job: MainJob, out, *, overwrite: bool = False) -> dict:
         client, out / "dedup", out / "evalset", job.recipe, overwrite=overwrite
     )
     log.info(evalset_report(counts, out / "evalset"))
-    summary = run_battles(client, job.battle, out / "evalset" / "mix", out / "battles")
+    summary = run_battle(client, job.battle, out / "evalset" / "mix", out / "battles")
     log.info(battle_line(summary, out / "battles"))
     log.debug(battle_report(summary, out / "battles"))
     require_verdicts(summary, out / "battles")

@@ -114,7 +114,7 @@ def test_a_worker_killed_mid_embedding(cluster, tmp_path):
 
 def test_a_worker_killed_mid_battle(cluster, tmp_path, tiny_llama):
     from pipeline.battle.config import BattleConfig
-    from pipeline.flows.battle import prepare_battle, run_battles
+    from pipeline.flows.battle import prepare_battle, run_battle
 
     evalset = conversations(tmp_path / "evalset", 3)
     transformers = f"backend: transformers, path: '{tiny_llama}'"
@@ -135,7 +135,7 @@ def test_a_worker_killed_mid_battle(cluster, tmp_path, tiny_llama):
     )
 
     def battle(out):
-        return lambda: run_battles(cluster, setup, evalset, out, progress=False)
+        return lambda: run_battle(cluster, setup, evalset, out, progress=False)
 
     reference = battle(tmp_path / "uninterrupted")()
     summary, key = run_killing(cluster, battle(tmp_path / "killed"), "judge-judge-")

@@ -13,7 +13,7 @@ from core.errors import UserError
 from core.parquet_io import write_parquet_atomic
 from core.schemas import CONVERSATION, prompt_id
 from pipeline.battle.config import BattleConfig
-from pipeline.flows.battle import prepare_battle, run_battles
+from pipeline.flows.battle import prepare_battle, run_battle
 
 USER = [[{"role": "user", "content": f"Question {n}?"}] for n in range(1, 6)]
 TWO_TURNS = [{"role": "user", "content": "Name a colour."}, {"role": "user", "content": "Another?"}]
@@ -74,7 +74,7 @@ def _battle(client, arena, out, **options):
         BattleConfig(schedule="target", target="alpha", opponents=("beta",), **options),
         judge="judge",
     )
-    return run_battles(client, setup, arena / "evalset", out, progress=False)
+    return run_battle(client, setup, arena / "evalset", out, progress=False)
 
 
 def _battled(out) -> set[str]:
@@ -130,7 +130,7 @@ def test_no_prompt_left_is_a_one_line_error(arena, client, tmp_path):
     )
     setup = prepare_battle(roster, BattleConfig(), judge="judge")
     with pytest.raises(UserError) as error:
-        run_battles(client, setup, arena / "evalset", tmp_path / "out", progress=False)
+        run_battle(client, setup, arena / "evalset", tmp_path / "out", progress=False)
     message = str(error.value)
     assert "no prompt every roster model can answer" in message and "\n" not in message
     assert "alpha (1)" in message and "gamma (6)" in message

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.battle.config import BattleConfig
-from pipeline.flows.battle import prepare_battle, run_battles
+from pipeline.flows.battle import prepare_battle, run_battle
 from tests.faulty_endpoint import serving, write_arena
 
 
@@ -36,7 +36,7 @@ def battle(client, arena: Path, out: Path) -> dict:
         judge="judge",
         judge_roster=arena / "judges.yaml",
     )
-    return run_battles(client, setup, arena / "evalset", out, progress=False)
+    return run_battle(client, setup, arena / "evalset", out, progress=False)
 
 
 def outputs(out: Path) -> dict[str, list]:

@@ -22,7 +22,7 @@ import pytest
 from core.schemas import BATTLE
 from pipeline.battle.config import BattleConfig
 from pipeline.battle.records import RECORD
-from pipeline.flows.battle import prepare_battle, run_battles
+from pipeline.flows.battle import prepare_battle, run_battle
 from tests.battle_arena import battle_argv, write_arena
 
 REPO = Path(__file__).resolve().parents[3]
@@ -36,7 +36,7 @@ def battle(client, roster, evalset, out, *, judge=None, judge_roster=None, cache
     setup = prepare_battle(
         roster, BattleConfig(**options), judge=judge, judge_roster=judge_roster, cache=cache
     )
-    return run_battles(client, setup, evalset, out, progress=False)
+    return run_battle(client, setup, evalset, out, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from core.parquet_io import write_parquet_atomic
 from core.schemas import CONVERSATION, prompt_id
 from pipeline.battle.browser_page import script_json
 from pipeline.battle.config import BattleConfig
-from pipeline.flows.battle import prepare_battle, run_battles
+from pipeline.flows.battle import prepare_battle, run_battle
 
 # Each would run, load or make an element if the page put it into markup.
 HOSTILE = [
@@ -92,7 +92,7 @@ def hostile_run(tmp_path_factory, tiny_llama, client):
         judge="tiny-judge",
         judge_roster=root / "judges.yaml",
     )
-    summary = run_battles(client, setup, root / "evalset", root / "out", progress=False)
+    summary = run_battle(client, setup, root / "evalset", root / "out", progress=False)
     return root / "out", summary
 
 

@@ -19,7 +19,7 @@ import pytest
 from core.parquet_io import write_parquet_atomic
 from core.schemas import CONVERSATION, prompt_id
 from pipeline.battle.config import BattleConfig
-from pipeline.flows.battle import prepare_battle, run_battles
+from pipeline.flows.battle import prepare_battle, run_battle
 from pipeline.flywheel.selection import SelectionConfig, select_shard
 from pipeline.flywheel.shards import read_manifest
 
@@ -111,7 +111,7 @@ def test_shards_from_a_real_battle_match_the_records_and_load_in_trl(
     )
     out = tmp_path / "run"
     with gpu_worker() as client:
-        run_battles(client, setup, tmp_path / "evalset", out, progress=False)
+        run_battle(client, setup, tmp_path / "evalset", out, progress=False)
     records = pd.read_parquet(out / "battles")
     assert len(records) == PROMPTS * 2 * 2 and records.error.isna().all(), records.error.dropna()
 
