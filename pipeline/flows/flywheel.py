@@ -7,16 +7,18 @@ battle outcomes are selected into a trl shard, a trl job trains the next checkpo
 over iterations, then the on-policy RL trainer against it) -> the last checkpoint is
 re-rated beside the model the iteration started from -> OUT/iteration-i/report.md.
 
-Every step records its result in OUT/flywheel.json; a rerun skips recorded steps,
-and the steps themselves resume (battle caches, stage markers, training records).
+The iteration is planned as a list of named steps first (`plan_iteration`), then run in
+order; a step reads what earlier ones made from their results (StepResult), and records
+its own in OUT/flywheel.json. A rerun skips recorded steps, handing their recorded
+results on, and the steps themselves resume (battle caches, stage markers, training
+records).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from arena_models.backends.vllm_backend import free_host_engines
@@ -36,6 +38,7 @@ from pipeline.flywheel.rl_prompts import write_rl_prompts
 from pipeline.flywheel.selection import SelectionConfig, select_shard
 from pipeline.flywheel.slices import SliceConfig, TakeSlice
 from pipeline.flywheel.state import FlywheelState
+from pipeline.flywheel.steps import Step, StepResult
 from pipeline.flywheel.trainers import require_model_folder
 from pipeline.flywheel.training import TrainConfig, TrainJob, train_task
 
@@ -156,8 +159,6 @@ def run_flywheel(
     cfg, i = setup.config, setup.iteration
     out = Path(out)
     state = FlywheelState.open(out, _jsonable(cfg.as_dict()), overwrite=overwrite)
-    here = out / f"iteration-{i}"
-    cache = Path(cfg.cache) if cfg.cache else out / "_cache"
     state.update(
         i,
         start_model={"name": setup.start.name, "path": str(setup.start.options["path"])},
@@ -166,89 +167,121 @@ def run_flywheel(
         opponents=[o.name for o in setup.opponents],
         judge=setup.judge.name,
     )
-    pool = _step(state, i, "pool", lambda: training_pool(client, cfg, out))
-    model = setup.start
-    for kind in cfg.stages:
-        if kind == "rl":
-            model = _rl(client, setup, state, here, model)
-            continue
-        k = cfg.slice_of(kind, i)
-        _step(
-            state,
-            i,
-            f"slice D{k}",
-            lambda k=k: take_slice(client, cfg, pool["folder"], k, out),
-        )
-        run_dir = here / kind / "battles"
-        _step(
-            state, i, f"{kind}.battle",
-            lambda kind=kind, k=k, model=model, run_dir=run_dir: battle_on_slice(
-                client, setup, model, out / "slices" / f"D{k}", run_dir, cache
-            ),
-        )  # fmt: skip
-        runs, slices, target = [run_dir], [k], model.name
-        if kind == "reward":  # reward data accumulates: D3, D3+D6, D3+D6+D9
-            earlier = range(1, i + 1)
-            runs = [out / f"iteration-{n}" / "reward" / "battles" for n in earlier]
-            slices = [cfg.slice_of("reward", n) for n in earlier]
-            target = None  # each run's own target: the DPO checkpoint of its iteration
-        selected = _step(
-            state, i, f"{kind}.select",
-            lambda kind=kind, runs=runs, target=target, slices=slices: select_step(
-                cfg, kind, runs, target, here / kind / "data", i, slices
-            ),
-        )  # fmt: skip
-        trained = _step(
-            state, i, f"{kind}.train",
-            lambda kind=kind, model=model, selected=selected: train_step(
-                client, setup, kind, model, selected, here / kind, None
-            ),
-        )  # fmt: skip
-        if kind in ("sft", "dpo") and trained.get("checkpoint"):
-            model = checkpoint_spec(
-                setup.start, f"{cfg.target}-it{i}-{kind}", trained["checkpoint"]
-            )
-    rated = _step(state, i, "rate", lambda: rate_step(client, setup, model, here / "rate", cache))
+    cache = Path(cfg.cache) if cfg.cache else out / "_cache"
+    run = IterationRun(client, setup, out, cache, model=setup.start)
+    for step in plan_iteration(cfg, i):
+        run_step(state, run, step)
+    model, here = run.model, run.here
     state.update(i, final_model={"name": model.name, "path": str(model.options["path"])})
     write_iteration_report(here, state.iteration(i), i)
     state.update(i, status="done", report=str(here / "report.md"))
-    log.info("iteration %d: %s -> %s; %s", i, setup.start.name, model.name, rated["line"])
+    log.info(
+        "iteration %d: %s -> %s; %s", i, setup.start.name, model.name, run.results["rate"].line
+    )
     log.info("report: %s", here / "report.md")
     return state.iteration(i)
 
 
-def _step(state: FlywheelState, i: int, name: str, work: Callable[[], dict]) -> dict:
-    """Run a step unless the state records it as done; record and log its result."""
-    found = state.done(i, name)
-    if found:
-        log.info("%s: done before (%s)", name, found.get("line", ""))
-        return found
-    result = state.record(i, name, work())
-    log.info("%s: %s", name, result.get("line", ""))
-    return result
+def plan_iteration(cfg: FlywheelConfig, i: int) -> list[Step]:
+    """Iteration i's steps in the order they run: the pool; per data phase its slice, the
+    current model's battles on it, the selected shard and the training; rl's prompts and
+    training (it battles no slice: the reward model just trained scores the policy's own
+    answers); then the re-rating of the last checkpoint."""
+    steps = [Step("pool", pool_step)]
+    for phase in cfg.stages:
+        # Every phase but the reward model trains the policy: its checkpoint goes on.
+        policy = None if phase == "reward" else f"{cfg.target}-it{i}-{phase}"
+        if phase == "rl":
+            reward = "reward.train"
+            steps += [
+                Step("rl.prompts", rl_prompts_step, needs_model_of=reward),
+                Step(
+                    "rl.train",
+                    train_step,
+                    ("rl", "rl.prompts", reward),
+                    policy=policy,
+                    needs_model_of=reward,
+                ),
+            ]
+            continue
+        k = cfg.slice_of(phase, i)
+        steps += [
+            Step(f"slice D{k}", slice_step, (k,)),
+            Step(f"{phase}.battle", battle_step, (phase, f"slice D{k}")),
+            Step(f"{phase}.select", select_step, (phase,)),
+            Step(f"{phase}.train", train_step, (phase, f"{phase}.select"), policy=policy),
+        ]
+    return [*steps, Step("rate", rate_step)]
 
 
-def training_pool(client, cfg: FlywheelConfig, out: Path) -> dict:
+@dataclass
+class IterationRun:
+    """An iteration under way: what its steps share, and what they made so far."""
+
+    client: object
+    setup: FlywheelSetup
+    out: Path  # the flywheel's folder
+    cache: Path  # answers and verdicts
+    model: ModelSpec  # the policy: the start model, then each checkpoint trained
+    results: dict[str, StepResult] = field(default_factory=dict)
+
+    @property
+    def config(self) -> FlywheelConfig:
+        return self.setup.config
+
+    @property
+    def here(self) -> Path:
+        return self.out / f"iteration-{self.setup.iteration}"
+
+    def reward_runs(self) -> list[Path]:
+        """The reward phase's battle runs of every iteration so far: its data accumulates
+        (D3, D3+D6, D3+D6+D9)."""
+        return [
+            self.out / f"iteration-{n}" / "reward" / "battles"
+            for n in range(1, self.setup.iteration + 1)
+        ]
+
+
+def run_step(state: FlywheelState, run: IterationRun, step: Step) -> None:
+    """Run a step unless the state records it as done; record, log and keep its result."""
+    i = run.setup.iteration
+    if step.needs_model_of and not run.results[step.needs_model_of].checkpoint:
+        log.info("%s: skipped, %s trained no model", step.name, step.needs_model_of)
+        return
+    result = state.done(i, step.name)
+    if result is not None:
+        log.info("%s: done before (%s)", step.name, result.line)
+    else:
+        result = state.record(i, step.name, step.work(run, *step.args))
+        log.info("%s: %s", step.name, result.line)
+    run.results[step.name] = result
+    if step.policy and result.checkpoint:
+        run.model = checkpoint_spec(run.setup.start, step.policy, result.checkpoint)
+
+
+def pool_step(run: IterationRun) -> StepResult:
     """The pool the slices come from: decontaminated against every eval set first."""
+    cfg, out = run.config, run.out
     pool = Path(cfg.pool)
     if not cfg.decontaminate_against:
-        return {
-            "folder": str(pool),
-            "line": f"pool {pool} (not decontaminated: no eval sets given)",
-        }
-    manifest = decontaminate(client, pool, list(cfg.decontaminate_against), out / "pool")
-    return {
-        "folder": str(out / "pool"),
-        "rows_in": manifest["rows_in"],
-        "removed": manifest["rows_rejected"],
-        "rows": manifest["rows_out"],
-        "line": f"{manifest['rows_out']} of {manifest['rows_in']} pool rows kept after"
+        return StepResult(f"pool {pool} (not decontaminated: no eval sets given)", folder=str(pool))
+    manifest = decontaminate(run.client, pool, list(cfg.decontaminate_against), out / "pool")
+    return StepResult(
+        f"{manifest['rows_out']} of {manifest['rows_in']} pool rows kept after"
         f" decontamination against {len(cfg.decontaminate_against)} eval sets"
         f" ({manifest['rows_rejected']} removed; {out / 'pool' / '_removed'})",
-    }
+        folder=str(out / "pool"),
+        rows=manifest["rows_out"],
+        details={"rows_in": manifest["rows_in"], "removed": manifest["rows_rejected"]},
+    )
 
 
-def take_slice(client, cfg: FlywheelConfig, pool: str, k: int, out: Path) -> dict:
+def slice_step(run: IterationRun, k: int) -> StepResult:
+    """Slice Dk of the pool the pool step named."""
+    return take_slice(run.client, run.config, run.results["pool"].folder, k, run.out)
+
+
+def take_slice(client, cfg: FlywheelConfig, pool: str, k: int, out: Path) -> StepResult:
     folder = out / "slices" / f"D{k}"
     manifest = run_stage(
         TakeSlice(pool, folder, SliceConfig(cfg.slices, k, cfg.slice_seed)), client, progress=False
@@ -257,17 +290,17 @@ def take_slice(client, cfg: FlywheelConfig, pool: str, k: int, out: Path) -> dic
         raise UserError(
             f"slice D{k} of {cfg.slices} is empty ({manifest['rows_in']} pool rows): use fewer slices"
         )
-    return {
-        "folder": str(folder),
-        "rows": manifest["rows_out"],
-        "line": f"{manifest['rows_out']} of {manifest['rows_in']} pool rows -> {folder}",
-    }
+    return StepResult(
+        f"{manifest['rows_out']} of {manifest['rows_in']} pool rows -> {folder}",
+        folder=str(folder),
+        rows=manifest["rows_out"],
+    )
 
 
-def battle_on_slice(
-    client, setup: FlywheelSetup, model: ModelSpec, slice_dir: Path, run_dir: Path, cache: Path
-) -> dict:
-    cfg = setup.config
+def battle_step(run: IterationRun, phase: str, slice_name: str) -> StepResult:
+    """The current model against the opponents on the phase's slice (that step's folder)."""
+    cfg, setup, model = run.config, run.setup, run.model
+    slice_dir, run_dir = Path(run.results[slice_name].folder), run.here / phase / "battles"
     config = BattleConfig(
         schedule="target",
         target=model.name,
@@ -277,8 +310,8 @@ def battle_on_slice(
         judge_scoring=cfg.judge_scoring,
     )
     summary = battle_models(
-        client, [model, *setup.opponents], setup.judge, evalset=slice_dir, out=run_dir,
-        config=config, cache=cache,
+        run.client, [model, *setup.opponents], setup.judge, evalset=slice_dir, out=run_dir,
+        config=config, cache=run.cache,
     )  # fmt: skip
     require_verdicts(summary, run_dir)
     if not summary["prompts"]:
@@ -287,91 +320,95 @@ def battle_on_slice(
             f"{slice_dir}: no prompt every model can answer ({left.get('of', 0)} in the slice;"
             f" lacking: {left.get('lacking', {})})"
         )
-    return {
-        "run": str(run_dir),
-        "model": model.name,
-        "prompts": summary["prompts"],
-        "games": summary["battles"],
-        "judge_errors": summary["judge_errors"],
-        "line": f"{model.name} vs {', '.join(o.name for o in setup.opponents)} on"
+    return StepResult(
+        f"{model.name} vs {', '.join(o.name for o in setup.opponents)} on"
         f" {summary['prompts']} prompts: {summary['battles']} games,"
         f" {summary['judge_errors']} judge errors -> {run_dir}",
-    }
+        run=str(run_dir),
+        details={
+            "model": model.name,
+            "prompts": summary["prompts"],
+            "games": summary["battles"],
+            "judge_errors": summary["judge_errors"],
+        },
+    )
 
 
-def select_step(
-    cfg: FlywheelConfig,
-    kind: str,
-    runs: list[Path],
-    target: str | None,
-    folder: Path,
-    i: int,
-    slices: list[int],
-) -> dict:
+def select_step(run: IterationRun, phase: str) -> StepResult:
+    """The phase's trl shard from its battles; the reward model's from every iteration's
+    reward battles so far, each run's target its own (that iteration's DPO checkpoint)."""
+    cfg, i = run.config, run.setup.iteration
+    runs, slices, target = [run.here / phase / "battles"], [cfg.slice_of(phase, i)], run.model.name
+    if phase == "reward":
+        runs, target = run.reward_runs(), None
+        slices = [cfg.slice_of("reward", n) for n in range(1, i + 1)]
+    folder = run.here / phase / "data"
     selection = SelectionConfig(
-        kind=kind,
-        **{f"{kind}_gap": cfg.gap(kind, i)},
+        kind=phase,
+        **{f"{phase}_gap": cfg.gap(phase, i)},
         shard_rows=cfg.shard_rows,
         jsonl=cfg.jsonl,
     )
-    manifest = select_shard([Path(r) for r in runs], target, selection, folder, slices=slices)
+    manifest = select_shard(runs, target, selection, folder, slices=slices)
     dropped = sum(manifest["dropped"].values())
-    return {
-        "folder": str(folder),
-        "rows": manifest["rows"],
-        "dropped": manifest["dropped"],
-        "sources": manifest["sources"],
-        "line": f"{manifest['rows']} {kind} rows ({dropped} pairs or prompts dropped:"
+    return StepResult(
+        f"{manifest['rows']} {phase} rows ({dropped} pairs or prompts dropped:"
         f" {_reasons(manifest['dropped'])}) -> {folder}",
-    }
+        folder=str(folder),
+        rows=manifest["rows"],
+        details={"dropped": manifest["dropped"], "sources": manifest["sources"]},
+    )
 
 
 def _reasons(dropped: dict) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items())) or "none"
 
 
+def rl_prompts_step(run: IterationRun) -> StepResult:
+    """RL's prompts: those of every reward slice so far."""
+    return write_rl_prompts(run.reward_runs(), run.here / "rl" / "data")
+
+
 def train_step(
-    client,
-    setup: FlywheelSetup,
-    kind: str,
-    model: ModelSpec,
-    selected: dict,
-    folder: Path,
-    reward_model,
-) -> dict:
-    if not selected["rows"]:
-        return {
-            "checkpoint": None,
-            "trained_rows": 0,
-            "line": f"no {kind} rows selected: {model.name} goes on untrained by {kind}",
-        }
-    name = "model" if kind == "reward" else "checkpoint"
+    run: IterationRun, phase: str, data_step: str, reward_step: str | None = None
+) -> StepResult:
+    """The current model trained on `data_step`'s rows (rl: scored by `reward_step`'s
+    reward model); a reward model is written to `model/`, a policy to `checkpoint/`."""
+    model, data, folder = run.model, run.results[data_step], run.here / phase
+    if not data.rows:
+        return StepResult(
+            f"no {phase} rows selected: {model.name} goes on untrained by {phase}",
+            details={"trained_rows": 0},
+        )
+    name = "model" if phase == "reward" else "checkpoint"
     job = TrainJob(
-        config=setup.training[kind],
-        data=selected["folder"],
+        config=run.setup.training[phase],
+        data=data.folder,
         base=resolve_model_path(str(model.options["path"])),
         out=str(folder / name),
-        reward_model=reward_model,
+        reward_model=run.results[reward_step].checkpoint if reward_step else None,
     )
     # Training needs more memory than any other step: every worker whose engines live
     # in host memory lets them go (the task's own worker frees everything it holds).
-    client.run(free_host_engines)
+    run.client.run(free_host_engines)
     [result] = run_tasks(
-        client, train_task, [(job,)], desc=f"train {kind}", resources=job.resources
+        run.client, train_task, [(job,)], desc=f"train {phase}", resources=job.resources
     )
-    return {
-        "checkpoint": str(folder / name),
-        "trained_rows": result["rows_trained"],
-        "rows_seen": result.get("rows_seen"),
-        "selected_rows": result["rows_selected"],
-        "steps": result.get("steps"),
-        "final_loss": result.get("final_loss"),
-        "tokens_per_second": result.get("tokens_per_second"),
-        "seconds": result.get("seconds"),
-        "line": f"{kind}: trl kept {result['rows_trained']} of {result['rows_selected']} rows,"
+    return StepResult(
+        f"{phase}: trl kept {result['rows_trained']} of {result['rows_selected']} rows,"
         f" {result.get('steps')} steps saw {result.get('rows_seen')}, loss {_loss(result)}"
         f" -> {folder / name}",
-    }
+        checkpoint=str(folder / name),
+        details={
+            "trained_rows": result["rows_trained"],
+            "rows_seen": result.get("rows_seen"),
+            "selected_rows": result["rows_selected"],
+            "steps": result.get("steps"),
+            "final_loss": result.get("final_loss"),
+            "tokens_per_second": result.get("tokens_per_second"),
+            "seconds": result.get("seconds"),
+        },
+    )
 
 
 def _loss(result: dict) -> str:
@@ -379,52 +416,34 @@ def _loss(result: dict) -> str:
     return "n/a" if loss is None else f"{loss:.3f}"
 
 
-def _rl(
-    client, setup: FlywheelSetup, state: FlywheelState, here: Path, model: ModelSpec
-) -> ModelSpec:
-    """RL on the prompts of every reward slice so far, scored by this iteration's reward model."""
-    i = setup.iteration
-    reward = state.done(i, "reward.train") or {}
-    if not reward.get("checkpoint"):
-        log.info("rl: skipped, no reward model was trained")
-        return model
-    runs = [here.parent / f"iteration-{n}" / "reward" / "battles" for n in range(1, i + 1)]
-    prompts = _step(state, i, "rl.prompts", lambda: write_rl_prompts(runs, here / "rl" / "data"))
-    trained = _step(
-        state, i, "rl.train",
-        lambda: train_step(client, setup, "rl", model, prompts, here / "rl", reward["checkpoint"]),
-    )  # fmt: skip
-    if not trained.get("checkpoint"):
-        return model
-    return checkpoint_spec(setup.start, f"{setup.config.target}-it{i}-rl", trained["checkpoint"])
-
-
-def rate_step(client, setup: FlywheelSetup, model: ModelSpec, folder: Path, cache: Path) -> dict:
+def rate_step(run: IterationRun) -> StepResult:
     """The new checkpoint beside the model the iteration started from, on the eval set."""
-    cfg = setup.config
+    cfg, setup, model, folder = run.config, run.setup, run.model, run.here / "rate"
     if model.name == setup.start.name:
-        return {"line": f"nothing trained: {model.name} is not re-rated"}
+        return StepResult(f"nothing trained: {model.name} is not re-rated")
     players = [setup.start, model, *setup.opponents]
     summary = battle_models(
-        client, players, setup.judge, evalset=cfg.evalset, out=folder / "battles",
-        config=BattleConfig(limit=cfg.rate_prompts, combine=cfg.combine), cache=cache,
+        run.client, players, setup.judge, evalset=cfg.evalset, out=folder / "battles",
+        config=BattleConfig(limit=cfg.rate_prompts, combine=cfg.combine), cache=run.cache,
     )  # fmt: skip
     require_verdicts(summary, folder / "battles")
     board = rate_battles(
-        client, [folder / "battles" / "battles"], folder / "leaderboard",
+        run.client, [folder / "battles" / "battles"], folder / "leaderboard",
         RatingsConfig(bootstrap=cfg.bootstrap),
     )  # fmt: skip
     table = board["table"].set_index("model")
     before, after = table.loc[setup.start.name], table.loc[model.name]
-    return {
-        "leaderboard": str(folder / "leaderboard"),
-        "prompts": summary["prompts"],
-        "before": _rating(before),
-        "after": _rating(after),
-        "line": f"rating {setup.start.name} {before.rating:.0f}"
+    return StepResult(
+        f"rating {setup.start.name} {before.rating:.0f}"
         f" [{before.lower:.0f}, {before.upper:.0f}] -> {model.name} {after.rating:.0f}"
         f" [{after.lower:.0f}, {after.upper:.0f}] on {summary['prompts']} eval prompts",
-    }
+        leaderboard=str(folder / "leaderboard"),
+        details={
+            "prompts": summary["prompts"],
+            "before": _rating(before),
+            "after": _rating(after),
+        },
+    )
 
 
 def _rating(row) -> dict:

@@ -12,11 +12,12 @@ import pyarrow.parquet as pq
 from core.errors import UserError
 from core.parquet_io import write_json_atomic, write_parquet_atomic
 from core.schemas import MESSAGE
+from pipeline.flywheel.steps import StepResult
 
 RL_PROMPTS = pa.schema([("prompt", pa.list_(MESSAGE)), ("prompt_id", pa.string())])
 
 
-def write_rl_prompts(runs: list[Path], folder: Path) -> dict:
+def write_rl_prompts(runs: list[Path], folder: Path) -> StepResult:
     """Prompts of the battle runs `runs` (their `_work/prompts.parquet`), single-turn
     only, once each, in prompt_id order, into folder/part-00000.parquet."""
     rows: dict[str, list] = {}
@@ -43,9 +44,9 @@ def write_rl_prompts(runs: list[Path], folder: Path) -> dict:
          "dropped": {"multi-turn": multi_turn}, "trained": None},
         folder / "_manifest.json",
     )  # fmt: skip
-    return {
-        "folder": str(folder),
-        "rows": table.num_rows,
-        "line": f"{table.num_rows} single-turn prompts of {len(runs)} reward slices"
+    return StepResult(
+        f"{table.num_rows} single-turn prompts of {len(runs)} reward slices"
         f" ({multi_turn} multi-turn left out) -> {folder}",
-    }
+        folder=str(folder),
+        rows=table.num_rows,
+    )

@@ -1,7 +1,7 @@
 """The flywheel's state file, OUT/flywheel.json: what each iteration is made of (slices,
-thresholds, the model it started from) and what each step produced (battle runs,
-shards, checkpoints, ratings), written after every step. A rerun skips the steps it
-records as done, so a killed iteration resumes where it stopped, unless an output it
+thresholds, the model it started from) and what each step produced (its StepResult:
+battle runs, shards, checkpoints, ratings), written after every step. A rerun skips the
+steps it records as done, so a killed iteration resumes where it stopped, unless an output it
 recorded is gone or (a stage folder) fails its markers' checks: then the step runs again,
 and its own resume redoes only what is missing. `arena flywheel status` prints it."""
 
@@ -17,12 +17,13 @@ from core.hashing import config_hash
 from core.parquet_io import write_json_atomic
 from core.runner import folder_problem
 from core.stage import DONE_DIR
+from pipeline.flywheel.steps import StepResult
 
 log = logging.getLogger(__name__)
 
 FILE = "flywheel.json"
-# The keys under which a step's result names what it wrote (folders, runs, checkpoints).
-OUTPUT_KEYS = ("folder", "run", "checkpoint", "leaderboard")
+# What the state adds to a step's result in its entry.
+BOOKKEEPING = ("status", "finished", "order")
 
 
 class FlywheelState:
@@ -59,32 +60,28 @@ class FlywheelState:
     def iteration(self, number: int) -> dict:
         return self.data["iterations"].setdefault(str(number), {"status": "running", "steps": {}})
 
-    def done(self, number: int, step: str) -> dict | None:
+    def done(self, number: int, step: str) -> StepResult | None:
         """The recorded result of a finished step whose outputs are still there, or None."""
         found = self.data["iterations"].get(str(number), {}).get("steps", {}).get(step)
         if not found or found.get("status") != "done":
             return None
-        problem = _outputs_problem(found)
+        result = StepResult.from_record({k: v for k, v in found.items() if k not in BOOKKEEPING})
+        problem = _outputs_problem(result)
         if problem:
             log.warning("flywheel iteration %d: redoing %s: %s", number, step, problem)
             return None
-        return found
+        return result
 
-    def record(self, number: int, step: str, result: dict) -> dict:
+    def record(self, number: int, step: str, result: StepResult) -> StepResult:
         steps = self.iteration(number)["steps"]
-        entry = {
-            **result,
+        steps[step] = {
+            **result.as_record(),
             "status": "done",
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "order": steps.get(step, {}).get("order", len(steps) + 1),  # the file sorts keys
         }
-        steps[step] = entry
         self.save()
-        return entry
-
-    def steps(self, number: int) -> list[tuple[str, dict]]:
-        """(step, result) of an iteration in the order they ran."""
-        return ordered_steps(self.iteration(number))
+        return result
 
     def update(self, number: int, **values) -> None:
         self.iteration(number).update(values)
@@ -103,13 +100,10 @@ class FlywheelState:
         write_json_atomic(self.data, self.path)
 
 
-def _outputs_problem(result: dict) -> str | None:
+def _outputs_problem(result: StepResult) -> str | None:
     """Why a step's recorded outputs cannot be trusted: one is missing, or a stage folder
     (one with completion markers) has a part that is missing or changed."""
-    for key in OUTPUT_KEYS:
-        if not result.get(key):
-            continue
-        path = Path(result[key])
+    for path in result.outputs:
         if not path.exists():
             return f"{path} is missing"
         if (path / DONE_DIR).is_dir():

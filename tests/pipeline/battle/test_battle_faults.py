@@ -73,9 +73,10 @@ def test_a_flywheel_battle_without_a_verdict_is_not_done(client, arena, endpoint
     and runs again (here, judged) on the next try."""
     from arena_models.roster import load_roster
     from core.errors import UserError
-    from pipeline.flows.flywheel import FlywheelSetup, _step, battle_on_slice
+    from pipeline.flows.flywheel import FlywheelSetup, IterationRun, battle_step, run_step
     from pipeline.flywheel.config import FlywheelConfig
     from pipeline.flywheel.state import FlywheelState
+    from pipeline.flywheel.steps import Step, StepResult
 
     url, state = endpoint
     alpha, beta, gamma = load_roster(arena / "roster.yaml")
@@ -88,18 +89,17 @@ def test_a_flywheel_battle_without_a_verdict_is_not_done(client, arena, endpoint
     config = FlywheelConfig(target="alpha", roster=str(arena / "roster.yaml"))
     setup = FlywheelSetup(config, 1, alpha, [beta, gamma], judge, {})
     flywheel = FlywheelState.open(tmp_path / "fw", {"test": 1})
-
-    def step():
-        work = lambda: battle_on_slice(  # noqa: E731
-            client, setup, alpha, arena / "evalset", tmp_path / "run", tmp_path / "cache"
-        )
-        return _step(flywheel, 1, "sft.battle", work)
+    run = IterationRun(client, setup, tmp_path / "fw", tmp_path / "cache", model=alpha)
+    run.results["slice D1"] = StepResult("the slice", folder=str(arena / "evalset"))
+    step = Step("sft.battle", battle_step, ("sft", "slice D1"))
 
     state.mode = "judge-down"
     try:
         with pytest.raises(UserError, match="no verdict: all 24 games failed: judge backend"):
-            step()
+            run_step(flywheel, run, step)
     finally:
         state.mode = "healthy"
-    assert flywheel.done(1, "sft.battle") is None
-    assert step()["judge_errors"] == 0 and flywheel.done(1, "sft.battle")["games"] == 24
+    assert flywheel.done(1, "sft.battle") is None and "sft.battle" not in run.results
+    run_step(flywheel, run, step)
+    assert run.results["sft.battle"].details["judge_errors"] == 0
+    assert flywheel.done(1, "sft.battle").details["games"] == 24

@@ -7,10 +7,18 @@ import json
 
 import pytest
 
+from arena_models.roster import load_roster
 from core.errors import UserError
-from pipeline.flows.flywheel import prepare_flywheel
+from pipeline.flows.flywheel import (
+    FlywheelSetup,
+    IterationRun,
+    plan_iteration,
+    prepare_flywheel,
+    run_step,
+)
 from pipeline.flywheel.config import FlywheelConfig
 from pipeline.flywheel.state import FlywheelState, render_status
+from pipeline.flywheel.steps import Step, StepResult
 
 ROSTER = """models:
   - {name: small, backend: vllm, path: 'builtin:smollm2-135m-instruct'}
@@ -114,9 +122,9 @@ def test_state_records_steps_and_refuses_another_config(tmp_path):
     state = FlywheelState.open(tmp_path, {"a": 1})
     assert state.done(1, "sft.battle") is None
     state.update(1, start_model={"name": "m", "path": "/p"}, slices={"sft": 1})
-    state.record(1, "sft.battle", {"line": "12 games"})
+    state.record(1, "sft.battle", StepResult("12 games", details={"games": 12}))
     again = FlywheelState.open(tmp_path, {"a": 1})
-    assert again.done(1, "sft.battle")["line"] == "12 games"
+    assert again.done(1, "sft.battle") == StepResult("12 games", details={"games": 12})
     with pytest.raises(UserError, match="another flywheel config"):
         FlywheelState.open(tmp_path, {"a": 2})
     with pytest.raises(UserError, match="iteration 1 has not finished"):
@@ -124,3 +132,84 @@ def test_state_records_steps_and_refuses_another_config(tmp_path):
     text = render_status(again, tmp_path)
     assert "iteration 1: running; from m (/p)" in text and "sft.battle" in text
     assert "no flywheel run here yet" in render_status(None, tmp_path / "x")
+
+
+def test_a_step_result_is_one_flat_entry_of_the_state_file(tmp_path):
+    """Readers of flywheel.json (the main job's report, the notebook) see `rows`,
+    `trained_rows`, ... beside the paths; reading the entry back gives the same result."""
+    (tmp_path / "data").mkdir()
+    result = StepResult(
+        "4 sft rows", folder=str(tmp_path / "data"), rows=4, details={"dropped": {"tie": 2}}
+    )
+    state = FlywheelState.open(tmp_path, {"a": 1})
+    state.record(1, "sft.select", result)
+    entry = json.loads((tmp_path / "flywheel.json").read_text())["iterations"]["1"]["steps"]
+    assert {k: v for k, v in entry["sft.select"].items() if k != "finished"} == {
+        "line": "4 sft rows",
+        "folder": str(tmp_path / "data"),
+        "rows": 4,
+        "dropped": {"tie": 2},
+        "status": "done",
+        "order": 1,
+    }
+    assert FlywheelState.open(tmp_path, {"a": 1}).done(1, "sft.select") == result
+    (tmp_path / "data").rmdir()  # an output gone: the step is done again
+    assert state.done(1, "sft.select") is None
+
+
+def test_the_plan_lists_every_step_in_the_order_it_runs():
+    config = FlywheelConfig(target="t", stages=("sft", "dpo", "reward", "rl"))
+    plan = plan_iteration(config, 2)
+    assert [s.name for s in plan] == [
+        "pool",
+        *("slice D4", "sft.battle", "sft.select", "sft.train"),
+        *("slice D5", "dpo.battle", "dpo.select", "dpo.train"),
+        *("slice D6", "reward.battle", "reward.select", "reward.train"),
+        *("rl.prompts", "rl.train"),
+        "rate",
+    ]
+    # The reward model is no policy: the re-rated model is the last of these.
+    assert [s.policy for s in plan if s.policy] == ["t-it2-sft", "t-it2-dpo", "t-it2-rl"]
+    assert {s.name for s in plan if s.needs_model_of == "reward.train"} == {
+        "rl.prompts",
+        "rl.train",
+    }
+
+
+def test_a_rerun_skips_recorded_steps_and_goes_on_from_their_checkpoints(arena):
+    """The killed run recorded SFT; the rerun trains DPO from the SFT checkpoint without
+    training SFT again, and skips RL (unrecorded) when no reward model was trained."""
+    small, gpt4 = load_roster(arena / "roster.yaml")
+    setup = FlywheelSetup(FlywheelConfig(target="small"), 1, small, [gpt4], gpt4, {})
+    (arena / "ckpt-sft").mkdir()
+    (arena / "ckpt-dpo").mkdir()
+    calls = []
+
+    def train(run, phase):
+        calls.append((phase, run.model.name))
+        return StepResult(f"{phase} trained", checkpoint=str(arena / f"ckpt-{phase}"))
+
+    def untrained(run):
+        return StepResult("no reward rows selected")
+
+    def never(run):
+        raise AssertionError("rl ran without a reward model")
+
+    plan = [
+        Step("sft.train", train, ("sft",), policy="small-it1-sft"),
+        Step("dpo.train", train, ("dpo",), policy="small-it1-dpo"),
+        Step("reward.train", untrained),
+        Step("rl.train", never, needs_model_of="reward.train"),
+    ]
+    out = arena / "out"
+    killed = IterationRun(None, setup, out, out / "cache", model=small)
+    run_step(FlywheelState.open(out, {"a": 1}), killed, plan[0])
+    rerun = IterationRun(None, setup, out, out / "cache", model=small)
+    state = FlywheelState.open(out, {"a": 1})
+    for step in plan:
+        run_step(state, rerun, step)
+    assert calls == [("sft", "small"), ("dpo", "small-it1-sft")]
+    assert rerun.model.name == "small-it1-dpo"
+    assert rerun.model.options["path"] == str(arena / "ckpt-dpo")
+    assert list(rerun.results) == ["sft.train", "dpo.train", "reward.train"]
+    assert state.done(1, "rl.train") is None
