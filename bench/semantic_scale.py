@@ -14,8 +14,9 @@ for RSS. Where it fits (`--exact-up-to`), the exact global pass runs on the same
 wall seconds, seconds per 100k rows (and their ratio to the smallest size: linear cost is
 a flat ratio), the workers' CPU seconds per 100k rows (the same ratio, which other work on
 the machine barely moves), peak RSS of the driver and of the largest worker, rows dropped, recall and
-precision against the planted rows, agreement with the exact pass, and each step's worker
-seconds per 100k rows (from the stage manifests), which say where any growth comes from.
+precision against the planted rows, agreement with the exact pass, and per step the
+workers' CPU seconds (sampled over the step's span) and its tasks' wall seconds per 100k
+rows, which say where any growth comes from.
 """
 
 from __future__ import annotations
@@ -163,10 +164,13 @@ def run_dedup(pool: Path, out: Path, cluster: Loopback, extra: list[str]) -> dic
     began, cpu_before = time.monotonic(), _cpu_seconds(workers)
     job = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     driver = worker = 0.0
+    cpu = [(time.time(), cpu_before)]  # (Unix time, the workers' CPU seconds so far)
     while job.poll() is None:
         driver = max(driver, _tree_gib(job.pid))
         worker = max([worker, *(_tree_gib(w.pid) for w in cluster.workers)])
+        cpu.append((time.time(), _cpu_seconds(workers)))
         time.sleep(0.5)
+    cpu.append((time.time(), _cpu_seconds(workers)))
     if job.returncode:
         raise SystemExit(f"arena dedup exited {job.returncode}: {log.read_text()[-2000:]}")
     summary = json.loads((out / "_manifest.json").read_text())["summary"]
@@ -177,14 +181,26 @@ def run_dedup(pool: Path, out: Path, cluster: Loopback, extra: list[str]) -> dic
         "worker": worker,
         "dropped": set(pd.read_parquet(out / "_dropped", columns=["prompt_id"]).prompt_id),
         "a_row": summary.get("clusters_a_row", 1.0),
-        "steps": summary.get("worker_seconds", {}),
+        "steps": {
+            name: (_cpu_between(cpu, step["started"], step["finished"]), step["worker_seconds"])
+            for name, step in summary.get("steps", {}).items()
+        },
     }
 
 
+def _cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """The workers' CPU seconds spent between two Unix times, read off the samples."""
+    times, totals = zip(*samples, strict=True)
+    return float(np.interp(end, times, totals) - np.interp(start, times, totals))
+
+
 def _steps(steps: dict, rows: int) -> str:
-    """Worker seconds per 100k rows of each step, e.g. `semantic-shuffle 4.1`: the one whose
-    figure grows with the pool is where linearity is lost."""
-    return ", ".join(f"{name} {s / rows * 100_000:.1f}" for name, s in steps.items())
+    """Per step, the workers' CPU seconds and the tasks' wall seconds per 100k rows, e.g.
+    `semantic-shuffle 9.1 / 10.0`: a step whose figure grows with the pool loses linearity."""
+    return ", ".join(
+        f"{name} {cpu / rows * 1e5:.1f} / {wall / rows * 1e5:.1f}"
+        for name, (cpu, wall) in steps.items()
+    )
 
 
 def _agreement(found: set, truth: set) -> str:
@@ -201,7 +217,7 @@ PASSES = (
 HEADER = (
     "| rows | pass | s | s/100k | s/100k vs first size | worker CPU s/100k | vs first size "
     "| clusters a row | driver GiB | largest worker GiB | dropped "
-    "| recall / precision vs planted | vs exact pass | worker s/100k by step |\n"
+    "| recall / precision vs planted | vs exact pass | per step: CPU / task s per 100k |\n"
     "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
 )
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -493,8 +494,25 @@ class SemanticDedup(FolderStage):
                 if self.search == "clusters"
                 else {}
             ),
-            "worker_seconds": {
-                **{name: m.get("worker_seconds", 0.0) for name, m in work.items()},
-                self.name: round(sum(r.seconds for r in results), 3),
+            # Each step's worker seconds and span (Unix times), so a benchmark sampling the
+            # workers' CPU can say which step's cost grows with the pool.
+            "steps": {
+                **{
+                    name: _step(m["worker_seconds"], m["started"], m["finished"])
+                    for name, m in work.items()
+                },
+                self.name: _step(
+                    sum(r.seconds for r in results),
+                    max((m["finished"] for m in work.values()), default=time.time()),
+                    time.time(),
+                ),
             },
         }
+
+
+def _step(worker_seconds: float, started: float, finished: float) -> dict:
+    return {
+        "worker_seconds": round(worker_seconds, 3),
+        "started": round(started, 3),
+        "finished": round(finished, 3),
+    }

@@ -46,13 +46,13 @@ def _dropped(client, root, name, **config) -> pd.DataFrame:
     assert len(kept) + len(dropped) == manifest["rows_in"]  # nothing lost, nothing twice
     assert not any((root / name / work).exists() for work in ("_shuffle", "_centroids", "_pairs"))
     # What each step cost on the workers, read from the work stages' manifests before they went.
-    steps = manifest["summary"]["worker_seconds"]
+    steps = manifest["summary"]["steps"]
     if stage.search == "clusters":
         work = ["semantic-centroids", "semantic-shuffle", "semantic-pairs"]
     else:
         work = ["semantic-global-pairs"]
     assert sorted(steps) == sorted([*work, "semantic-dedup"])
-    assert all(seconds > 0 for seconds in steps.values()), steps
+    assert all(0 < s["worker_seconds"] and s["started"] <= s["finished"] for s in steps.values())
     return dropped
 
 
