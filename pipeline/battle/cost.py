@@ -21,7 +21,8 @@ and games_per_hour is per hour of it.
 A run's cost is what that run did: a rerun served from the caches costs no tokens and
 reports every answer and verdict from cache; what a killed run made before it died
 shows as cache hits in the run that finishes. `add_costs` sums blocks (the battle runs
-and trainings of a flywheel iteration, a job's steps); `cost_markdown` renders one.
+and trainings of a flywheel iteration, a job's steps); `cost_markdown` renders one,
+`cost_section` a report's section around it.
 """
 
 from __future__ import annotations
@@ -147,6 +148,14 @@ def _seconds(worker: dict) -> str:
 def _cell(row: dict, key: str) -> str:
     value = row.get(key)
     return "" if value is None else f"{value:,}"
+
+
+def cost_section(cost: dict | None, note: str) -> list[str]:
+    """A report's "## Cost" section: `note` (what the table covers), then the table; no
+    lines for no cost."""
+    if not cost:
+        return []
+    return ["## Cost", "", note, "", cost_markdown(cost).rstrip(), ""]
 
 
 def cost_markdown(cost: dict | None) -> str:

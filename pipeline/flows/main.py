@@ -26,7 +26,7 @@ from core.parquet_io import write_text_atomic
 from eval_sets import LABELLED_PAIRS, sample_pool_files
 from pipeline.battle.browser import BROWSER, write_browser
 from pipeline.battle.config import BattleConfig
-from pipeline.battle.cost import add_costs, cost_markdown, relabel
+from pipeline.battle.cost import add_costs, cost_section, relabel
 from pipeline.flows.battle import (
     BattleSetup,
     battle_line,
@@ -59,6 +59,15 @@ log = logging.getLogger(__name__)
 OUTPUTS = (
     *("pool", "dedup", "evalset", "battles", "judge_eval", "leaderboard", "flywheel"),
     "report.md",
+)
+# What the cost table of OUT/report.md covers.
+COST_NOTE = (
+    "What each step computed when it last ran, by stage and model (what the caches served"
+    " cost nothing). Worker seconds are the tasks' own measured durations: GPU-seconds for tasks"
+    " holding a GPU slot, CPU-seconds otherwise; wall seconds are the driver's clock around"
+    " each stage, and the total's around each run and training. Each battle run's"
+    " summary.json holds its `cost`; the eval-set build and the judge evaluation are not"
+    " counted here."
 )
 
 
@@ -271,7 +280,7 @@ def write_main_report(
         "",
         *subset_lines(board),
         *(flywheel_lines(iteration) if iteration else []),
-        *cost_lines(cost),
+        *cost_section(cost, COST_NOTE),
         "Each step's report: [eval set](evalset/report.md), [battles](battles/summary.md),"
         " [judge evaluation](judge_eval/report.md), [leaderboard](leaderboard/leaderboard.md)"
         + (", [flywheel iteration 1](flywheel/iteration-1/report.md)" if iteration else "")
@@ -297,25 +306,6 @@ def subset_lines(board) -> list[str]:
         "",
         *(f"- {w}" for w in groups.warnings),
         *([""] if groups.warnings else []),
-    ]
-
-
-def cost_lines(cost: dict | None) -> list[str]:
-    """The cost paragraph of OUT/report.md: a row per step, stage and model."""
-    if not cost:
-        return []
-    return [
-        "## Cost",
-        "",
-        "What this run computed, by step, stage and model (what the caches served cost"
-        " nothing now). Worker seconds are the tasks' own measured durations: GPU-seconds"
-        " for tasks holding a GPU slot, CPU-seconds otherwise; wall seconds are the driver's"
-        " clock around each stage, and the total's around each run and training."
-        " Each battle run's summary.json holds its `cost`; the eval-set build and the judge"
-        " evaluation are not counted here.",
-        "",
-        cost_markdown(cost).rstrip(),
-        "",
     ]
 
 

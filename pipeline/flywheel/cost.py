@@ -24,6 +24,9 @@ from pipeline.flywheel.training import RECORD
 
 log = logging.getLogger(__name__)
 
+# An iteration's phases in the order it runs them (pipeline/flows/flywheel.py's plan).
+PHASES = ("sft", "dpo", "reward", "rl", "rate")
+
 
 def training_cost(record: dict, stage: str, model: str) -> dict:
     """A cost block of one training (`_training.json`): one row in the resource the
@@ -38,17 +41,23 @@ def training_cost(record: dict, stage: str, model: str) -> dict:
 
 def iteration_cost(folder: str | Path) -> dict | None:
     """The iteration folder's battle runs and trainings, summed (pipeline.battle.cost
-    `add_costs`); None when it holds neither yet."""
+    `add_costs`), phase by phase in the order an iteration runs them; None when it holds
+    neither yet."""
     folder = Path(folder)
+    phases = sorted(
+        (p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else [],
+        key=lambda p: (PHASES.index(p.name) if p.name in PHASES else len(PHASES), p.name),
+    )
     blocks = []
-    for summary in sorted(folder.glob("*/battles/summary.json")):
-        phase = summary.parent.parent.name
-        cost = json.loads(summary.read_text()).get("cost")
-        if cost is None:
-            log.debug("%s: no cost recorded (written before costs were kept)", summary)
-        blocks.append(relabel(cost, phase))
-    for record_path in sorted(folder.glob(f"*/*/{RECORD}")):
-        phase, model = record_path.parent.parent.name, record_path.parent.name
-        record = json.loads(record_path.read_text())
-        blocks.append(training_cost(record, f"{phase} train", f"{phase}/{model}"))
+    for phase in phases:
+        summary = phase / "battles" / "summary.json"
+        if summary.is_file():
+            cost = json.loads(summary.read_text()).get("cost")
+            if cost is None:
+                log.debug("%s: no cost recorded (written before costs were kept)", summary)
+            blocks.append(relabel(cost, phase.name))
+        for record_path in sorted(phase.glob(f"*/{RECORD}")):
+            record = json.loads(record_path.read_text())
+            model = f"{phase.name}/{record_path.parent.name}"
+            blocks.append(training_cost(record, f"{phase.name} train", model))
     return add_costs(blocks)

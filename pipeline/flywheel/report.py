@@ -1,8 +1,8 @@
 """An iteration's report, OUT/iteration-i/report.md with its PNGs: what was battled, what
 data each stage kept from which source and why the rest was dropped, the score gaps,
-how many rows trl actually trained on, the loss curves, and the ratings before and
-after. Written from the state entry and the files the steps left, so a person can
-open it first and a notebook can read the same files."""
+how many rows trl actually trained on, the loss curves, the ratings before and
+after, and what each phase cost. Written from the state entry and the files the steps
+left, so a person can open it first and a notebook can read the same files."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 from core.parquet_io import atomic_path, write_text_atomic
+from pipeline.battle.cost import cost_section
+from pipeline.flywheel.cost import iteration_cost
 from pipeline.flywheel.state import ordered_steps
 
 KINDS = ("sft", "dpo", "reward", "rl")
@@ -81,6 +83,12 @@ def write_iteration_report(here: Path, it: dict, number: int) -> Path:
                 f" {training.get('tokens_per_second')} tokens/s on {training.get('device')}"
             )
         lines.append("")
+    lines += cost_section(
+        iteration_cost(here),
+        "What each phase computed when it ran, per model (pipeline/flywheel/cost.py): worker"
+        " seconds are the tasks' own, GPU-seconds for tasks holding a GPU slot; a training's"
+        " are its trainer's.",
+    )
     lines += pictures
     path = here / "report.md"
     write_text_atomic("\n".join(lines).rstrip() + "\n", path)
