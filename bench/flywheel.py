@@ -145,7 +145,7 @@ def iteration(args, out: Path) -> None:
 
     from arena_models.roster import pick_model
     from pipeline.battle.config import BattleConfig
-    from pipeline.battle.run import run_battle
+    from pipeline.battle.run import battle_models
     from pipeline.flows.flywheel import prepare_flywheel, run_flywheel
     from pipeline.flows.ratings import RatingsConfig, rate_battles
     from pipeline.flywheel.config import FlywheelConfig
@@ -157,7 +157,7 @@ def iteration(args, out: Path) -> None:
     config_file = out / "flywheel.yaml"
     config_file.write_text(json.dumps({
         "target": "smollm2-greedy", "roster": "demo",
-        "opponents": ["gpt-4-0314", "gpt-3.5-turbo-0125"], "stages": ["sft"],
+        "opponents": ["gpt-4-0314", "gpt-3.5-turbo-0125"], "phases": ["sft"],
         "judge_scoring": args.selector_scoring, "sft_gap": [args.sft_gap], "slices": 2,
         "slice_prompts": args.prompts, "pool": str(out / "ingested"),
         "evalset": str(evalset), "rate_prompts": args.rate_prompts,
@@ -186,9 +186,9 @@ def iteration(args, out: Path) -> None:
 
         players = [setup.start, checkpoint_spec(setup.start, final["name"], final["path"]),
                    *setup.opponents]  # fmt: skip
-        run_battle(client, players, rater, evalset=evalset, out=out / "rated" / "battles",
-                   config=BattleConfig(limit=args.rate_prompts, judge_scoring=args.rater_scoring),
-                   cache=out / "flywheel" / "_cache")  # fmt: skip
+        battle_models(client, players, rater, evalset=evalset, out=out / "rated" / "battles",
+                      config=BattleConfig(limit=args.rate_prompts, judge_scoring=args.rater_scoring),
+                      cache=out / "flywheel" / "_cache")  # fmt: skip
         board = rate_battles(client, [out / "rated" / "battles" / "battles"], out / "rated",
                              RatingsConfig(bootstrap=100))  # fmt: skip
     steps = it["steps"]

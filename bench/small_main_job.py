@@ -39,7 +39,7 @@ def small_main_job(folder: Path, flywheel: bool = True) -> list[str]:
     )
     # Gaps of 0: with 4 prompts a slice, any decided battle makes data, so both trainers run.
     (folder / "flywheel.yaml").write_text(
-        "target: smollm2-greedy\nopponents: [gpt-4-0314]\nstages: [sft, dpo]\n"
+        "target: smollm2-greedy\nopponents: [gpt-4-0314]\nphases: [sft, dpo]\n"
         "judge_scoring: expected\nsft_gap: [0]\ndpo_gap: [0]\nslices: 4\nslice_prompts: 4\n"
         "rate_prompts: 4\ntrain: {max_steps: 1, max_length: 256}\n"
     )

@@ -1,6 +1,6 @@
 """Flow: one flywheel iteration (Arena Learning, section 2.4), end to end on one cluster.
 
-pool -> decontaminated against the eval sets -> slices D1..DN -> for each data stage
+pool -> decontaminated against the eval sets -> slices D1..DN -> for each data phase
 of the iteration, on its own slice: the current model battles the opponents, the
 battle outcomes are selected into a trl shard, a trl job trains the next checkpoint
 (SFT on the losses, DPO on win/lose pairs, a reward model on the pairs accumulated
@@ -33,6 +33,7 @@ from pipeline.flows.battle import check_scoring, require_verdicts
 from pipeline.flows.decontaminate import decontaminate
 from pipeline.flows.ratings import RatingsConfig, rate_battles
 from pipeline.flywheel.config import FlywheelConfig
+from pipeline.flywheel.cost import iteration_cost
 from pipeline.flywheel.report import write_iteration_report
 from pipeline.flywheel.rl_prompts import write_rl_prompts
 from pipeline.flywheel.selection import SelectionConfig, select_shard
@@ -116,7 +117,7 @@ def prepare_flywheel(
     check_loadable(start)
     if check_paths:
         check_inputs(config, out, iteration)
-    training = {kind: train_config(config, kind) for kind in config.stages}
+    training = {kind: train_config(config, kind) for kind in config.phases}
     return FlywheelSetup(config, iteration, start, opponents, judge, training)
 
 
@@ -162,8 +163,8 @@ def run_flywheel(
     state.update(
         i,
         start_model={"name": setup.start.name, "path": str(setup.start.options["path"])},
-        slices={k: cfg.slice_of(k, i) for k in cfg.data_stages},
-        thresholds={f"{k}_gap": cfg.gap(k, i) for k in cfg.data_stages},
+        slices={k: cfg.slice_of(k, i) for k in cfg.data_phases},
+        thresholds={f"{k}_gap": cfg.gap(k, i) for k in cfg.data_phases},
         opponents=[o.name for o in setup.opponents],
         judge=setup.judge.name,
     )
@@ -172,7 +173,8 @@ def run_flywheel(
     for step in plan_iteration(cfg, i):
         run_step(state, run, step)
     model, here = run.model, run.here
-    state.update(i, final_model={"name": model.name, "path": str(model.options["path"])})
+    final = {"name": model.name, "path": str(model.options["path"])}
+    state.update(i, final_model=final, cost=iteration_cost(here))
     write_iteration_report(here, state.iteration(i), i)
     state.update(i, status="done", report=str(here / "report.md"))
     log.info(
@@ -188,7 +190,7 @@ def plan_iteration(cfg: FlywheelConfig, i: int) -> list[Step]:
     training (it battles no slice: the reward model just trained scores the policy's own
     answers); then the re-rating of the last checkpoint."""
     steps = [Step("pool", pool_step)]
-    for phase in cfg.stages:
+    for phase in cfg.phases:
         # Every phase but the reward model trains the policy: its checkpoint goes on.
         policy = None if phase == "reward" else f"{cfg.target}-it{i}-{phase}"
         if phase == "rl":

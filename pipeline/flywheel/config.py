@@ -3,8 +3,9 @@ and training settings. Read from YAML; every number defaults to the paper's.
 
 Per-iteration numbers are lists: the value for iteration i is the i-th item, or the
 last one when the list is shorter (`sft_gap: [3, 1]`: 3 in the first iteration, then 1).
-Iteration i takes the next `len(data stages)` slices in stage order, so with the
-paper's stages it trains SFT on D1, DPO on D2 and the reward model on D3, then D4..D6.
+The training phases (`phases`: sft, dpo, reward, rl) run in that order. Iteration i takes
+the next `len(data phases)` slices in phase order, so with the paper's phases it trains
+SFT on D1, DPO on D2 and the reward model on D3, then D4..D6.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pipeline.battle.config import COMBINE_RULES
 from pipeline.flywheel.training import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
-STAGES = ("sft", "dpo", "reward", "rl")
-DATA_STAGES = ("sft", "dpo", "reward")  # each battles on a slice of its own
+PHASES = ("sft", "dpo", "reward", "rl")  # training phases, in the method's order
+DATA_PHASES = ("sft", "dpo", "reward")  # each battles on a slice of its own
 MAX_GAP = 9.0  # scores are 1-10
 
 
@@ -42,7 +43,7 @@ class FlywheelConfig:
     slice_seed: int = 0
     slice_prompts: int | None = None  # battle prompts per slice (None: every answerable one)
     rate_prompts: int | None = None  # eval-set prompts of the re-rating (None: all)
-    stages: tuple[str, ...] = STAGES
+    phases: tuple[str, ...] = PHASES
     sft_gap: tuple[float, ...] = (3.0, 1.0)  # paper: 3 in the first iteration, then 1
     dpo_gap: tuple[float, ...] = (2.0,)  # paper: 2
     reward_gap: tuple[float, ...] = (2.0,)  # reward pairs are chosen as DPO's
@@ -56,11 +57,11 @@ class FlywheelConfig:
     source: str | None = None  # the file it was read from
 
     def __post_init__(self):
-        unknown = [s for s in self.stages if s not in STAGES]
-        if unknown or not self.stages:
-            raise UserError(f"stages {list(self.stages)}: expected some of {', '.join(STAGES)}")
-        if "rl" in self.stages and "reward" not in self.stages:
-            raise UserError("stage rl needs stage reward: its reward model scores the policy")
+        unknown = [p for p in self.phases if p not in PHASES]
+        if unknown or not self.phases:
+            raise UserError(f"phases {list(self.phases)}: expected some of {', '.join(PHASES)}")
+        if "rl" in self.phases and "reward" not in self.phases:
+            raise UserError("phase rl needs phase reward: its reward model scores the policy")
         for name in ("sft_gap", "dpo_gap", "reward_gap"):
             values = getattr(self, name)
             numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
@@ -81,12 +82,12 @@ class FlywheelConfig:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1 (or null: all)")
 
-        unknown = sorted(set(self.train_by_kind) - set(STAGES))
+        unknown = sorted(set(self.train_by_kind) - set(PHASES))
         if unknown:
             raise UserError(
-                f"train_by_kind: {unknown[0]} is no stage (stages: {', '.join(STAGES)})"
+                f"train_by_kind: {unknown[0]} is no phase (phases: {', '.join(PHASES)})"
             )
-        for kind in self.stages:  # every trainer's settings, checked now, not at its turn
+        for kind in self.phases:  # every trainer's settings, checked now, not at its turn
             TrainConfig.from_dict(kind, {**self.train, **self.train_by_kind.get(kind, {})})
         if self.target in self.opponents:
             raise UserError(
@@ -96,26 +97,26 @@ class FlywheelConfig:
             raise UserError("bootstrap must be 0 or more, shard_rows at least 1")
         if self.iterations < 1:
             raise UserError(
-                f"{self.slices} slices hold no iteration of stages {', '.join(self.stages)}"
-                f" ({len(self.data_stages)} slices each)"
+                f"{self.slices} slices hold no iteration of phases {', '.join(self.phases)}"
+                f" ({len(self.data_phases)} slices each)"
             )
 
     @property
-    def data_stages(self) -> tuple[str, ...]:
-        return tuple(s for s in self.stages if s in DATA_STAGES)
+    def data_phases(self) -> tuple[str, ...]:
+        return tuple(p for p in self.phases if p in DATA_PHASES)
 
     @property
     def iterations(self) -> int:
-        return self.slices // len(self.data_stages)
+        return self.slices // len(self.data_phases)
 
     def gap(self, kind: str, iteration: int) -> float:
         values = getattr(self, f"{kind}_gap")
         return float(values[min(iteration, len(values)) - 1])
 
     def slice_of(self, kind: str, iteration: int) -> int:
-        """The 1-based slice stage `kind` battles on in `iteration`."""
-        per = len(self.data_stages)
-        return (iteration - 1) * per + self.data_stages.index(kind) + 1
+        """The 1-based slice phase `kind` battles on in `iteration`."""
+        per = len(self.data_phases)
+        return (iteration - 1) * per + self.data_phases.index(kind) + 1
 
     def check_iteration(self, iteration: int) -> None:
         if not 1 <= iteration <= self.iterations:
@@ -134,6 +135,8 @@ class FlywheelConfig:
         if not file.is_file():
             raise UserError(f"{path}: no such flywheel config file or packaged config")
         data = read_yaml_mapping(file, "flywheel settings")
+        if "stages" in data:  # the key's name before it was `phases`
+            raise UserError(f"{file}: `stages` is now `phases` (some of {', '.join(PHASES)})")
         check_mapping(cls, data, str(file), not_settable=("source",))
         if "target" not in data:
             raise UserError(f"{file}: `target` (the roster entry to train) is required")
@@ -146,13 +149,13 @@ class FlywheelConfig:
         )
         # Overrides come from the command line or the main job: their paths are the caller's.
         data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        for name in ("opponents", "stages"):
+        for name in ("opponents", "phases"):
             if name in data:
                 data[name] = tuple(str(v) for v in _as_list(data[name]))
-        if "stages" in data:  # they run in the method's order, whatever the file's
-            data["stages"] = tuple(
-                [s for s in STAGES if s in data["stages"]]
-                + [s for s in data["stages"] if s not in STAGES]
+        if "phases" in data:  # they run in the method's order, whatever the file's
+            data["phases"] = tuple(
+                [p for p in PHASES if p in data["phases"]]
+                + [p for p in data["phases"] if p not in PHASES]
             )
         for name in ("sft_gap", "dpo_gap", "reward_gap"):
             if name in data:

@@ -1,5 +1,5 @@
 """`arena flywheel`: mistakes are one line before any cluster starts; a real iteration
-(SFT, reward model, GRPO) runs every stage and records it, and the same config in another
+(SFT, reward model, GRPO) runs every phase and records it, and the same config in another
 folder, killed once it has selected, wrote byte-identical shards. (A killed iteration
 resuming where it stopped is checked on the main job: tests/conftest.py `main_run`.)"""
 
@@ -85,7 +85,7 @@ def _holds(k: int, pool: Path) -> bool:
 
 @pytest.mark.slow
 def test_an_iteration_runs_every_stage_and_shards_are_reproducible(client, tmp_path, tiny_llama):
-    """The subject is the stages, the state file and the shards, so every model is the
+    """The subject is the phases, the state file and the shards, so every model is the
     session's tiny Llama (tests/tiny_model.py) on real vLLM and real trl."""
     from pipeline.flows.ingest import ingest, pool_files
 
@@ -105,7 +105,7 @@ def test_an_iteration_runs_every_stage_and_shards_are_reproducible(client, tmp_p
     )
     (tmp_path / "flywheel.yaml").write_text(
         "target: tiny-greedy\nroster: roster.yaml\njudge_roster: judges.yaml\njudge: judge\n"
-        "pool: pool\nevalset: evalset\ncache: cache\nstages: [sft, reward, rl]\n"
+        "pool: pool\nevalset: evalset\ncache: cache\nphases: [sft, reward, rl]\n"
         "judge_scoring: expected\nsft_gap: [0]\nreward_gap: [0]\nslices: 2\nslice_prompts: 3\n"
         "rate_prompts: 2\nbootstrap: 10\ntrain: {max_steps: 1, max_length: 256}\n"
         "train_by_kind: {reward: {max_length: 1024}, rl: {rl_max_completion_length: 16}}\n"
@@ -125,11 +125,15 @@ def test_an_iteration_runs_every_stage_and_shards_are_reproducible(client, tmp_p
     it = json.loads((first / "flywheel.json").read_text())["iterations"]["1"]
     steps = it["steps"]
     assert it["status"] == "done" and steps["sft.train"]["trained_rows"] > 0
-    # The paper's last stages: a reward model on D2's pairs, then GRPO against it.
+    # The paper's last phases: a reward model on D2's pairs, then GRPO against it.
     assert steps["reward.select"]["rows"] > 0 and steps["reward.train"]["trained_rows"] > 0
     assert steps["rl.prompts"]["rows"] > 0 and steps["rl.train"]["trained_rows"] > 0
     assert it["final_model"]["name"] == "tiny-greedy-it1-rl"
     assert "rating tiny-greedy" in steps["rate"]["line"]
+    # What the iteration cost, summed over its battle runs and trainings.
+    cost = it["cost"]["total"]
+    assert cost["verdicts"]["computed"] > 0 and cost["prompt_tokens"] > 0
+    assert sum(cost["worker_seconds"].values()) > 0
     status = subprocess.run(
         [sys.executable, "-m", "jobs.cli", "flywheel", "status", "--out", str(first)],
         cwd=REPO, env=env, capture_output=True, text=True,

@@ -56,14 +56,14 @@ def test_paper_defaults_per_iteration(arena):
 
 def test_packaged_configs_load():
     demo = FlywheelConfig.load("demo")
-    assert demo.stages == ("sft", "dpo") and demo.iterations == 4
+    assert demo.phases == ("sft", "dpo") and demo.iterations == 4
     paper = FlywheelConfig.load("paper")
-    assert paper.stages == ("sft", "dpo", "reward", "rl") and paper.sft_gap == (3.0, 1.0)
+    assert paper.phases == ("sft", "dpo", "reward", "rl") and paper.sft_gap == (3.0, 1.0)
 
 
-def test_stages_run_in_the_methods_order(arena):
-    config = FlywheelConfig.load(write_config(arena, stages=["dpo", "sft"]))
-    assert config.stages == ("sft", "dpo")
+def test_phases_run_in_the_methods_order(arena):
+    config = FlywheelConfig.load(write_config(arena, phases=["dpo", "sft"]))
+    assert config.phases == ("sft", "dpo")
 
 
 @pytest.mark.parametrize(
@@ -71,8 +71,9 @@ def test_stages_run_in_the_methods_order(arena):
     [
         ({"sft_gap": [12]}, "sft_gap [12.0]: expected score gaps between 0 and 9"),
         ({"dpo_gap": -1}, "dpo_gap [-1.0]: expected score gaps between 0 and 9"),
-        ({"stages": ["rl"]}, "stage rl needs stage reward"),
-        ({"stages": ["ppo"]}, "stages ['ppo']: expected some of sft, dpo, reward, rl"),
+        ({"phases": ["rl"]}, "phase rl needs phase reward"),
+        ({"phases": ["ppo"]}, "phases ['ppo']: expected some of sft, dpo, reward, rl"),
+        ({"stages": ["sft"]}, "`stages` is now `phases`"),
         ({"slices": 2}, "2 slices hold no iteration"),
         ({"colour": 1}, "unknown key 'colour'"),
         ({"judge_scoring": "loud"}, "judge_scoring 'loud'"),
@@ -158,7 +159,7 @@ def test_a_step_result_is_one_flat_entry_of_the_state_file(tmp_path):
 
 
 def test_the_plan_lists_every_step_in_the_order_it_runs():
-    config = FlywheelConfig(target="t", stages=("sft", "dpo", "reward", "rl"))
+    config = FlywheelConfig(target="t", phases=("sft", "dpo", "reward", "rl"))
     plan = plan_iteration(config, 2)
     assert [s.name for s in plan] == [
         "pool",
