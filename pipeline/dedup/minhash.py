@@ -1,12 +1,11 @@
 """Near-duplicate detection with MinHash LSH (datasketch).
 
-In: prompt ids and texts. Out: duplicate clusters (cluster id, member ids,
-the member kept) so a user can inspect them before removal, and the set of
-ids to drop. Signatures are computed per chunk of rows; banding and the
-union-find join run over the compact signature arrays.
+In: prompt ids and texts. Out: duplicate clusters, groups of rows whose first member
+is kept. Signatures are computed per chunk of rows; banding and the union-find join run
+over the compact signature arrays.
 
-`duplicate_clusters` does it all in one process (small inputs, tests, the bench's
-baseline); the pieces below it (band keys, their buckets, pairs with a group's first
+`duplicate_clusters` does it all in one process: the rule's reference, which the tests
+hold the distributed stages to; the pieces below it (band keys, their buckets, pairs with a group's first
 row, connected rows) are what the distributed stages of pipeline.dedup.near use, and
 give the same clusters.
 """
@@ -14,12 +13,8 @@ give the same clusters.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-
-from core.parquet_io import write_parquet_atomic
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -160,34 +155,3 @@ def connected_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     )
     _, labels = connected_components(edges, directed=False)
     return ids, labels
-
-
-def near_dedup(
-    ids: list[str],
-    texts: list[str],
-    out_dir: str | Path | None = None,
-    threshold: float = 0.8,
-    num_perm: int = 128,
-    seed: int = 1,
-    ngram: int = 3,
-) -> set[str]:
-    """Ids to drop (all but the first member of each cluster).
-
-    When `out_dir` is given, writes `clusters.parquet` (cluster, id, text, kept).
-    """
-    sigs = signatures(texts, num_perm=num_perm, seed=seed, k=ngram)
-    clusters = duplicate_clusters(ids, sigs, threshold=threshold, num_perm=num_perm)
-    drop: set[str] = set()
-    rows = {"cluster": [], "id": [], "text": [], "kept": []}
-    for c, members in enumerate(clusters):
-        for n, i in enumerate(members):
-            rows["cluster"].append(c)
-            rows["id"].append(ids[i])
-            rows["text"].append(texts[i])
-            rows["kept"].append(n == 0)
-            if n:
-                drop.add(ids[i])
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        write_parquet_atomic(pa.table(rows), Path(out_dir) / "clusters.parquet")
-    return drop

@@ -1,11 +1,10 @@
-"""MinHash near dedup on real prompts with near-copies added."""
+"""MinHash near dedup on real prompts with near-copies added: the in-memory rule
+(`duplicate_clusters`) the distributed stages are checked against."""
 
-import pandas as pd
-
-from pipeline.dedup.minhash import near_dedup
+from pipeline.dedup.minhash import duplicate_clusters, signatures
 
 
-def test_near_copies_clustered_and_dropped(tmp_path):
+def test_near_copies_clustered_and_dropped():
     base = [
         "Write a short poem about the sea at night and the light of the moon on the waves",
         "Explain how a hash table handles collisions using open addressing and chaining",
@@ -14,11 +13,8 @@ def test_near_copies_clustered_and_dropped(tmp_path):
     near = [base[0] + " please", base[1].replace("Explain", "Describe")]
     texts = base + near
     ids = [f"p{i}" for i in range(len(texts))]
-    drop = near_dedup(ids, texts, out_dir=tmp_path, threshold=0.7)
-    assert drop == {"p3", "p4"}
-    clusters = pd.read_parquet(tmp_path / "clusters.parquet")
-    assert sorted(clusters.groupby("cluster")["id"].apply(sorted).tolist()) == [
-        ["p0", "p3"],
-        ["p1", "p4"],
-    ]
-    assert clusters["kept"].sum() == 2
+    sigs = signatures(texts, num_perm=128, seed=1, k=3)
+    clusters = duplicate_clusters(ids, sigs, threshold=0.7, num_perm=128)
+    # Each near copy joins its original, which comes first and is the one kept.
+    assert sorted(sorted(ids[i] for i in c) for c in clusters) == [["p0", "p3"], ["p1", "p4"]]
+    assert {ids[c[0]] for c in clusters} == {"p0", "p1"}
