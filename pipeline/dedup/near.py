@@ -111,8 +111,9 @@ class NearDedupConfig:
     )
     seed: int = 1
     # Band rows (a row enters one bucket per band) per band-key bucket task: its peak
-    # grows about 300 bytes a band row (150 MiB at 467k, 231 MiB at 840k).
-    rows_per_bucket: int = 500_000
+    # grows about 300 bytes a band row (150 MiB at 467k, 231 MiB at 840k), and two such
+    # tasks at once were most of the job's peak beside datatrove's.
+    rows_per_bucket: int = 250_000
 
     def __post_init__(self):
         if not 0 < self.threshold <= 1:
