@@ -135,6 +135,8 @@ def _drain(client, submit, count: int, bar, desc: str) -> list:
         except TimeoutError:
             if not bar.disable and time.time() - bar.last_print_t >= IDLE_REDRAW_S:
                 bar.refresh()
+                # Once per IDLE_REDRAW_S, not at every check: in a log each redraw is a line.
+                bar.last_print_t = time.time()
             live = client.scheduler_info(n_workers=-1)["workers"]
             if pinned and not set(pinned) & set(live):
                 attempt += 1
